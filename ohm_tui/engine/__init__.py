@@ -1,0 +1,1 @@
+"""The health engine: detection, storage, fixes and bugs. Never imports textual."""
