@@ -57,6 +57,9 @@ class Config:
     work_loop_state_file: str = "orchestrator/work_loop_state.json"
     database: str = "orchestrator.db"
     log_dir: str = "ohm/logs"
+    # Where to find the log of an agent whose state entry names none (the real
+    # format has no log_file). Placeholders: {pid}, {agent_type}, {task_id}.
+    agent_log_pattern: str | None = "logs/*-{pid}.log"
     heartbeat_log: str | None = None
     tickets_dir: str | None = "tickets"
 
@@ -178,7 +181,7 @@ _NON_NEGATIVE = {
 }
 
 
-def _check_number(key: str, value: Any, kind: type) -> float | int:
+def _check_number(key: str, value: Any, kind: type) -> Any:
     # bool is an int in Python; "three" is not a number anywhere.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(key, f"expected a number, got {value!r}")
@@ -262,7 +265,9 @@ def _validate(key: str, value: Any) -> Any:
 def config_from_mapping(data: Mapping[str, Any], origin: str = "config") -> Config:
     """Build a ``Config`` from a mapping, rejecting unknown keys and bad values."""
     if not isinstance(data, Mapping):
-        raise ConfigError("<root>", f"{origin}: expected a table of keys, got {type(data).__name__}")
+        raise ConfigError(
+            "<root>", f"{origin}: expected a table of keys, got {type(data).__name__}"
+        )
     values: dict[str, Any] = {}
     for key, value in data.items():
         if key not in _FIELDS:

@@ -191,6 +191,9 @@ class CrashRow:
     respawned: bool
     bug_reported: bool
     bug_number: int | None
+    cwd: str | None = None
+    source: str | None = None  # "real" | "ohm" | "ohm_spawned": where it came from
+    fix_state: str | None = None  # pending | claimed | done | skipped
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,78 @@
+"""``ohm check``: one health check, with monitoring-plugin exit codes."""
+
+from __future__ import annotations
+
+import argparse
+
+from ohm_tui.cli import output as out
+from ohm_tui.cli.context import EXIT_UNKNOWN, open_monitor
+from ohm_tui.engine.models import STATUS_ORDER, ActionResult, HealthReport, Issue
+
+
+def exit_code_for(status: str) -> int:
+    """0 healthy, 1 degraded, 2 critical, 3 anything else (unknown)."""
+    return STATUS_ORDER.get(status, EXIT_UNKNOWN)
+
+
+def render_issue(issue: Issue) -> str:
+    """``  [critical] orchestrator_freeze: <detail> (agent, task; action; bug)``, never cut."""
+    context = []
+    if issue.agent_type or issue.agent_pid is not None:
+        context.append(out.agent_label(issue.agent_type, issue.agent_pid))
+    if issue.task_id:
+        context.append(f"task {out.clean(issue.task_id)}")
+    if issue.action_taken:
+        context.append(f"action: {out.clean(issue.action_taken)}")
+    if issue.bug_number is not None:
+        context.append(out.bug_label(issue.bug_number))
+    line = f"  [{issue.severity}] {issue.type}: {out.clean(issue.error)}"
+    return line + (f" ({'; '.join(context)})" if context else "")
+
+
+def render_report(report: HealthReport, data_dir: str) -> str:
+    """The status line, the metrics line, then one line per issue."""
+    n = len(report.issues)
+    lines = [
+        f"{report.status.upper()}: {n} issue{'' if n == 1 else 's'}  "
+        f"(data dir {data_dir}, checked {out.local_iso(report.checked_at)})",
+        f"  active agents {report.active_agents}"
+        f" | crashed last hour {report.crashed_agents_last_hour}"
+        f" | respawn success {out.rate(report.respawn_success_rate)}"
+        f" | last poll {out.seconds_ago(report.orchestrator_last_poll)}",
+    ]
+    lines.extend(render_issue(issue) for issue in report.issues)
+    return "\n".join(lines)
+
+
+def render_fixes(results: list[ActionResult], bug_numbers: list[int]) -> str:
+    lines = ["", "Fixes:" if results else "Fixes: none needed"]
+    for r in results:
+        mark = "ok" if r.ok else "FAILED"
+        lines.append(f"  [{mark}] {r.action}: {out.clean(r.message)}")
+    if bug_numbers:
+        lines.append("Bugs filed or updated: " + ", ".join(out.bug_label(b) for b in bug_numbers))
+    else:
+        lines.append("Bugs filed or updated: none")
+    return "\n".join(lines)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    with open_monitor(args) as monitor:
+        report = monitor.check()
+        results: list[ActionResult] = []
+        bug_numbers: list[int] = []
+        if args.fix:
+            results = monitor.auto_fix_issues(report)
+            bug_numbers = monitor.report_bugs_if_any(report)
+        if args.json:
+            doc = report.to_dict()
+            doc["checked_at"] = report.checked_at
+            if args.fix:
+                doc["fixes"] = [r.to_dict() for r in results]
+                doc["bugs_reported"] = bug_numbers
+            out.emit_json(doc)
+        else:
+            out.emit(render_report(report, monitor.config.data_dir))
+            if args.fix:
+                out.emit(render_fixes(results, bug_numbers))
+        return exit_code_for(report.status)

@@ -1,0 +1,73 @@
+"""``ohm demo``: a live sample orchestrator in a fresh directory, watched by ohm.
+
+Every way out (``q``, Ctrl-C, SIGTERM, SIGHUP, an exception) unwinds through
+the ``with`` blocks below, which stop the monitor and then the demo session, so
+no demo process outlives the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from typing import Any
+
+from ohm_tui.cli import output as out
+from ohm_tui.cli.console import InterruptOnSignal
+from ohm_tui.cli.context import EXIT_OK, EXIT_UNKNOWN, CliError
+from ohm_tui.cli.watch import StopSignals, run_watch_loop
+from ohm_tui.engine.config import load_config
+from ohm_tui.engine.monitor import OrchestratorHealthMonitor
+
+DemoConsole = Callable[[OrchestratorHealthMonitor, Any], None]
+
+
+def load_demo_console() -> DemoConsole:
+    """The console with the demo shown in its header, or a clear error."""
+    try:
+        from ohm_tui.tui.app import make_app
+    except ImportError as exc:
+        raise CliError(
+            f"the console is not available ({exc}); try 'ohm demo --no-tui'", EXIT_UNKNOWN
+        ) from None
+
+    def run(monitor: OrchestratorHealthMonitor, session: Any) -> None:
+        make_app(monitor, demo=session).run()
+
+    return run
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        from ohm_tui.demo.session import DemoSession
+    except ImportError as exc:
+        raise CliError(f"the demo is not available ({exc})", EXIT_UNKNOWN) from None
+    # Fail before starting any process when the console cannot load.
+    console = None if args.no_tui else load_demo_console()
+    data_dir = "?"
+    with InterruptOnSignal():
+        try:
+            with DemoSession(
+                seed=args.seed,
+                speed=args.speed,
+                max_agents=args.agents,
+                remove_dir=not args.keep,
+            ) as session:
+                data_dir = os.fspath(session.state_dir)
+                out.emit(f"ohm demo: sample orchestrator running in {data_dir}")
+                overrides = {**session.config_overrides(), "auto_fix": True}
+                cfg = load_config(args.config or None, data_dir=data_dir, overrides=overrides)
+                with OrchestratorHealthMonitor(cfg, name=f"demo:{os.getpid()}") as monitor:
+                    if console is None:
+                        with StopSignals() as stop:
+                            run_watch_loop(monitor, stop)
+                    else:
+                        console(monitor, session)
+        except KeyboardInterrupt:
+            pass
+    if args.keep:
+        out.emit(f"ohm demo: stopped; state kept in {data_dir}")
+        out.emit(f"  look back with: ohm crashes --last=1h --data-dir {data_dir}")
+    else:
+        out.emit("ohm demo: stopped; every demo process has ended")
+    return EXIT_OK

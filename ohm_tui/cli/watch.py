@@ -1,0 +1,110 @@
+"""``ohm watch``: the headless monitor loop, for systemd or a terminal.
+
+One line per engine event, flushed at once so ``journalctl -f`` shows it live.
+SIGTERM, SIGINT (Ctrl-C) and SIGHUP only set a flag: the main thread then stops
+the monitor in order, so a stop never leaves a half-done fix or a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from types import FrameType, TracebackType
+from typing import Any
+
+from ohm_tui.cli import output as out
+from ohm_tui.cli.context import EXIT_OK, open_monitor
+from ohm_tui.engine.models import Event
+from ohm_tui.engine.monitor import OrchestratorHealthMonitor
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class StopSignals:
+    """While active, the stop signals set ``event`` instead of killing the process.
+
+    Previous handlers are restored on exit, so ``main()`` can be called from
+    tests (or embedded) without leaving handlers behind.
+    """
+
+    def __init__(self, signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> None:
+        self.signals = signals
+        self.event = threading.Event()
+        self.received: signal.Signals | None = None
+        self._previous: dict[signal.Signals, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received = signal.Signals(signum)
+        self.event.set()
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.signals:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
+
+
+def format_event(event: Event) -> str:
+    """``<ISO time> <kind> <agent> task=<id>: <message>`` on one line."""
+    parts = [out.local_iso(event.ts), out.clean(event.kind)]
+    if event.agent_type or event.agent_pid is not None:
+        parts.append(out.agent_label(event.agent_type, event.agent_pid))
+    if event.task_id:
+        parts.append(f"task={out.clean(event.task_id)}")
+    if event.bug_number is not None:
+        parts.append(out.bug_label(event.bug_number))
+    return " ".join(parts) + ": " + out.clean(event.message)
+
+
+class EventPrinter:
+    """The listener: called from engine threads, so lines are printed under a lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        line = format_event(event)
+        with self._lock:
+            out.emit(line)
+
+
+def run_watch_loop(monitor: OrchestratorHealthMonitor, stop: StopSignals) -> int:
+    """Print events until a stop signal, then stop the monitor cleanly."""
+    monitor.add_listener(EventPrinter())
+    monitor.start()
+    try:
+        while not stop.event.wait(0.5):
+            pass
+    finally:
+        reason = stop.received.name if stop.received else "exit"
+        out.emit(f"ohm watch: stopping ({reason})")
+        monitor.stop()
+    out.emit("ohm watch: stopped")
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.interval is not None:
+        overrides["health_check_interval"] = args.interval
+    if args.no_fix:
+        overrides["auto_fix"] = False
+    with StopSignals() as stop, open_monitor(args, overrides=overrides) as monitor:
+        cfg = monitor.config
+        fixing = "on" if monitor.auto_fix else "off"
+        out.emit(
+            f"ohm watch: watching {cfg.data_dir} every {cfg.health_check_interval:g}s, "
+            f"auto-fix {fixing} (stop with Ctrl-C or SIGTERM)"
+        )
+        return run_watch_loop(monitor, stop)

@@ -1,0 +1,354 @@
+"""Detection: turn what the sources say and what the process table shows into
+observations and issues. Nothing here writes anything.
+
+The real orchestrator's first monitor cleaned state inside its check and then
+had nothing left to record. Here a check only *looks*; ``fixes.py`` acts later
+on what a check found.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ohm_tui.engine import logparse, procs
+from ohm_tui.engine.config import Config
+from ohm_tui.engine.models import AgentRecord, CrashInfo, Issue
+from ohm_tui.engine.statefile import LoopState
+
+Liveness = Literal["alive", "zombie", "dead", "ended_ok", "not_running"]
+
+
+@dataclass(slots=True)
+class Observation:
+    """One agent run as this check saw it."""
+
+    record: AgentRecord
+    liveness: Liveness
+    raw: procs.RawProc | None = None
+    cpu_percent: float | None = None
+    exit_code: int | None = None
+    died_at: float | None = None
+    crash: CrashInfo | None = None
+    is_crash: bool = False
+    recent: bool = False  # died recently enough to act on
+    stale_entry: bool = False  # its source still lists it as running, but it is not
+    log_mtime: float | None = None
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class ExitInfo:
+    """What the runner wrapper recorded when an agent ohm started ended."""
+
+    pid: int
+    started_at: float | None
+    ended_at: float | None
+    exit_code: int | None
+    path: Path | None = None
+
+
+@dataclass(slots=True)
+class Findings:
+    observations: list[Observation] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+
+
+def log_mtime(path: str | None) -> float | None:
+    if not path:
+        return None
+    try:
+        return Path(path).stat().st_mtime
+    except OSError:
+        return None
+
+
+def observe(
+    record: AgentRecord,
+    *,
+    table: dict[int, procs.RawProc],
+    config: Config,
+    now: float,
+    seen_before: bool,
+    exit_info: ExitInfo | None,
+    dead_since: float | None,
+) -> Observation:
+    """Classify one agent run: alive, a crash, a clean end, or a stale entry.
+
+    A crash needs evidence (a non-zero exit code, a traceback in its log, or a
+    process ohm saw alive that vanished while its entry still says running), so
+    that a file full of long-dead entries is cleaned, never mass-respawned.
+    """
+    listed_running = record.status in ("running", "spawned", "starting")
+    # Only a state file can hold a stale entry; ohm's own records close themselves.
+    in_file = record.source != "ohm_spawned"
+    raw = table.get(record.pid)
+    alive = raw is not None and procs.identity_matches(
+        record.pid,
+        started_at=record.started_at,
+        create_time=record.create_time,
+        tolerance=config.pid_start_tolerance,
+        command=record.command or None,
+        raw=raw,
+    )
+    mtime = log_mtime(record.log_file)
+    if alive and raw is not None and raw.state != "Z":
+        return Observation(record, "alive", raw=raw, log_mtime=mtime)
+    if alive and raw is not None:
+        return Observation(
+            record,
+            "zombie",
+            raw=raw,
+            log_mtime=mtime,
+            stale_entry=listed_running and in_file,
+            reason="process is a zombie (exited, not reaped by its parent)",
+        )
+
+    exit_code = record.exit_code
+    died_at: float | None = None
+    if exit_info is not None:
+        exit_code = exit_info.exit_code if exit_info.exit_code is not None else exit_code
+        died_at = exit_info.ended_at
+    if not listed_running and exit_info is None:
+        # The source itself says it ended (completed / killed / failed): history, not news.
+        return Observation(record, "not_running", exit_code=exit_code, log_mtime=mtime)
+
+    tail = logparse.tail_text(record.log_file, config.log_tail_bytes) if record.log_file else ""
+    info = logparse.parse_crash(tail) if tail else CrashInfo()
+    has_tb = bool(tail) and logparse.has_traceback(tail)
+    if died_at is None:
+        died_at = dead_since if dead_since is not None else (mtime or record.started_at or now)
+    recent = (now - died_at) <= config.crash_recent_window
+
+    if exit_code == 0 and not has_tb:
+        return Observation(
+            record,
+            "ended_ok",
+            exit_code=0,
+            died_at=died_at,
+            log_mtime=mtime,
+            stale_entry=listed_running and in_file,
+            reason="exited 0",
+        )
+
+    reason = ""
+    is_crash = False
+    if exit_code is not None and exit_code != 0:
+        is_crash, reason = True, f"exited with code {exit_code}"
+    elif has_tb:
+        is_crash, reason = True, "traceback in log"
+    elif seen_before and (dead_since is None or now - dead_since >= config.heartbeat_interval):
+        # Gone while its entry still says running, past the orchestrator's own
+        # bookkeeping delay (one loop cycle).
+        is_crash, reason = True, "process gone while its entry says running"
+    if raw is not None and not alive:
+        reason = (reason + "; " if reason else "") + "PID now belongs to another process"
+    if is_crash and not info.error_type:
+        info.error_type = "ExitCode" if exit_code not in (None, 0) else "ProcessGone"
+        info.error_message = info.error_message or reason
+        info.fingerprint = info.fingerprint or logparse.fingerprint(
+            info.error_type, [], f"{record.agent_type}:{record.task_id}"
+        )
+    return Observation(
+        record,
+        "dead",
+        exit_code=exit_code,
+        died_at=died_at,
+        crash=info if is_crash else None,
+        is_crash=is_crash,
+        recent=recent,
+        stale_entry=listed_running and in_file,
+        log_mtime=mtime,
+        reason=reason or "process gone (no exit code, no traceback)",
+    )
+
+
+def _start(obs: Observation, default: float) -> float:
+    return obs.raw.start_time if obs.raw is not None else default
+
+
+def stalled(obs: Observation, config: Config, now: float) -> bool:
+    """Alive, silent and idle: the agent waiting at a ``[y/N]`` prompt."""
+    if obs.liveness != "alive" or obs.raw is None:
+        return False
+    if now - obs.raw.start_time < config.stalled_after:
+        return False
+    last_output = obs.log_mtime if obs.log_mtime is not None else obs.raw.start_time
+    if now - last_output < config.stalled_after:
+        return False
+    return obs.cpu_percent is not None and obs.cpu_percent < config.stalled_cpu_percent
+
+
+def agent_issues(observations: list[Observation], config: Config, now: float) -> list[Issue]:
+    """Issues about agents: crashes, zombies, stale entries, duplicates, stalls."""
+    issues: list[Issue] = []
+    stale: list[Observation] = []
+    by_task: dict[str, list[Observation]] = defaultdict(list)
+    for obs in observations:
+        r = obs.record
+        if obs.is_crash and obs.crash is not None:
+            msg = obs.crash.error_type or "crash"
+            if obs.crash.error_message:
+                msg = f"{msg}: {obs.crash.error_message}"
+            issues.append(
+                Issue(
+                    type="agent_crash",
+                    severity="degraded",
+                    error=msg,
+                    agent_pid=r.pid,
+                    agent_type=r.agent_type,
+                    task_id=r.task_id,
+                    agent_key=r.key,
+                    details={"reason": obs.reason, "exit_code": obs.exit_code},
+                )
+            )
+        if obs.liveness == "zombie":
+            issues.append(
+                Issue(
+                    type="zombie",
+                    severity="degraded",
+                    error=f"agent {r.agent_type} pid {r.pid} is a zombie process",
+                    agent_pid=r.pid,
+                    agent_type=r.agent_type,
+                    task_id=r.task_id,
+                    agent_key=r.key,
+                    details={"kind": "process", "ppid": obs.raw.ppid if obs.raw else None},
+                )
+            )
+        if obs.stale_entry and obs.liveness != "zombie" and not obs.is_crash:
+            stale.append(obs)  # crashes are shown as crashes; cleanup still tidies them
+        if obs.liveness == "alive":
+            if r.task_id:
+                by_task[r.task_id].append(obs)
+            if stalled(obs, config, now):
+                issues.append(
+                    Issue(
+                        type="stalled_agent",
+                        severity="degraded",
+                        error=(
+                            f"{r.agent_type} pid {r.pid} alive but silent and idle for "
+                            f"{int(now - (obs.log_mtime or _start(obs, now)))} s"
+                            " (waiting at a prompt?)"
+                        ),
+                        agent_pid=r.pid,
+                        agent_type=r.agent_type,
+                        task_id=r.task_id,
+                        agent_key=r.key,
+                    )
+                )
+    if stale:
+        issues.append(
+            Issue(
+                type="zombie",
+                severity="degraded",
+                error=f"{len(stale)} stale entr{'y' if len(stale) == 1 else 'ies'} listed as "
+                "running whose process is gone",
+                details={
+                    "kind": "stale_entries",
+                    "entries": [
+                        {
+                            "pid": o.record.pid,
+                            "agent_type": o.record.agent_type,
+                            "task_id": o.record.task_id,
+                            "key": o.record.key,
+                            "source": o.record.source,
+                            "reason": o.reason,
+                        }
+                        for o in stale
+                    ],
+                },
+            )
+        )
+    for task_id, group in sorted(by_task.items()):
+        if len(group) > 1:
+            issues.append(
+                Issue(
+                    type="duplicate_agents",
+                    severity="degraded",
+                    error=f"{len(group)} live agents on task {task_id}",
+                    agent_type=group[0].record.agent_type,
+                    task_id=task_id,
+                    details={"pids": [o.record.pid for o in group]},
+                )
+            )
+    return issues
+
+
+def orchestrator_issues(
+    *,
+    loop: LoopState | None,
+    heartbeat_age: float | None,
+    orchestrator_pids: list[int],
+    expected_pid: int | None,
+    expected_alive: bool | None,
+    expected_stopped: bool,
+    config: Config,
+    now: float,
+) -> tuple[list[Issue], float | None]:
+    """Liveness of the loop itself. Returns the issues and the last-poll age."""
+    issues: list[Issue] = []
+    last_poll_age: float | None = None
+    if loop is not None and loop.last_update is not None:
+        last_poll_age = max(0.0, now - loop.last_update)
+    if loop is not None and loop.problem and loop.last_update is None:
+        issues.append(
+            Issue(
+                type="state_file_error",
+                severity="degraded",
+                error=f"{loop.path}: {loop.problem}",
+                details={"file": str(loop.path)},
+            )
+        )
+    if last_poll_age is not None and last_poll_age > config.orchestrator_freeze_threshold:
+        issues.append(
+            Issue(
+                type="orchestrator_freeze",
+                severity="critical",
+                error=(
+                    f"orchestrator loop frozen: last poll {int(last_poll_age)} s ago "
+                    f"(threshold {int(config.orchestrator_freeze_threshold)} s)"
+                ),
+                details={"reason": "loop_stale", "last_poll_age": last_poll_age},
+            )
+        )
+    if heartbeat_age is not None and heartbeat_age > 2 * config.heartbeat_interval:
+        issues.append(
+            Issue(
+                type="orchestrator_freeze",
+                severity="degraded",
+                error=f"heartbeat log silent for {int(heartbeat_age)} s "
+                f"(expected a line every {int(config.heartbeat_interval)} s)",
+                details={"reason": "heartbeat_stale", "heartbeat_age": heartbeat_age},
+            )
+        )
+    if expected_pid is not None and expected_alive is False:
+        issues.append(
+            Issue(
+                type="orchestrator_freeze",
+                severity="critical",
+                error=f"orchestrator process {expected_pid} is gone",
+                details={"reason": "process_gone", "pid": expected_pid},
+            )
+        )
+    elif expected_stopped:
+        issues.append(
+            Issue(
+                type="orchestrator_freeze",
+                severity="critical",
+                error=f"orchestrator process {expected_pid} is stopped (SIGSTOP?)",
+                details={"reason": "process_stopped", "pid": expected_pid},
+            )
+        )
+    if len(orchestrator_pids) > 1:
+        issues.append(
+            Issue(
+                type="multiple_orchestrators",
+                severity="degraded",
+                error=f"{len(orchestrator_pids)} orchestrator instances running: "
+                + ", ".join(str(p) for p in orchestrator_pids),
+                details={"pids": orchestrator_pids},
+            )
+        )
+    return issues, last_poll_age

@@ -1,0 +1,735 @@
+"""Fixes: respawn crashed agents, clean stale entries, restart a frozen loop.
+
+Each fix acts on what a check found and is idempotent: a crash is *claimed* in
+the database before it is acted on, so two monitors (or two calls) can never
+respawn the same crash twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ohm_tui.engine import procs, statefile, timeutil
+from ohm_tui.engine.config import Config, check_file_trust
+from ohm_tui.engine.detect import Observation
+from ohm_tui.engine.models import (
+    ActionResult,
+    AgentRecord,
+    CrashInfo,
+    CrashRow,
+    HealthReport,
+    Issue,
+)
+from ohm_tui.engine.store import RespawnState, StoreError
+
+if TYPE_CHECKING:
+    from ohm_tui.engine.monitor import OrchestratorHealthMonitor
+
+log = logging.getLogger("ohm.fixes")
+
+_SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def task_key(agent_type: str | None, task_id: str | None) -> str:
+    """Respawn limits count per task; an agent without a task counts per type."""
+    return f"task:{task_id}" if task_id else f"type:{agent_type or 'agent'}"
+
+
+def slug(text: str | None, default: str = "agent") -> str:
+    """A file-name-safe piece (task ids like ``../../etc/x`` stay inside their folder)."""
+    s = _SLUG.sub("_", text or "").strip("._")[:60]
+    return s or default
+
+
+@dataclass(slots=True)
+class RestartAttempt:
+    started_ts: float
+    deadline: float
+    pid: int | None
+
+
+class Fixer:
+    """All actions that change processes or files. Called with the monitor's lock held."""
+
+    def __init__(self, monitor: OrchestratorHealthMonitor) -> None:
+        self.m = monitor
+        self._noted: set[str] = set()
+        self._tasks: set[str] = set()
+        self._orch_pid: int | None = None
+        self._restart: RestartAttempt | None = None
+        self._next_due: float | None = None
+
+    @property
+    def cfg(self) -> Config:
+        return self.m.config
+
+    # ------------------------------------------------------------ bookkeeping
+    def note_exit(self, rec: AgentRecord, obs: Observation, now: float) -> None:
+        """Count fast clean exits (flapping) and reset the respawn count after a stable run.
+
+        Crashes have their own limit (``max_respawn_attempts``); flapping is the
+        agent that exits 0 moments after every start, which no crash counter sees.
+        """
+        if rec.key in self._noted:
+            return
+        self._noted.add(rec.key)
+        tk = task_key(rec.agent_type, rec.task_id)
+        self._tasks.add(tk)
+        if rec.started_at is None:
+            return
+        runtime = (obs.died_at or now) - rec.started_at
+        try:
+            st = self.m.store.get_respawn_state(tk)
+            changed = False
+            if runtime < self.cfg.flap_min_runtime and not obs.is_crash:
+                recent = [t for t in st.recent_fast_exits if now - t <= self.cfg.flap_window]
+                st.recent_fast_exits = [*recent, now][-50:]
+                changed = True
+            elif runtime >= self.cfg.respawn_stable_after and st.attempts and not st.given_up:
+                st.attempts = 0
+                changed = True
+            if changed:
+                self.m.store.save_respawn_state(st)
+        except StoreError as exc:
+            log.warning("could not update respawn state for %s: %s", tk, exc)
+
+    def note_orchestrator(self, pid: int | None, matched: list[int], loop: Any, now: float) -> None:
+        self._orch_pid = pid if pid is not None else (matched[0] if len(matched) == 1 else None)
+        if self._restart is not None:
+            self._verify_restart(loop, now)
+
+    def is_flapping(self, st: RespawnState, now: float) -> bool:
+        recent = [t for t in st.recent_fast_exits if now - t <= self.cfg.flap_window]
+        return len(recent) >= self.cfg.flap_threshold
+
+    def flapping_issues(self, now: float) -> list[Issue]:
+        issues = []
+        for tk in sorted(self._tasks | self._observed_tasks()):
+            st = self.m.store.get_respawn_state(tk)
+            if self.is_flapping(st, now):
+                n = len([t for t in st.recent_fast_exits if now - t <= self.cfg.flap_window])
+                issues.append(
+                    Issue(
+                        type="flapping",
+                        severity="degraded",
+                        error=f"{tk} exited soon after start {n} times in "
+                        f"{int(self.cfg.flap_window)} s; not respawning it",
+                        task_id=tk.split(":", 1)[1] if tk.startswith("task:") else None,
+                        details={"task_key": tk, "fast_exits": n},
+                    )
+                )
+        return issues
+
+    def given_up_issues(self) -> list[Issue]:
+        issues = []
+        for tk in sorted(self._tasks | self._observed_tasks()):
+            st = self.m.store.get_respawn_state(tk)
+            if st.given_up:
+                issues.append(
+                    Issue(
+                        type="agent_crash",
+                        severity="degraded",
+                        error=f"{tk} given up after {st.attempts} respawns; "
+                        "respawn it by hand once fixed",
+                        task_id=tk.split(":", 1)[1] if tk.startswith("task:") else None,
+                        action_taken="gave up",
+                        details={"task_key": tk, "given_up": True},
+                    )
+                )
+        return issues
+
+    def _observed_tasks(self) -> set[str]:
+        return {
+            task_key(o.record.agent_type, o.record.task_id)
+            for o in self.m._observations.values()
+            if o.liveness != "alive"
+        }
+
+    def respawn_status(self, rec: AgentRecord) -> tuple[int, bool, float | None]:
+        """(respawns so far, given up, next respawn time) for the console."""
+        try:
+            st = self.m.store.get_respawn_state(task_key(rec.agent_type, rec.task_id))
+        except StoreError:
+            return 0, False, None
+        nxt = (
+            st.next_allowed_ts
+            if st.next_allowed_ts and st.next_allowed_ts > timeutil.now()
+            else None
+        )
+        return st.attempts, bool(st.given_up), nxt
+
+    def next_due_in(self) -> float | None:
+        if self._restart is not None:
+            return 1.0
+        if self._next_due is None:
+            return None
+        return max(0.0, self._next_due - timeutil.now())
+
+    # ------------------------------------------------------------ respawn
+    def backoff(self, attempts: int) -> float:
+        if attempts <= 0:
+            return 0.0
+        return float(
+            self.cfg.respawn_backoff_base * self.cfg.respawn_backoff_factor ** (attempts - 1)
+        )
+
+    def run(self, report: HealthReport) -> list[ActionResult]:
+        results = self.handle_pending()
+        if self.m._state_ok:
+            plan = self._stale(list(self.m._observations.values()))
+            if plan:
+                results.append(self.clean(list(self.m._observations.values())))
+        for pid, code in procs.reap_children():
+            log.debug("reaped child %s (%s)", pid, code)
+        restart = self._maybe_restart(report)
+        if restart is not None:
+            results.append(restart)
+        return results
+
+    def handle_pending(self, only: int | None = None) -> list[ActionResult]:
+        results: list[ActionResult] = []
+        store = self.m.store
+        now = timeutil.now()
+        self._next_due = None
+        store.release_stale_claims(now - max(60.0, 2 * self.cfg.health_check_interval))
+        pending = store.pending_crashes()
+        for crash in sorted(pending, key=lambda c: c.crashed_at):
+            if only is not None and crash.crash_id != only:
+                continue
+            res = self._handle_crash(crash, now)
+            if res is not None:
+                results.append(res)
+        return results
+
+    def _handle_crash(self, crash: CrashRow, now: float) -> ActionResult | None:
+        store = self.m.store
+        tk = task_key(crash.agent_type, crash.task_id)
+        self._tasks.add(tk)
+        if not store.claim_crash(crash.crash_id, self.m._holder):
+            return None
+        st = store.get_respawn_state(tk)
+        rec = self.record_from_crash(crash)
+        if st.given_up:
+            store.finish_crash(
+                crash.crash_id, action_taken="not respawned: gave up earlier", respawned=False
+            )
+            return None
+        if self.is_flapping(st, now):
+            return self._give_up(crash, st, rec, "flapping: exits soon after every start")
+        if st.attempts >= self.cfg.max_respawn_attempts:
+            return self._give_up(crash, st, rec, f"{st.attempts} respawns did not help")
+        due = crash.crashed_at + self.backoff(st.attempts)
+        if now < due:
+            st.next_allowed_ts = due
+            store.save_respawn_state(st)
+            store.finish_crash(
+                crash.crash_id, action_taken=f"respawning in {due - now:.0f}s", fix_state="pending"
+            )
+            self._next_due = due if self._next_due is None else min(self._next_due, due)
+            return None
+        return self._respawn(rec, crash=crash, st=st, manual=False)
+
+    def _give_up(
+        self, crash: CrashRow, st: RespawnState, rec: AgentRecord, why: str
+    ) -> ActionResult:
+        store = self.m.store
+        st.given_up = True
+        st.given_up_ts = timeutil.now()
+        st.next_allowed_ts = None
+        store.save_respawn_state(st)
+        msg = f"gave up on {rec.agent_type} {rec.task_id or ''} after {st.attempts} respawns: {why}"
+        store.finish_crash(crash.crash_id, action_taken="gave up", respawned=False)
+        self.m.event(
+            "gave_up",
+            msg.strip(),
+            agent_key=rec.key,
+            agent_pid=rec.pid,
+            agent_type=rec.agent_type,
+            task_id=rec.task_id,
+            crash_id=crash.crash_id,
+        )
+        self.m.notifier.alert("warning", msg)
+        return ActionResult(False, "give_up", msg, agent_key=rec.key)
+
+    def record_from_crash(self, crash: CrashRow) -> AgentRecord:
+        """Rebuild what is needed to run a crashed agent again from its crash row."""
+        obs = self.m._observations.get(crash.agent_key)
+        if obs is not None:
+            return obs.record
+        try:
+            argv = shlex.split(crash.command_text or "")
+        except ValueError:
+            argv = (crash.command_text or "").split()
+        return AgentRecord(
+            key=crash.agent_key,
+            pid=crash.agent_pid,
+            agent_type=crash.agent_type,
+            task_id=crash.task_id,
+            source=crash.source
+            if crash.source in ("real", "ohm", "ohm_spawned")
+            else "ohm_spawned",  # type: ignore[arg-type]
+            command=argv,
+            command_text=crash.command_text or "",
+            cwd=crash.cwd,
+            log_file=crash.log_file,
+            started_at=None,
+            status="crashed",
+            exit_code=crash.exit_code,
+        )
+
+    def _trust_source(self, rec: AgentRecord) -> None:
+        if rec.source in ("real", "ohm") and not self.cfg.allow_insecure_files:
+            check_file_trust(self.cfg.agent_state_path, "state file")
+
+    def _respawn(
+        self, rec: AgentRecord, *, crash: CrashRow | None, st: RespawnState, manual: bool
+    ) -> ActionResult:
+        store = self.m.store
+        now = timeutil.now()
+        crash_id = crash.crash_id if crash else None
+        attempt = st.attempts + 1
+        label = "manual respawn" if manual else f"respawn {attempt}/{self.cfg.max_respawn_attempts}"
+        try:
+            if not rec.command:
+                raise ValueError("no command known for this agent")
+            self._trust_source(rec)
+            new = self.spawn(
+                rec.command,
+                agent_type=rec.agent_type,
+                task_id=rec.task_id,
+                cwd=rec.cwd,
+                env=None,
+                respawn_of=rec,
+            )
+        except (OSError, ValueError, StoreError) as exc:
+            msg = f"{label} of {rec.agent_type} {rec.task_id or ''} failed: {exc}"
+            st.attempts = attempt if not manual else st.attempts
+            st.last_attempt_ts = now
+            store.save_respawn_state(st)
+            store.add_respawn(
+                task_key=st.task_key,
+                crash_id=crash_id,
+                old_key=rec.key,
+                new_key=None,
+                ok=False,
+                message=msg,
+                ts=now,
+            )
+            if crash is not None:
+                store.finish_crash(crash.crash_id, action_taken=f"{label} failed", respawned=False)
+            self.m.event(
+                "respawn_failed",
+                msg[:500],
+                agent_key=rec.key,
+                agent_pid=rec.pid,
+                agent_type=rec.agent_type,
+                task_id=rec.task_id,
+                crash_id=crash_id,
+            )
+            return ActionResult(False, "respawn", msg, agent_key=rec.key)
+        st.attempts = 0 if manual else attempt
+        if manual:
+            st.given_up = False
+            st.recent_fast_exits = []
+        st.last_attempt_ts = now
+        st.next_allowed_ts = None
+        st.last_start_ts = now
+        store.save_respawn_state(st)
+        store.add_respawn(
+            task_key=st.task_key,
+            crash_id=crash_id,
+            old_key=rec.key,
+            new_key=new.key,
+            ok=True,
+            message=label,
+            ts=now,
+        )
+        action = (
+            "respawned by hand"
+            if manual
+            else f"respawned {attempt}/{self.cfg.max_respawn_attempts}"
+        )
+        if crash is not None:
+            store.finish_crash(crash.crash_id, action_taken=action, respawned=True)
+        msg = f"{action}: {rec.agent_type} {rec.task_id or ''} as pid {new.pid} (was {rec.pid})"
+        self.m.event(
+            "respawned",
+            msg,
+            agent_key=new.key,
+            agent_pid=new.pid,
+            agent_type=rec.agent_type,
+            task_id=rec.task_id,
+            crash_id=crash_id,
+            data={"old_key": rec.key},
+        )
+        if rec.source in ("real", "ohm"):
+            self._write_back(rec, new)
+        return ActionResult(True, "respawn", msg, agent_key=new.key, new_pid=new.pid)
+
+    def manual_respawn(self, rec: AgentRecord) -> ActionResult:
+        st = self.m.store.get_respawn_state(task_key(rec.agent_type, rec.task_id))
+        crash = self.m.store.crash_by_key(rec.key)
+        if crash is not None and not self.m.store.claim_crash(crash.crash_id, self.m._holder):
+            crash = None  # already handled: still respawn (the operator asked), do not touch it
+        return self._respawn(rec, crash=crash, st=st, manual=True)
+
+    def spawn(
+        self,
+        argv: list[str],
+        *,
+        agent_type: str,
+        task_id: str | None,
+        cwd: str | None,
+        env: Mapping[str, str] | None,
+        respawn_of: AgentRecord | None,
+    ) -> AgentRecord:
+        """Start an agent through the runner wrapper and record it in ohm_agents."""
+        now = timeutil.now()
+        log_file = self.cfg.log_dir_path / (
+            f"{slug(agent_type)}-{slug(task_id, 'none')}-{int(now * 1000)}.log"
+        )
+        res = procs.spawn_agent_process(
+            list(argv),
+            cwd=cwd,
+            log_file=log_file,
+            exits_dir=self.cfg.exits_dir_path,
+            env=env,
+            meta={"agent_type": agent_type, "task_id": task_id},
+        )
+        key = statefile.agent_key(res.pid, res.create_time)
+        rec = AgentRecord(
+            key=key,
+            pid=res.pid,
+            agent_type=agent_type,
+            task_id=task_id,
+            source="ohm_spawned",
+            command=list(argv),
+            command_text=shlex.join(argv),
+            cwd=cwd,
+            log_file=str(log_file),
+            started_at=res.create_time,
+            status="running",
+            create_time=res.create_time,
+        )
+        self.m.store.add_ohm_agent(
+            agent_key=key,
+            pid=res.pid,
+            create_time=res.create_time,
+            agent_type=agent_type,
+            task_id=task_id,
+            argv=list(argv),
+            command_text=rec.command_text,
+            cwd=cwd,
+            log_file=str(log_file),
+            source_file=str(self.cfg.agent_state_path)
+            if respawn_of and respawn_of.source != "ohm_spawned"
+            else None,
+            respawn_of=respawn_of.key if respawn_of else None,
+            started_ts=res.create_time,
+        )
+        if respawn_of is None:
+            self.m.event(
+                "spawned",
+                f"started {agent_type} {task_id or ''} as pid {res.pid}",
+                agent_key=key,
+                agent_pid=res.pid,
+                agent_type=agent_type,
+                task_id=task_id,
+            )
+        return rec
+
+    def _write_back(self, old: AgentRecord, new: AgentRecord) -> None:
+        """Tell the orchestrator: the new PID runs this task now, the old one ended."""
+        fmt = self.m._last_view.format if self.m._last_view else "real"
+
+        def mutate(data: dict[str, Any]) -> None:
+            active = data.setdefault("active_agents", {})
+            old_entry = active.get(str(old.pid)) if isinstance(active, dict) else None
+            entry: dict[str, Any] = {}
+            if isinstance(old_entry, dict):
+                entry = {
+                    k: v
+                    for k, v in old_entry.items()
+                    if k
+                    in (
+                        "agent_type",
+                        "task_id",
+                        "task_type",
+                        "priority_number",
+                        "worktree_path",
+                        "cwd",
+                    )
+                }
+                same = timeutil.to_epoch(old_entry.get("started_at"))
+                if old.started_at is None or same is None or abs(same - old.started_at) < 5:
+                    statefile.move_to_completed(
+                        data,
+                        str(old.pid),
+                        completed_at=timeutil.now(),
+                        status="failed",
+                        exit_code=old.exit_code,
+                        reason="crashed; respawned by ohm",
+                    )
+            started = new.create_time or timeutil.now()
+            entry.update(
+                pid=new.pid,
+                agent_type=old.agent_type,
+                task_id=old.task_id,
+                command=new.command if fmt == "ohm" else shlex.join(new.command),
+                started_at=timeutil.iso_utc(started)
+                if fmt == "ohm"
+                else timeutil.iso_local_naive(started),
+                status="running",
+                log_file=new.log_file,
+                respawned_by="ohm",
+                respawn_of=old.key,
+            )
+            if new.cwd:
+                entry["cwd"] = new.cwd
+            statefile.add_active_entry(data, entry)
+
+        try:
+            statefile.update_agent_state(self.cfg.agent_state_path, mutate)
+        except (statefile.StateFileError, OSError) as exc:
+            self.m.event(
+                "write_back_failed",
+                f"could not write respawned pid {new.pid} back into the state file: {exc}"[:500],
+                agent_key=new.key,
+            )
+
+    # ------------------------------------------------------------ stop
+    def stop(self, rec: AgentRecord) -> ActionResult:
+        """SIGTERM, then SIGKILL after the grace period, only after checking identity.
+
+        A crash row marked "stopped by operator" is written first, so the death
+        that follows is history, never a crash to respawn (in any monitor).
+        """
+        raw = procs.read_proc(rec.pid)
+        create_time = rec.create_time
+        if create_time is None and raw is not None and rec.started_at is None:
+            create_time = None  # unknown start: identity falls back to the command line
+        with self.m._lock:
+            try:
+                self.m.store.record_crash(
+                    agent_key=rec.key,
+                    agent_pid=rec.pid,
+                    agent_type=rec.agent_type,
+                    task_id=rec.task_id,
+                    crashed_at=timeutil.now(),
+                    exit_code=None,
+                    info=CrashInfo(error_type="Stopped", error_message="stopped by operator"),
+                    log_file=rec.log_file,
+                    command_text=rec.command_text,
+                    cwd=rec.cwd,
+                    source=rec.source,
+                    action_taken="stopped by operator",
+                    fix_state="skipped",
+                )
+            except StoreError as exc:
+                return ActionResult(False, "stop", f"not stopped: cannot record it first: {exc}")
+        outcome = procs.terminate_verified(
+            rec.pid,
+            create_time=create_time,
+            started_at=rec.started_at,
+            tolerance=self.cfg.pid_start_tolerance,
+            command=rec.command or None,
+            grace=self.cfg.stop_grace_period,
+        )
+        ok = outcome in ("terminated", "killed", "not_running")
+        msg = f"stop {rec.agent_type} pid {rec.pid}: {outcome.replace('_', ' ')}"
+        if outcome == "identity_mismatch":
+            msg += " (PID now belongs to another process: not signalled)"
+        self.m.event(
+            "stopped",
+            msg,
+            agent_key=rec.key,
+            agent_pid=rec.pid,
+            agent_type=rec.agent_type,
+            task_id=rec.task_id,
+        )
+        return ActionResult(ok, "stop", msg, agent_key=rec.key)
+
+    # ------------------------------------------------------------ cleanup
+    def _stale(self, observations: list[Observation]) -> list[Observation]:
+        """Entries to move to completed_agents: dead, and not waiting for a respawn
+        (a pending respawn moves its own entry when it writes the new PID back)."""
+        out = []
+        for o in observations:
+            if not (o.stale_entry and o.record.source in ("real", "ohm") and o.liveness != "alive"):
+                continue
+            if o.is_crash:
+                try:
+                    row = self.m.store.crash_by_key(o.record.key)
+                except StoreError:
+                    continue
+                if row is None or row.fix_state in ("pending", "claimed"):
+                    continue
+            out.append(o)
+        return out
+
+    def plan_cleanup(self, observations: list[Observation]) -> list[str]:
+        """Exactly what ``clean`` would do, one line each, for confirmation prompts."""
+        lines = []
+        if self.m._state_ok:
+            for o in self._stale(observations):
+                r = o.record
+                lines.append(
+                    f"move stale entry pid {r.pid} ({r.agent_type} {r.task_id or '-'}) "
+                    f"to completed_agents: {o.reason}"
+                )
+        for o in observations:
+            if o.liveness == "zombie" and o.raw is not None:
+                whose = (
+                    "reap (ohm's own child)"
+                    if o.raw.ppid == os.getpid()
+                    else (f"report parent {o.raw.ppid} (not ohm's child; cannot reap)")
+                )
+                lines.append(f"zombie pid {o.record.pid} ({o.record.agent_type}): {whose}")
+        return lines
+
+    def clean(self, observations: list[Observation]) -> ActionResult:
+        """Move stale entries to completed_agents, as the orchestrator does; reap our zombies."""
+        stale = self._stale(observations) if self.m._state_ok else []
+        moved: list[int] = []
+        tol = self.cfg.pid_start_tolerance
+
+        def mutate(data: dict[str, Any]) -> None:
+            moved.clear()
+            active = data.get("active_agents")
+            if not isinstance(active, dict):
+                return
+            for o in stale:
+                r = o.record
+                entry = active.get(str(r.pid))
+                if not isinstance(entry, dict):
+                    continue
+                started = timeutil.to_epoch(entry.get("started_at"))
+                if (
+                    r.started_at is not None
+                    and started is not None
+                    and abs(started - r.started_at) > tol
+                ):
+                    continue  # the orchestrator put a new run under this PID meanwhile
+                raw = procs.read_proc(r.pid)
+                if (
+                    raw is not None
+                    and raw.state != "Z"
+                    and procs.identity_matches(
+                        r.pid,
+                        started_at=r.started_at,
+                        create_time=r.create_time,
+                        tolerance=tol,
+                        command=r.command or None,
+                        raw=raw,
+                    )
+                ):
+                    continue  # alive after all: never touch a live entry
+                status = "completed" if o.exit_code in (0, None) and not o.is_crash else "failed"
+                if statefile.move_to_completed(
+                    data,
+                    str(r.pid),
+                    completed_at=timeutil.now(),
+                    status=status,
+                    exit_code=o.exit_code,
+                    reason=f"cleaned by ohm: {o.reason}",
+                ):
+                    moved.append(r.pid)
+
+        if stale:
+            try:
+                statefile.update_agent_state(self.cfg.agent_state_path, mutate)
+            except (statefile.StateFileError, OSError) as exc:
+                return ActionResult(False, "clean_zombies", f"cleanup failed: {exc}")
+        reaped = [pid for pid, _ in procs.reap_children()]
+        msg = (
+            f"moved {len(moved)} stale entr{'y' if len(moved) == 1 else 'ies'} to completed_agents"
+        )
+        if reaped:
+            msg += f"; reaped {len(reaped)} zombie(s)"
+        if moved or reaped:
+            self.m.event("cleaned", msg, data={"pids": moved, "reaped": reaped})
+        return ActionResult(True, "clean_zombies", msg, details={"moved": moved, "reaped": reaped})
+
+    # ------------------------------------------------------------ level 3
+    def _maybe_restart(self, report: HealthReport) -> ActionResult | None:
+        frozen = [
+            i for i in report.issues if i.type == "orchestrator_freeze" and i.severity == "critical"
+        ]
+        if not frozen or self._restart is not None:
+            return None
+        argv = self.cfg.orchestrator_restart_command
+        if not argv:
+            return None
+        now = timeutil.now()
+        recent = [
+            e
+            for e in self.m.store.list_events(since=now - self.cfg.orchestrator_freeze_threshold)
+            if e.kind == "restart_started"
+        ]
+        if recent:
+            return None
+        stopped = "no identified orchestrator process"
+        pid = self._orch_pid
+        if pid is not None:
+            raw = procs.read_proc(pid)
+            if raw is not None:
+                stopped = procs.terminate_verified(
+                    pid,
+                    create_time=raw.start_time,
+                    started_at=None,
+                    tolerance=0.5,
+                    command=None,
+                    grace=self.cfg.restart_grace_period,
+                )
+        cwd = self.cfg.orchestrator_restart_cwd
+        log_file = self.cfg.log_dir_path / f"orchestrator-restart-{int(now)}.log"
+        try:
+            res = procs.spawn_agent_process(
+                list(argv),
+                cwd=cwd,
+                log_file=log_file,
+                exits_dir=self.cfg.path("ohm/exits-orchestrator"),
+                env=None,
+                meta={"role": "orchestrator"},
+            )
+        except OSError as exc:
+            msg = f"orchestrator restart failed to start {shlex.join(argv)}: {exc}"
+            self.m.event("restart_failed", msg[:500])
+            self.m.notifier.alert("critical", msg)
+            self.m.reporter.restart_failed(msg)
+            return ActionResult(False, "restart", msg)
+        self._restart = RestartAttempt(now, now + self.cfg.restart_verify_timeout, res.pid)
+        msg = f"restarting orchestrator (old: {stopped}); new pid {res.pid}, log {log_file}"
+        self.m.event("restart_started", msg, agent_pid=res.pid)
+        return ActionResult(True, "restart", msg, new_pid=res.pid)
+
+    def _verify_restart(self, loop: Any, now: float) -> None:
+        r = self._restart
+        if r is None:
+            return
+        if loop is not None and loop.last_update is not None and loop.last_update > r.started_ts:
+            self._restart = None
+            self.m.event(
+                "restarted",
+                f"orchestrator restarted: fresh heartbeat {now - r.started_ts:.1f} s after restart",
+                agent_pid=r.pid,
+            )
+        elif now > r.deadline:
+            self._restart = None
+            msg = (
+                f"orchestrator restart not verified: no fresh heartbeat within "
+                f"{int(self.cfg.restart_verify_timeout)} s"
+            )
+            self.m.event("restart_failed", msg, agent_pid=r.pid)
+            self.m.notifier.alert("critical", msg)
+            self.m.reporter.restart_failed(msg)
+
+    @property
+    def restart_pending(self) -> bool:
+        return self._restart is not None

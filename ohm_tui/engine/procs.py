@@ -1,0 +1,1045 @@
+"""The process table, process identity, signals and spawning.
+
+Everything here reads ``/proc`` directly when it can: one check over a thousand
+agents must cost a few milliseconds, and psutil's per-process objects cost far
+more. psutil is the fallback where ``/proc`` is missing, and the guard it keeps
+(create time checked before a signal) is used where a pidfd cannot be had.
+
+A PID is never an identity on its own: PIDs are reused. A process is "ours" only
+when its start time matches what we recorded (see ``identity_matches``), and no
+signal is sent without that check.
+
+Agents are spawned through ``runner.py`` (a stdlib-only supervisor-of-one that
+records the exit code even when ohm is gone), started as
+``python -S -E -P runner.py``: it never imports ohm, so it starts in ~10 ms. To
+shave that off respawns, one runner is kept started and waiting ("warm spare")
+after the first spawn; see ``set_prewarm`` and ``shutdown_spares``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import psutil
+
+from ohm_tui.engine.models import ProcStats
+
+log = logging.getLogger(__name__)
+
+_PROC = "/proc"
+HAVE_PROC = os.path.exists("/proc/self/stat") and os.path.exists("/proc/stat")
+
+try:
+    CLK_TCK: int = os.sysconf("SC_CLK_TCK")
+except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+    CLK_TCK = 100
+try:
+    PAGE_SIZE: int = os.sysconf("SC_PAGE_SIZE")
+except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+    PAGE_SIZE = 4096
+
+RUNNER_PATH = str(Path(__file__).with_name("runner.py").resolve())
+
+# Two start times of one process computed at different moments can differ by a
+# whole second: the kernel's ``btime`` is whole seconds and flips when the wall
+# clock is slewed across a boundary (psutil has the same property). Tick
+# resolution is 1/CLK_TCK, so 0.05 s is "the same tick" with room to spare.
+START_TIME_EPSILON = 0.05
+
+# psutil-style names for the one-letter states of /proc/<pid>/stat.
+STATE_NAMES: dict[str, str] = {
+    "R": "running",
+    "S": "sleeping",
+    "D": "disk-sleep",
+    "Z": "zombie",
+    "T": "stopped",
+    "t": "tracing-stop",
+    "X": "dead",
+    "x": "dead",
+    "I": "idle",
+    "K": "wake-kill",
+    "W": "waking",
+    "P": "parked",
+}
+_PSUTIL_STATES = {v: k for k, v in STATE_NAMES.items() if k not in ("x",)}
+_PSUTIL_STATES["waiting"] = "S"
+_PSUTIL_STATES["locked"] = "D"
+
+TerminateOutcome = Literal[
+    "not_running", "identity_mismatch", "terminated", "killed", "zombie", "permission_denied"
+]
+
+
+@dataclass(slots=True)
+class RawProc:
+    """One process as one line of ``/proc/<pid>/stat`` describes it."""
+
+    pid: int
+    ppid: int
+    state: str  # one char: R S D Z T t I X
+    start_time: float  # UTC epoch seconds, same clock as psutil's create_time
+    cpu_ticks: int  # utime + stime, in 1/CLK_TCK s
+    rss_bytes: int
+    name: str = ""  # comm (15 chars at most); never use it as an identity
+
+    @property
+    def key(self) -> tuple[int, float]:
+        return (self.pid, self.start_time)
+
+    @property
+    def status(self) -> str:
+        """The state as psutil names it (``"zombie"``, ``"sleeping"``...)."""
+        return STATE_NAMES.get(self.state, "unknown")
+
+
+# ----------------------------------------------------------------- boot time
+_btime_lock = threading.Lock()
+_btime: tuple[float, float] | None = None  # (btime, monotonic when read)
+_BTIME_REFRESH = 1.0
+
+
+def boot_time() -> float:
+    """Boot time as ``/proc/stat`` says (what psutil adds to start ticks).
+
+    Re-read at most once a second: cheap, and it keeps our start times equal to
+    psutil's even after the wall clock was stepped.
+    """
+    global _btime
+    cached = _btime
+    mono = time.monotonic()
+    if cached is not None and mono - cached[1] < _BTIME_REFRESH:
+        return cached[0]
+    value: float | None = None
+    if HAVE_PROC:
+        try:
+            with open("/proc/stat", "rb") as f:
+                for line in f:
+                    if line.startswith(b"btime"):
+                        value = float(line.split()[1])
+                        break
+        except (OSError, ValueError, IndexError):
+            value = None
+    if value is None:
+        value = psutil.boot_time()
+    with _btime_lock:
+        _btime = (value, mono)
+    return value
+
+
+def ticks_to_epoch(start_ticks: int) -> float:
+    """Start ticks since boot (field 22 of /proc/<pid>/stat) as UTC epoch seconds."""
+    return start_ticks / CLK_TCK + boot_time()
+
+
+def same_start(a: float, b: float) -> bool:
+    """Two start times of the same process (allowing a whole-second btime flip)."""
+    d = abs(a - b)
+    return d <= START_TIME_EPSILON or abs(d - 1.0) <= START_TIME_EPSILON
+
+
+# ----------------------------------------------------------------- reading /proc
+def _read_small(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 4096)
+    finally:
+        os.close(fd)
+
+
+def _parse_stat(pid: int, data: bytes, btime: float) -> RawProc | None:
+    # The comm field is in parentheses and may itself hold spaces and ')':
+    # everything after the LAST ')' is plain numbers. (Hot path: ~1,000 calls
+    # per check, hence positional arguments and a bounded split.)
+    close = data.rfind(b")")
+    if close < 0:
+        return None
+    try:
+        rest = data[close + 2 :].split(None, 22)
+        return RawProc(
+            pid,
+            int(rest[1]),  # ppid
+            chr(rest[0][0]),  # state
+            int(rest[19]) / CLK_TCK + btime,  # starttime
+            int(rest[11]) + int(rest[12]),  # utime + stime
+            int(rest[21]) * PAGE_SIZE,  # rss pages
+            data[data.find(b"(") + 1 : close].decode("utf-8", "replace"),
+        )
+    except (ValueError, IndexError):
+        return None
+
+
+def _from_psutil(p: psutil.Process) -> RawProc | None:
+    try:
+        with p.oneshot():
+            ct = p.cpu_times()
+            return RawProc(
+                pid=p.pid,
+                ppid=p.ppid(),
+                state=_PSUTIL_STATES.get(p.status(), "S"),
+                start_time=p.create_time(),
+                cpu_ticks=round((ct.user + ct.system) * CLK_TCK),
+                rss_bytes=p.memory_info().rss,
+                name=p.name(),
+            )
+    except (psutil.Error, OSError):
+        return None
+
+
+def read_proc(pid: int) -> RawProc | None:
+    """One process, or ``None`` when it is gone (or hidden from us)."""
+    if pid <= 0:
+        return None
+    if HAVE_PROC:
+        try:
+            data = _read_small(f"{_PROC}/{pid}/stat")
+        except OSError:
+            return None
+        return _parse_stat(pid, data, boot_time())
+    try:
+        return _from_psutil(psutil.Process(pid))
+    except (psutil.Error, OSError):
+        return None
+
+
+def scan_processes() -> dict[int, RawProc]:
+    """Every process in one pass over /proc; processes that vanish mid-scan are skipped."""
+    out: dict[int, RawProc] = {}
+    if not HAVE_PROC:
+        for p in psutil.process_iter():
+            raw = _from_psutil(p)
+            if raw is not None:
+                out[raw.pid] = raw
+        return out
+    btime = boot_time()
+    read = os.read
+    opn = os.open
+    cls = os.close
+    flags = os.O_RDONLY | os.O_CLOEXEC
+    try:
+        dfd = opn(_PROC, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return out
+    try:
+        for name in os.listdir(dfd):
+            if not name.isdigit():
+                continue
+            try:
+                fd = opn(name + "/stat", flags, dir_fd=dfd)  # relative: no path walk from /
+            except OSError:
+                continue  # exited since listdir
+            try:
+                data = read(fd, 4096)
+            except OSError:
+                continue
+            finally:
+                cls(fd)
+            raw = _parse_stat(int(name), data, btime)
+            if raw is not None:
+                out[raw.pid] = raw
+    finally:
+        cls(dfd)
+    return out
+
+
+def create_time(pid: int) -> float | None:
+    """Start time of ``pid`` as UTC epoch seconds (psutil's ``create_time``), or ``None``."""
+    raw = read_proc(pid)
+    return raw.start_time if raw is not None else None
+
+
+def cmdline(pid: int) -> list[str] | None:
+    """argv of ``pid`` (``[]`` for kernel threads and zombies); ``None`` if gone or denied."""
+    if not HAVE_PROC:
+        try:
+            return psutil.Process(pid).cmdline()
+        except (psutil.Error, OSError):
+            return None
+    try:
+        with open(f"{_PROC}/{pid}/cmdline", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    if not data:
+        return []
+    if data.endswith(b"\0"):
+        data = data[:-1]
+    return [a.decode("utf-8", "surrogateescape") for a in data.split(b"\0")]
+
+
+# ----------------------------------------------------------------- identity
+def _command_matches(pid: int, command: list[str]) -> bool:
+    argv = cmdline(pid)
+    if not argv or not command:
+        return False
+    joined = " ".join(argv)
+    exe = os.path.basename(command[0])
+    if not exe or exe not in joined:
+        return False
+    return len(command) == 1 or command[-1] in argv or command[-1] in joined
+
+
+def identity_matches(
+    pid: int,
+    *,
+    started_at: float | None,
+    create_time: float | None = None,
+    tolerance: float = 5.0,
+    command: list[str] | None = None,
+    raw: RawProc | None = None,
+) -> bool:
+    """Is ``pid`` still the process a record describes?
+
+    ``create_time`` (exact, from when we saw the process) wins over
+    ``started_at`` (written by whoever spawned it, just after the spawn, so
+    within ``tolerance``). With neither, the command line must match. Unknown
+    identity never matches. A zombie matches: callers look at ``raw.state``.
+    """
+    if raw is None or raw.pid != pid:
+        raw = read_proc(pid)
+    if raw is None:
+        return False
+    if create_time is not None:
+        return same_start(raw.start_time, create_time)
+    if started_at is not None:
+        return raw.start_time <= started_at + tolerance and started_at - raw.start_time <= tolerance
+    if command:
+        return _command_matches(pid, command)
+    return False
+
+
+# ----------------------------------------------------------------- CPU
+class CpuSampler:
+    """CPU % between two looks at a process, without sleeping in between."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[int, float], tuple[int, float, float | None]] = {}
+
+    def sample(self, raw: RawProc, now: float) -> float | None:
+        """CPU % since the previous sample of this process; ``None`` on first sight.
+
+        ``now`` should come from ``time.monotonic()`` (any clock works if it is
+        always the same one). Samples closer than 10 ms repeat the last value:
+        ticks are 10 ms, so a shorter window is noise.
+        """
+        key = (raw.pid, raw.start_time)
+        prev = self._last.get(key)
+        if prev is None:
+            self._last[key] = (raw.cpu_ticks, now, None)
+            return None
+        ticks, then, last_pct = prev
+        dt = now - then
+        if dt < 0.01:
+            return last_pct
+        pct = max(0.0, (raw.cpu_ticks - ticks) / CLK_TCK / dt * 100.0)
+        self._last[key] = (raw.cpu_ticks, now, pct)
+        return pct
+
+    def forget_missing(self, alive: set[tuple[int, float]]) -> None:
+        """Drop state of processes not in ``alive`` (keys are ``(pid, start_time)``)."""
+        for key in [k for k in self._last if k not in alive]:
+            del self._last[key]
+
+
+# ----------------------------------------------------------------- zombies, orchestrators
+def find_zombies(
+    procs: dict[int, RawProc],
+    parents: set[int] | None = None,
+    pids: set[int] | None = None,
+) -> list[RawProc]:
+    """Zombies whose parent is in ``parents`` or whose pid is in ``pids`` (both None: all)."""
+    zombies = [p for p in procs.values() if p.state == "Z"]
+    if parents is None and pids is None:
+        return zombies
+    return [
+        z
+        for z in zombies
+        if (parents is not None and z.ppid in parents) or (pids is not None and z.pid in pids)
+    ]
+
+
+class CmdlineCache:
+    """argv per process run: argv of a running process rarely changes, and
+    reading it for every process on every check is the expensive part.
+
+    A process caught between fork and exec still shows its parent's argv, so
+    entries are keyed by (pid, start time, comm) and young processes are not
+    cached at all.
+    """
+
+    __slots__ = ("_cache", "_lock", "min_age")
+
+    def __init__(self, min_age: float = 3.0) -> None:
+        self._cache: dict[tuple[int, float, str], list[str]] = {}
+        self._lock = threading.Lock()
+        self.min_age = min_age  # start times can read up to 1 s early (whole-second btime)
+
+    def get(self, raw: RawProc, now: float | None = None) -> list[str] | None:
+        key = (raw.pid, raw.start_time, raw.name)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        argv = cmdline(raw.pid)
+        if argv and (time.time() if now is None else now) - raw.start_time >= self.min_age:
+            with self._lock:
+                self._cache[key] = argv
+        return argv
+
+    def prune(self, procs: dict[int, RawProc]) -> None:
+        """Forget processes that are no longer in ``procs``."""
+        with self._lock:
+            stale = [
+                k
+                for k in self._cache
+                if (p := procs.get(k[0])) is None or (p.start_time, p.name) != k[1:]
+            ]
+            for k in stale:
+                del self._cache[k]
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
+CMDLINES = CmdlineCache()
+
+
+def _ancestors(procs: dict[int, RawProc], pid: int) -> set[int]:
+    out: set[int] = set()
+    while pid > 0 and pid not in out:
+        out.add(pid)
+        raw = procs.get(pid)
+        if raw is None:
+            break
+        pid = raw.ppid
+    return out
+
+
+RUNNER_COMM = "ohm-runner"  # runner.py names itself so in /proc/<pid>/comm
+
+
+def _is_runner(raw: RawProc, argv: list[str]) -> bool:
+    if raw.name == RUNNER_COMM:
+        return True
+    return any(a == RUNNER_PATH or a.endswith("/ohm_tui/engine/runner.py") for a in argv[:6])
+
+
+def find_orchestrators(
+    procs: dict[int, RawProc],
+    match: list[str],
+    exclude: set[int] | None = None,
+    *,
+    cache: CmdlineCache | None = None,
+) -> list[int]:
+    """PIDs whose command line holds every ``match`` substring (sorted).
+
+    Skips zombies, kernel threads, this process and its ancestors, ``exclude``,
+    and ohm's own runner wrappers (their argv holds the command they run).
+    """
+    if not match:
+        return []
+    cache = CMDLINES if cache is None else cache
+    skip = _ancestors(procs, os.getpid())
+    if exclude:
+        skip |= exclude
+    found: list[int] = []
+    now = time.time()
+    for raw in procs.values():
+        if raw.pid in skip or raw.state in "ZXx" or raw.pid == 2 or raw.ppid == 2:
+            continue
+        argv = cache.get(raw, now)
+        if not argv:
+            continue
+        joined = " ".join(argv)
+        if all(m in joined for m in match) and not _is_runner(raw, argv):
+            found.append(raw.pid)
+    cache.prune(procs)
+    found.sort()
+    return found
+
+
+def proc_stats(
+    pids: Iterable[int],
+    *,
+    procs: dict[int, RawProc] | None = None,
+    sampler: CpuSampler | None = None,
+    now: float | None = None,
+) -> dict[int, ProcStats]:
+    """``ProcStats`` for the live ones among ``pids`` (cpu % 0.0 until sampled twice)."""
+    mono = time.monotonic() if now is None else now
+    out: dict[int, ProcStats] = {}
+    for pid in pids:
+        raw = procs.get(pid) if procs is not None else read_proc(pid)
+        if raw is None:
+            continue
+        pct = sampler.sample(raw, mono) if sampler is not None else None
+        out[pid] = ProcStats(
+            pid=pid,
+            create_time=raw.start_time,
+            status=raw.status,
+            cpu_percent=pct or 0.0,
+            rss_bytes=raw.rss_bytes,
+            cmdline=CMDLINES.get(raw) or [],
+            ppid=raw.ppid,
+        )
+    return out
+
+
+# ----------------------------------------------------------------- signals
+def _pidfd_open(pid: int) -> int | None:
+    """A pidfd for ``pid``; ``None`` when pidfds are unavailable. Raises ProcessLookupError."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        fd: int = opener(pid)
+        return fd
+    except ProcessLookupError:
+        raise
+    except OSError as exc:
+        if exc.errno in (errno.ENOSYS, errno.EPERM, errno.EINVAL, errno.EACCES):
+            return None
+        raise
+
+
+def _wait_pidfd(fd: int, timeout: float) -> bool:
+    """Block until the pidfd's process exits (True) or ``timeout`` passes (False)."""
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    return bool(p.poll(max(0.0, timeout) * 1000.0))
+
+
+def _reap_if_child(pid: int) -> None:
+    """Reap ``pid`` if it is our child, so it does not linger as a zombie."""
+    with _registry_lock:
+        popen = _children.get(pid)
+    if popen is not None:
+        if popen.poll() is not None:
+            with _registry_lock:
+                _children.pop(pid, None)
+        return
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _is_gone(pid: int, start: float) -> bool:
+    raw = read_proc(pid)
+    return raw is None or raw.state in "ZXx" or not same_start(raw.start_time, start)
+
+
+def terminate_verified(
+    pid: int,
+    *,
+    create_time: float | None,
+    started_at: float | None,
+    tolerance: float,
+    command: list[str] | None,
+    grace: float,
+) -> TerminateOutcome:
+    """SIGTERM, wait up to ``grace``, then SIGKILL; only ever to the recorded process.
+
+    Identity is checked before each signal. With a pidfd the signals go to the
+    very process that was checked (a reused PID cannot be hit); without one,
+    psutil re-checks the create time before each signal.
+    """
+    try:
+        pidfd = _pidfd_open(pid)
+    except ProcessLookupError:
+        return "not_running"
+    except OSError:
+        pidfd = None
+    try:
+        raw = read_proc(pid)
+        if raw is None:
+            return "not_running"
+        if not identity_matches(
+            pid,
+            started_at=started_at,
+            create_time=create_time,
+            tolerance=tolerance,
+            command=command,
+            raw=raw,
+        ):
+            return "identity_mismatch"
+        if raw.state in "ZXx":
+            _reap_if_child(pid)
+            return "not_running" if read_proc(pid) is None else "zombie"
+        if pidfd is not None:
+            result = _terminate_pidfd(pidfd, pid, raw.start_time, grace)
+        else:
+            result = _terminate_psutil(pid, raw.start_time, grace)
+        if result in ("terminated", "killed"):
+            _reap_if_child(pid)
+        return result
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def _terminate_pidfd(pidfd: int, pid: int, start: float, grace: float) -> TerminateOutcome:
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+    except ProcessLookupError:
+        return "terminated"
+    except PermissionError:
+        return "permission_denied"
+    if _wait_pidfd(pidfd, grace):
+        return "terminated"
+    # The pidfd pins the process: it cannot be another one now. Re-check
+    # anyway that it has not become a zombie between the wait and here.
+    if _is_gone(pid, start):
+        return "terminated"
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except ProcessLookupError:
+        return "terminated"
+    except PermissionError:
+        return "permission_denied"
+    _wait_pidfd(pidfd, 2.0)  # SIGKILL cannot be caught: only D state delays it
+    return "killed"
+
+
+def _terminate_psutil(pid: int, start: float, grace: float) -> TerminateOutcome:
+    try:
+        proc = psutil.Process(pid)
+        if not same_start(proc.create_time(), start):
+            return "identity_mismatch"
+        proc.terminate()  # psutil re-checks create time before signalling
+    except psutil.NoSuchProcess:
+        return "terminated"
+    except psutil.AccessDenied:
+        return "permission_denied"
+    deadline = time.monotonic() + grace
+    interval = 0.002
+    while time.monotonic() < deadline:
+        if _is_gone(pid, start):
+            return "terminated"
+        time.sleep(interval)
+        interval = min(interval * 2, 0.05)
+    if _is_gone(pid, start):
+        return "terminated"
+    try:
+        proc.kill()
+    except psutil.NoSuchProcess:
+        return "terminated"
+    except psutil.AccessDenied:
+        return "permission_denied"
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and not _is_gone(pid, start):
+        time.sleep(0.005)
+    return "killed"
+
+
+# ----------------------------------------------------------------- children
+_registry_lock = threading.Lock()
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _register_child(popen: subprocess.Popen[bytes]) -> None:
+    with _registry_lock:
+        _children[popen.pid] = popen
+
+
+def reap_children() -> list[tuple[int, int]]:
+    """Reap runners (and spare runners) this process started: ``(pid, returncode)`` each.
+
+    Only our own Popen objects are polled: ``os.waitpid(-1)`` would steal exit
+    codes from other libraries' children.
+    """
+    with _registry_lock:
+        items = list(_children.items())
+    done: list[tuple[int, int]] = []
+    for pid, popen in items:
+        rc = popen.poll()
+        if rc is not None:
+            done.append((pid, rc))
+    if done:
+        with _registry_lock:
+            for pid, _ in done:
+                _children.pop(pid, None)
+    return done
+
+
+def child_count() -> int:
+    """How many runner processes we started are not yet reaped."""
+    with _registry_lock:
+        return len(_children)
+
+
+# ----------------------------------------------------------------- spawning
+@dataclass(slots=True)
+class SpawnResult:
+    """A started agent. ``pid``/``create_time`` are the AGENT's, not the runner's."""
+
+    pid: int
+    create_time: float  # same clock as RawProc.start_time
+    started_at: float  # wall time the runner took right after the spawn
+    runner_pid: int
+    log_file: str
+    argv: list[str]
+    cwd: str
+    exit_file: str = ""  # where the runner will write the exit record
+
+    @property
+    def key(self) -> str:
+        """The agent-run identity ``"<pid>@<int(started_at)>"``."""
+        return f"{self.pid}@{int(self.started_at)}"
+
+
+def exit_record_path(exits_dir: str | os.PathLike[str], pid: int, started_at: float) -> Path:
+    """Where ``runner.py`` writes the exit record of the agent ``pid`` started at ``started_at``."""
+    return Path(exits_dir) / f"{pid}-{int(started_at)}.json"
+
+
+def read_exit_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """An exit record, or ``None`` when it is missing, partial or not JSON."""
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+SPAWN_TIMEOUT = 5.0
+_DIR_MODE = 0o750
+_LOG_MODE = 0o640
+
+
+def _python() -> str:
+    exe = sys.executable
+    if exe and os.path.exists(exe):
+        return exe
+    import shutil
+
+    found = shutil.which("python3") or shutil.which("python")
+    if not found:
+        raise OSError("cannot find a Python interpreter to run the agent runner")
+    return found
+
+
+def _runner_cmd(*args: str) -> list[str]:
+    # -S: no site (no site-packages scan), -E: ignore PYTHON* env, -P: do not put
+    # the engine directory first on sys.path (its modules would shadow stdlib).
+    return [_python(), "-S", "-E", "-P", RUNNER_PATH, *args]
+
+
+def _read_status(fd: int, timeout: float) -> bytes:
+    """The runner's one status line; ``b""`` on EOF or timeout."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP)
+    while b"\n" not in buf:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not poller.poll(remaining * 1000.0):
+            return b""
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return buf if b"\n" in buf else b""
+        buf += chunk
+    return buf.split(b"\n", 1)[0]
+
+
+def _kill_runner(popen: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a runner we started and its process group (the agent too), then reap it."""
+    # Not yet reaped, so its pid (and so its process group id) cannot be reused.
+    if popen.returncode is None:
+        with contextlib.suppress(OSError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            popen.wait(timeout=5.0)
+    with _registry_lock:
+        _children.pop(popen.pid, None)
+
+
+def _make_dir(path: Path) -> None:
+    path.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+
+
+class _Spare:
+    """A runner started ahead of need, blocked reading its request."""
+
+    __slots__ = ("popen", "req_w", "status_r")
+
+    def __init__(self) -> None:
+        status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        req_r, req_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            self.popen: subprocess.Popen[bytes] = subprocess.Popen(
+                _runner_cmd("--status-fd", str(status_w), "--request-fd", str(req_r)),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(status_w, req_r),
+                start_new_session=True,
+                cwd="/",
+            )
+        except BaseException:
+            for fd in (status_r, req_w):
+                os.close(fd)
+            raise
+        finally:
+            os.close(status_w)
+            os.close(req_r)
+        self.req_w = req_w
+        self.status_r = status_r
+
+    def discard(self) -> None:
+        """Let it go: EOF on its request pipe makes an idle spare exit at once."""
+        for fd in (self.req_w, self.status_r):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.req_w = self.status_r = -1
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=2.0)
+        if self.popen.poll() is None:
+            _kill_runner(self.popen)
+
+
+_spare_lock = threading.Lock()
+_spare: _Spare | None = None
+_prewarm_enabled = True
+
+
+def set_prewarm(enabled: bool) -> None:
+    """Keep one runner started ahead (default on). Off also discards the current spare."""
+    global _prewarm_enabled
+    _prewarm_enabled = enabled
+    if not enabled:
+        shutdown_spares()
+
+
+def shutdown_spares() -> None:
+    """Stop the idle spare runner, if any (it holds no agent)."""
+    global _spare
+    with _spare_lock:
+        spare, _spare = _spare, None
+    if spare is not None:
+        spare.discard()
+
+
+def _take_spare() -> _Spare | None:
+    global _spare
+    with _spare_lock:
+        spare, _spare = _spare, None
+    if spare is not None and spare.popen.poll() is not None:
+        spare.discard()
+        return None
+    return spare
+
+
+def prewarm() -> None:
+    """Start the spare runner now, so that even the first spawn is fast.
+
+    Called after every spawn anyway; a monitor may call it at start. No-op when
+    a spare is waiting already or pre-warming is off.
+    """
+    global _spare
+    if not _prewarm_enabled:
+        return
+    with _spare_lock:
+        if _spare is not None:
+            return
+    try:
+        fresh = _Spare()
+    except OSError as exc:
+        log.warning("could not start a spare agent runner: %s", exc)
+        return
+    with _spare_lock:
+        keep = _spare is None and _prewarm_enabled
+        if keep:
+            _spare = fresh
+    if not keep:
+        fresh.discard()
+
+
+def _encode_request(tokens: list[str]) -> bytes:
+    return b"\0".join(t.encode("utf-8", "surrogateescape") for t in tokens)
+
+
+def spawn_agent_process(
+    argv: list[str],
+    *,
+    cwd: str | os.PathLike[str] | None,
+    log_file: str | os.PathLike[str],
+    exits_dir: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> SpawnResult:
+    """Start ``argv`` under ``runner.py`` in its own session; return the agent's identity.
+
+    Output (stdout and stderr) goes to ``log_file`` in append mode, never to a
+    pipe. ``env`` is the complete environment (as for subprocess; ``None``:
+    ours). The agent survives ohm; the runner records its exit code in
+    ``exits_dir``. Raises ``FileNotFoundError``/``PermissionError`` when the
+    executable or ``cwd`` cannot be used, ``OSError`` when the runner fails.
+    """
+    if isinstance(argv, (str, bytes)) or not argv or not all(isinstance(a, str) for a in argv):
+        raise ValueError(f"argv must be a non-empty list of strings, got {argv!r}")
+    argv = list(argv)
+    if any("\0" in a for a in argv):
+        raise ValueError("argv must not contain NUL characters")
+    if env is not None:
+        for k, v in env.items():
+            if not (isinstance(k, str) and isinstance(v, str)) or not k or "=" in k:
+                raise ValueError(f"invalid environment variable {k!r}")
+            if "\0" in k or "\0" in v:
+                raise ValueError(f"environment variable {k!r} contains a NUL character")
+    log_path = Path(log_file).expanduser().absolute()
+    exits_path = Path(exits_dir).expanduser().absolute()
+    run_cwd = os.path.abspath(os.path.expanduser(os.fspath(cwd))) if cwd else os.getcwd()
+    if not os.path.isdir(run_cwd):
+        raise FileNotFoundError(
+            errno.ENOENT, f"cannot start {argv[0]!r}: working directory does not exist", run_cwd
+        )
+    _make_dir(log_path.parent)
+    _make_dir(exits_path)
+    meta_text = json.dumps(dict(meta or {}), default=str, separators=(",", ":"))
+    opts = [
+        "--exits-dir",
+        str(exits_path),
+        "--log",
+        str(log_path),
+        "--cwd",
+        run_cwd,
+        "--meta",
+        meta_text,
+    ]
+
+    popen: subprocess.Popen[bytes] | None = None
+    line = b""
+    spare = _take_spare() if _prewarm_enabled else None
+    if spare is not None:
+        popen, line = _warm_spawn(spare, opts, argv, env)
+    if popen is None:
+        popen, line = _cold_spawn(opts, argv, log_path, env)
+    result = _finish_spawn(popen, line, argv, run_cwd, log_path, exits_path)
+    prewarm()
+    return result
+
+
+def _warm_spawn(
+    spare: _Spare, opts: list[str], argv: list[str], env: Mapping[str, str] | None
+) -> tuple[subprocess.Popen[bytes] | None, bytes]:
+    """Hand the request to a spare runner; ``(None, b"")`` if it cannot take it."""
+    tokens = [*opts, "--env-exact"]
+    for k, v in (os.environ if env is None else env).items():
+        tokens += ["--env", f"{k}={v}"]
+    try:
+        view = memoryview(_encode_request([*tokens, "--", *argv]))
+        while view:
+            view = view[os.write(spare.req_w, view) :]
+        os.close(spare.req_w)
+        spare.req_w = -1
+    except (OSError, UnicodeError) as exc:
+        log.debug("spare runner unusable (%s); starting a fresh one", exc)
+        spare.discard()
+        return None, b""
+    popen = spare.popen
+    _register_child(popen)
+    try:
+        line = _read_status(spare.status_r, SPAWN_TIMEOUT)
+    finally:
+        os.close(spare.status_r)
+        spare.status_r = -1
+    if not line:
+        _kill_runner(popen)  # kills its process group: an agent it may have started too
+        return None, b""
+    return popen, line
+
+
+def _cold_spawn(
+    opts: list[str], argv: list[str], log_path: Path, env: Mapping[str, str] | None
+) -> tuple[subprocess.Popen[bytes], bytes]:
+    status_r, status_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, _LOG_MODE)
+        try:
+            popen: subprocess.Popen[bytes] = subprocess.Popen(
+                _runner_cmd("--status-fd", str(status_w), *opts, "--", *argv),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_fd,  # a runner that fails before it reports says why in the log
+                pass_fds=(status_w,),
+                start_new_session=True,
+                env=dict(env) if env is not None else None,
+                cwd="/",
+            )
+        finally:
+            os.close(log_fd)
+        os.close(status_w)
+        status_w = -1
+        _register_child(popen)
+        return popen, _read_status(status_r, SPAWN_TIMEOUT)
+    finally:
+        if status_w >= 0:
+            os.close(status_w)
+        os.close(status_r)
+
+
+def _finish_spawn(
+    popen: subprocess.Popen[bytes],
+    line: bytes,
+    argv: list[str],
+    cwd: str,
+    log_path: Path,
+    exits_path: Path,
+) -> SpawnResult:
+    status: Any = None
+    if line:
+        try:
+            status = json.loads(line)
+        except ValueError:
+            status = None
+    if not isinstance(status, dict):
+        _kill_runner(popen)
+        raise OSError(
+            f"agent runner did not report a pid within {SPAWN_TIMEOUT:g}s "
+            f"(exit code {popen.returncode}); see {log_path}"
+        )
+    if "error" in status:
+        code = status.get("errno")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            popen.wait(timeout=SPAWN_TIMEOUT)  # it writes the exit record, then exits
+        if popen.poll() is None:
+            _kill_runner(popen)
+        with _registry_lock:
+            _children.pop(popen.pid, None)
+        msg = f"cannot start {argv[0]!r} (cwd {cwd}): {status['error']}"
+        if isinstance(code, int) and code > 0:
+            raise OSError(code, msg)  # FileNotFoundError / PermissionError by errno
+        raise OSError(msg)
+    try:
+        pid = int(status["pid"])
+        started_at = float(status["started_at"])
+        ticks = status.get("start_ticks")
+    except (KeyError, TypeError, ValueError):
+        _kill_runner(popen)
+        raise OSError(f"agent runner sent a malformed status line: {line[:200]!r}") from None
+    ct = ticks_to_epoch(int(ticks)) if isinstance(ticks, int) else create_time(pid)
+    return SpawnResult(
+        pid=pid,
+        create_time=ct if ct is not None else started_at,
+        started_at=started_at,
+        runner_pid=popen.pid,
+        log_file=str(log_path),
+        argv=argv,
+        cwd=cwd,
+        exit_file=str(exit_record_path(exits_path, pid, started_at)),
+    )

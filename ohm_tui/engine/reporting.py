@@ -1,0 +1,255 @@
+"""When to file a bug, and what it says. ``bugs.BugTracker`` does the filing,
+deduplication and rate limiting; this module decides *what* is worth a bug.
+
+Rules (issue 2): ``crash_threshold_for_bug`` crashes on one task, any
+ImportError/ModuleNotFoundError crash, a given-up agent, a frozen loop
+(Critical), zombies and stale entries (Low), flapping, a failed restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from ohm_tui.engine import timeutil
+from ohm_tui.engine.bugs import BugOutcome
+from ohm_tui.engine.fixes import task_key
+from ohm_tui.engine.models import CrashRow, HealthReport
+
+if TYPE_CHECKING:
+    from ohm_tui.engine.monitor import OrchestratorHealthMonitor
+
+log = logging.getLogger("ohm.reporting")
+
+IMPORT_ERRORS = ("ImportError", "ModuleNotFoundError")
+CRASH_WINDOW = 24 * 3600.0
+
+
+class BugReporter:
+    def __init__(self, monitor: OrchestratorHealthMonitor) -> None:
+        self.m = monitor
+        self._frozen_reported = False
+        # Conditions (stale entries, zombies, flapping) reported in the previous
+        # pass: a condition that persists is one occurrence, not one per check.
+        self._conditions: set[str] = set()
+        self._current: set[str] = set()
+
+    def run(self, report: HealthReport) -> list[int]:
+        numbers: list[int] = []
+        self._current = set()
+        numbers += self._crash_bugs(report)
+        numbers += self._freeze_bug(report)
+        numbers += self._zombie_bug(report)
+        numbers += self._flapping_bugs(report)
+        self._conditions = self._current
+        return sorted(set(numbers))
+
+    def _new_condition(self, fingerprint: str) -> bool:
+        """True the first pass a condition is seen (again); later passes skip it."""
+        self._current.add(fingerprint)
+        return fingerprint not in self._conditions
+
+    def _done(self, outcome: BugOutcome, numbers: list[int]) -> int | None:
+        if outcome.bug_number is not None:
+            numbers.append(outcome.bug_number)
+        return outcome.bug_number
+
+    # ------------------------------------------------------------ crashes
+    def _crash_bugs(self, report: HealthReport) -> list[int]:
+        store = self.m.store
+        cfg = self.m.config
+        now = timeutil.now()
+        crashes = [
+            c
+            for c in store.list_crashes(since=now - CRASH_WINDOW, limit=5000)
+            if c.error_type != "Stopped"
+        ]
+        groups: dict[str, list[CrashRow]] = defaultdict(list)
+        for c in crashes:
+            groups[task_key(c.agent_type, c.task_id)].append(c)
+        numbers: list[int] = []
+        for tk, group in groups.items():
+            unbugged = [c for c in group if c.bug_number is None]
+            if not unbugged:
+                continue
+            newest = max(group, key=lambda c: c.crashed_at)
+            st = store.get_respawn_state(tk)
+            count = len(group)
+            worth = (
+                count >= cfg.crash_threshold_for_bug
+                or any(c.error_type in IMPORT_ERRORS for c in group)
+                or bool(st.given_up)
+            )
+            if not worth:
+                continue
+            outcome = self.m.tracker.report(
+                issue_type="agent_crash",
+                fingerprint=newest.fingerprint or f"crash:{tk}:{newest.error_type}",
+                title=_crash_title(newest),
+                description=_crash_description(newest, count, bool(st.given_up), st.attempts),
+                priority=self.m.tracker.priority_for(newest.error_type, count),
+                category="crash",
+                root_cause=newest.root_cause,
+                related_files=newest.related_files,
+                reproduction_steps=[
+                    "Start orchestrator",
+                    f"Spawn {newest.agent_type} for task {newest.task_id or '(none)'}"
+                    + (f": {newest.command_text}" if newest.command_text else ""),
+                    f"Observe crash: {newest.error_type or 'exit'}"
+                    + (f" ({newest.error_message})" if newest.error_message else ""),
+                ],
+                error_logs=newest.log_excerpt,
+                stack_trace=newest.stack_trace,
+                metadata={
+                    "agent_type": newest.agent_type,
+                    "task_id": newest.task_id,
+                    "crash_ids": [c.crash_id for c in group][-50:],
+                    "crash_count": count,
+                    "given_up": bool(st.given_up),
+                },
+            )
+            n = self._done(outcome, numbers)
+            if n is not None:
+                for c in unbugged:
+                    store.set_crash_bug(c.crash_id, n)
+                for issue in report.issues:
+                    if (
+                        issue.type == "agent_crash"
+                        and task_key(issue.agent_type, issue.task_id) == tk
+                    ):
+                        issue.bug_reported, issue.bug_number = True, n
+        return numbers
+
+    # ------------------------------------------------------------ the loop
+    def _freeze_bug(self, report: HealthReport) -> list[int]:
+        frozen = [
+            i for i in report.issues if i.type == "orchestrator_freeze" and i.severity == "critical"
+        ]
+        if not frozen:
+            self._frozen_reported = False
+            return []
+        if self._frozen_reported:
+            return []
+        numbers: list[int] = []
+        outcome = self.m.tracker.report(
+            issue_type="orchestrator_freeze",
+            fingerprint=f"orchestrator_freeze:{self.m.config.work_loop_state_path}",
+            title="Orchestrator loop frozen",
+            description="\n".join(i.error for i in frozen)
+            + (
+                "\nA restart command is configured; ohm attempts a restart."
+                if self.m.config.orchestrator_restart_command
+                else "\nNo orchestrator_restart_command is configured: restart it by hand."
+            ),
+            priority="Critical",
+            category="freeze",
+            root_cause=frozen[0].error,
+            reproduction_steps=["Run the orchestrator", "Watch work_loop_state.json stop updating"],
+        )
+        self._frozen_reported = True
+        n = self._done(outcome, numbers)
+        for issue in frozen:
+            issue.bug_reported, issue.bug_number = n is not None, n
+        self.m.notifier.alert("critical", frozen[0].error)
+        return numbers
+
+    def restart_failed(self, message: str) -> None:
+        try:
+            self.m.tracker.report(
+                issue_type="restart_failed",
+                fingerprint=f"restart_failed:{self.m.config.work_loop_state_path}",
+                title="Orchestrator restart failed",
+                description=message,
+                priority="Critical",
+                category="freeze",
+                root_cause=message,
+            )
+        except Exception:
+            log.exception("could not file the restart-failed bug")
+            raise
+
+    # ------------------------------------------------------------ zombies, flapping
+    def _zombie_bug(self, report: HealthReport) -> list[int]:
+        zombies = [i for i in report.issues if i.type == "zombie"]
+        if not zombies:
+            return []
+        numbers: list[int] = []
+        stale = [i for i in zombies if i.details.get("kind") == "stale_entries"]
+        procs_ = [i for i in zombies if i.details.get("kind") != "stale_entries"]
+        stale_fp = f"zombie:stale_entries:{self.m.config.agent_state_path}"
+        if stale and self._new_condition(stale_fp):
+            entries = stale[0].details.get("entries", [])
+            outcome = self.m.tracker.report(
+                issue_type="zombie",
+                fingerprint=stale_fp,
+                title="Stale agent entries in agent_state.json",
+                description=f"{len(entries)} agents listed as running whose process is gone "
+                "(moved to completed_agents by ohm).",
+                priority="Low",
+                category="zombie",
+                related_files=[str(self.m.config.agent_state_path)],
+                metadata={"pids": [e.get("pid") for e in entries][:200]},
+            )
+            n = self._done(outcome, numbers)
+            for issue in stale:
+                issue.bug_reported, issue.bug_number = n is not None, n
+        if procs_ and self._new_condition("zombie:processes"):
+            outcome = self.m.tracker.report(
+                issue_type="zombie",
+                fingerprint="zombie:processes",
+                title="Zombie processes detected",
+                description="\n".join(i.error for i in procs_),
+                priority="Low",
+                category="zombie",
+            )
+            n = self._done(outcome, numbers)
+            for issue in procs_:
+                issue.bug_reported, issue.bug_number = n is not None, n
+        return numbers
+
+    def _flapping_bugs(self, report: HealthReport) -> list[int]:
+        numbers: list[int] = []
+        for issue in report.issues:
+            if issue.type != "flapping":
+                continue
+            tk = str(issue.details.get("task_key"))
+            if not self._new_condition(f"flapping:{tk}"):
+                continue
+            outcome = self.m.tracker.report(
+                issue_type="flapping",
+                fingerprint=f"flapping:{tk}",
+                title=f"Agent flapping on {tk}: exits soon after every start",
+                description=issue.error,
+                priority="Medium",
+                category="crash",
+            )
+            n = self._done(outcome, numbers)
+            issue.bug_reported, issue.bug_number = n is not None, n
+        return numbers
+
+
+def _crash_title(c: CrashRow) -> str:
+    what = c.error_type or "a crash"
+    title = f"{c.agent_type} agent crashes with {what}"
+    if c.root_cause:
+        title += f": {c.root_cause}"
+    return title[:200]
+
+
+def _crash_description(c: CrashRow, count: int, given_up: bool, attempts: int) -> str:
+    lines = [
+        f"{c.agent_type} agent on task {c.task_id or '(none)'} crashed {count} time(s) "
+        "in the last 24 hours.",
+    ]
+    if c.error_type:
+        lines.append(f"Error: {c.error_type}: {c.error_message or ''}".rstrip(": "))
+    if c.root_cause:
+        lines.append(f"Root cause: {c.root_cause}")
+    if given_up:
+        lines.append(f"ohm gave up after {attempts} respawns; the agent stays down.")
+    if c.command_text:
+        lines.append(f"Command: {c.command_text}")
+    if c.log_file:
+        lines.append(f"Log: {c.log_file}")
+    return "\n".join(lines)

@@ -1,0 +1,192 @@
+"""The live agents table: one keyed row per agent run, sortable and filterable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Input
+
+from ohm_tui.engine import timeutil
+from ohm_tui.engine.models import AgentView
+from ohm_tui.tui import text
+from ohm_tui.tui.keyed_table import KeyedTable
+from ohm_tui.tui.tones import STATUS_TONES, tone
+
+COLUMNS: list[tuple[str, str]] = [
+    ("PID", "pid"),
+    ("Type", "type"),
+    ("Task", "task"),
+    ("Status", "status"),
+    ("Uptime", "uptime"),
+    ("CPU", "cpu"),
+    ("Memory", "mem"),
+    ("Resp", "respawns"),
+    ("Last log line", "last"),
+]
+
+# Problems first in the default order, so a crash is never below the fold.
+STATUS_RANK: dict[str, int] = {
+    "crashed": 0,
+    "given_up": 1,
+    "respawning": 2,
+    "zombie": 3,
+    "stalled": 4,
+    "stale": 5,
+    "running": 6,
+    "completed": 7,
+}
+
+LIVE_STATUSES = {"running", "stalled", "zombie"}
+
+
+def status_label(agent: AgentView, now: float) -> str:
+    """The status as people read it: ``respawning in 4s``, ``given up``."""
+    if agent.status == "respawning" and agent.next_respawn_at is not None:
+        return f"respawning in {max(0, round(agent.next_respawn_at - now))}s"
+    return agent.status.replace("_", " ")
+
+
+def uptime(agent: AgentView, now: float) -> float | None:
+    if agent.status not in LIVE_STATUSES:
+        return None
+    return timeutil.age(agent.started_at, now)
+
+
+@dataclass(frozen=True)
+class SortKey:
+    label: str
+    key: Callable[[AgentView, float], tuple[object, ...]]
+    reverse: bool = False
+
+
+SORTS: list[SortKey] = [
+    SortKey("problems first", lambda a, n: (STATUS_RANK.get(a.status, 9), -(a.started_at or 0))),
+    SortKey("CPU", lambda a, n: (a.cpu_percent or 0.0,), reverse=True),
+    SortKey("memory", lambda a, n: (a.rss_bytes or 0,), reverse=True),
+    SortKey("uptime", lambda a, n: (uptime(a, n) or 0.0,), reverse=True),
+    SortKey("type", lambda a, n: (a.agent_type, a.task_id or "")),
+    SortKey("task", lambda a, n: (a.task_id or "", a.agent_type)),
+    SortKey("respawns", lambda a, n: (a.respawns,), reverse=True),
+    SortKey("PID", lambda a, n: (a.pid,)),
+]
+
+
+def matches(agent: AgentView, needle: str, now: float) -> bool:
+    """The filter: a case-insensitive substring of type, task or status."""
+    if not needle:
+        return True
+    needle = needle.lower()
+    fields = (agent.agent_type, agent.task_id or "", status_label(agent, now), agent.status)
+    return any(needle in text.clean(value).lower() for value in fields)
+
+
+class AgentsPanel(Vertical):
+    """Agents table plus its (normally hidden) filter input."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.agents: dict[str, AgentView] = {}
+        self.filter_text = ""
+        self.sort_index = 0
+        self._now = timeutil.now()
+
+    def compose(self) -> ComposeResult:
+        yield KeyedTable(COLUMNS, id="agents-table")
+        yield Input(
+            placeholder="filter by type, task or status (enter: keep, esc: clear)",
+            id="agents-filter",
+        )
+
+    def on_mount(self) -> None:
+        self.query_one("#agents-filter", Input).display = False
+        self._update_title()
+
+    @property
+    def table(self) -> KeyedTable:
+        return self.query_one("#agents-table", KeyedTable)
+
+    @property
+    def selected(self) -> AgentView | None:
+        key = self.table.cursor_key
+        return None if key is None else self.agents.get(key)
+
+    @property
+    def sort(self) -> SortKey:
+        return SORTS[self.sort_index]
+
+    def show_agents(self, agents: list[AgentView], now: float) -> None:
+        """Render a snapshot's agents (filtered and sorted) by diff."""
+        self._now = now
+        self.agents = {agent.key: agent for agent in agents}
+        self._sync()
+
+    @property
+    def filter_active(self) -> bool:
+        """A filter is set or its input is open (so escape has something to clear)."""
+        return bool(self.filter_text) or bool(self.query_one("#agents-filter", Input).display)
+
+    def cycle_sort(self) -> str:
+        self.sort_index = (self.sort_index + 1) % len(SORTS)
+        self._sync()
+        return self.sort.label
+
+    def open_filter(self) -> None:
+        field = self.query_one("#agents-filter", Input)
+        field.display = True
+        field.value = self.filter_text
+        field.focus()
+
+    def set_filter(self, value: str) -> None:
+        self.filter_text = value.strip()
+        self._sync()
+
+    def close_filter(self, *, clear: bool) -> None:
+        field = self.query_one("#agents-filter", Input)
+        if clear:
+            field.value = ""
+            self.set_filter("")
+        field.display = bool(self.filter_text)
+        self.table.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.close_filter(clear=False)
+
+    def _sync(self) -> None:
+        now = self._now
+        shown = [a for a in self.agents.values() if matches(a, self.filter_text, now)]
+        order = self.sort
+        shown.sort(key=lambda a: order.key(a, now), reverse=order.reverse)
+        self.table.sync([(a.key, self._cells(a, now)) for a in shown])
+        self._update_title(len(shown))
+
+    def _update_title(self, shown: int | None = None) -> None:
+        total = len(self.agents)
+        count = f"{total}" if shown is None or shown == total else f"{shown} of {total}"
+        title = f"1 Agents ({count}) · sort: {self.sort.label}"
+        if self.filter_text:
+            title += f" · filter: {text.one_line(text.clean(self.filter_text), 30)}"
+        # One title line, not a subtitle: at 24 lines panels have no bottom border.
+        self.border_title = Text(title)
+
+    def _cells(self, agent: AgentView, now: float) -> list[Text]:
+        status_style = tone(self.app, STATUS_TONES.get(agent.status, ""), bold=True)
+        return [
+            Text(str(agent.pid)),
+            text.literal(agent.agent_type, max_len=18),
+            text.literal(agent.task_id or "-", max_len=18),
+            Text(status_label(agent, now), style=status_style),
+            Text(text.duration(uptime(agent, now)) if uptime(agent, now) is not None else "-"),
+            Text(text.percent(agent.cpu_percent), justify="right"),
+            Text(text.size(agent.rss_bytes), justify="right"),
+            Text(f"{agent.respawns}/{agent.max_respawns}"),
+            text.literal(text.log_message(text.clean(agent.last_log_line or "")), max_len=60),
+        ]

@@ -1,0 +1,278 @@
+"""``OhmApp``: a thin App that runs the engine off the UI thread and hands frames to the dashboard.
+
+The loop (after Dolphie): a thread worker collects a ``Snapshot`` and posts it;
+the UI thread renders it; only then is the next collection armed with
+``set_timer``. So refreshes never overlap, and while a modal or detail screen is
+open, or the operator paused, nothing is collected at all. Engine events (a
+crash, a respawn) arrive from the engine's own thread through a listener that
+only posts a message, and trigger a collection at once: a crash is on screen
+within a second instead of at the next periodic check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import App, ScreenStackError
+from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
+from textual.timer import Timer
+from textual.worker import Worker, WorkerState
+
+from ohm_tui.engine.models import Event, Snapshot
+from ohm_tui.engine.monitor import OrchestratorHealthMonitor
+from ohm_tui.tui import text
+from ohm_tui.tui.commands import OhmCommands
+from ohm_tui.tui.dashboard import DashboardScreen
+from ohm_tui.tui.help_sections import help_sections
+from ohm_tui.tui.messages import BugFormRequested, EngineEvent, SnapshotReady
+from ohm_tui.tui.screens.bug_form import draft_from_agent, draft_from_crash
+from ohm_tui.tui.screens.help import HelpScreen
+
+REFRESH_INTERVAL = 1.0
+SOON = 0.02  # "at once", for a refresh asked for while one was running (a 0 s timer is invalid)
+CRITICAL_KINDS = {
+    "gave_up",
+    "crash_storm",
+    "orchestrator_freeze",
+    "orchestrator_gone",
+    "restart_failed",
+    "critical",
+}
+
+
+def css_path() -> Path:
+    """The installed copy (the wheel force-includes it here) or the repository's top-level one."""
+    installed = Path(__file__).with_name("styles.tcss")
+    return installed if installed.is_file() else Path(__file__).parents[2] / "styles.tcss"
+
+
+def is_critical(event: Event) -> bool:
+    return event.kind in CRITICAL_KINDS or "critical" in event.kind
+
+
+class OhmApp(App[int]):
+    """The console. Build it with :func:`make_app`."""
+
+    CSS_PATH = css_path()
+    TITLE = "ohm"
+    SUB_TITLE = "orchestrator health monitor"
+    COMMANDS = App.COMMANDS | {OhmCommands}
+    HORIZONTAL_BREAKPOINTS = [
+        (0, "-narrow"),
+        (110, "-wide"),
+    ]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "Help", id="help", tooltip="Show every key"),
+    ]
+
+    def __init__(
+        self,
+        monitor: OrchestratorHealthMonitor,
+        *,
+        read_only: bool = False,
+        demo: object | None = None,
+    ) -> None:
+        super().__init__()
+        self.monitor = monitor
+        self.read_only = read_only or monitor.read_only
+        self.demo = demo
+        self.dashboard = DashboardScreen()
+        self.snapshot: Snapshot | None = None
+        self.paused = False
+        self.engine_error: str | None = None
+        self.engine_started = False
+        self._collecting = False
+        self._again = False
+        self._timer: Timer | None = None
+        self._listening = False
+        self.refresh_interval = REFRESH_INTERVAL
+        """Seconds between snapshots (tests shorten it)."""
+        self.frames = 0
+        """Snapshots rendered so far (tests wait on it instead of sleeping)."""
+        self.skipped_refreshes = 0
+        """Refreshes skipped because the console was paused or a modal was open."""
+
+    def get_default_screen(self) -> DashboardScreen:
+        return self.dashboard
+
+    def on_mount(self) -> None:
+        self._start_engine()
+        self.request_refresh()
+
+    def on_unmount(self) -> None:
+        self._listening = False
+        with contextlib.suppress(Exception):
+            self.monitor.remove_listener(self._on_engine_thread_event)
+        if self.engine_started:
+            try:
+                self.monitor.stop(timeout=5.0)
+            except Exception as exc:  # shutting down: report, never raise
+                self.log.error(f"stopping the engine failed: {exc!r}")
+
+    # -- the engine ------------------------------------------------------------
+    @work(thread=True, exit_on_error=False, group="engine", description="start the engine")
+    def _start_engine(self) -> None:
+        self._listening = True
+        self.monitor.add_listener(self._on_engine_thread_event)
+        self.monitor.start()
+        self.engine_started = True
+
+    def _on_engine_thread_event(self, event: Event) -> None:
+        """Runs on an engine thread: hand over, touch nothing."""
+        if self._listening:
+            self.post_message(EngineEvent(event))
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        if is_critical(event):
+            self.notify(
+                text.clean(event.message) or event.kind,
+                title=event.kind.replace("_", " "),
+                severity="error",
+                timeout=10,
+                markup=False,
+            )
+            if self.monitor.config.sound:
+                self.bell()
+        self.request_refresh()
+
+    # -- the refresh loop ------------------------------------------------------
+    def set_paused(self, paused: bool) -> None:
+        self.paused = paused
+        self.notify("Live refresh paused" if paused else "Live refresh resumed", timeout=2)
+        self.dashboard.show_header()
+        if not paused:
+            self.request_refresh()
+
+    def _blocked(self) -> bool:
+        return self.paused or self.screen is not self.dashboard
+
+    def _shutting_down(self) -> bool:
+        try:
+            return not self.is_running or not self.screen_stack
+        except ScreenStackError:
+            return True
+
+    def request_refresh(self) -> None:
+        """Collect a snapshot now, unless one is being collected, or refresh is blocked."""
+        if self._shutting_down():
+            return
+        if self._collecting:
+            self._again = True
+            return
+        if self._blocked():
+            self.skipped_refreshes += 1
+            self._arm(self.refresh_interval)
+            return
+        self._collecting = True
+        self._again = False
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self._collect()
+
+    def _arm(self, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(delay, self.request_refresh, name="ohm-refresh")
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="health",
+        description="collect snapshot",
+    )
+    def _collect(self) -> None:
+        self.post_message(SnapshotReady(self.monitor.snapshot()))
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        snapshot = message.snapshot
+        previous = self.snapshot
+        self.snapshot = snapshot
+        self.frames += 1
+        self.engine_error = None
+        if snapshot.report.status == "critical" and (
+            previous is None or previous.report.status != "critical"
+        ):
+            self.notify(
+                "Health is CRITICAL: see the header and the timeline.",
+                severity="error",
+                timeout=10,
+            )
+            if self.monitor.config.sound:
+                self.bell()
+        try:
+            self.dashboard.show_snapshot(snapshot)
+        except NoMatches:  # a frame that arrives while the app shuts down
+            if self.is_running and self.dashboard.is_attached:
+                raise
+
+    @on(Worker.StateChanged)
+    def _worker_state(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        state = event.state
+        if state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            return
+        if worker.group == "health":
+            self._collecting = False
+            if state == WorkerState.ERROR:
+                self._engine_failed("snapshot failed", worker.error)
+            self._arm(SOON if self._again else self.refresh_interval)
+        elif worker.group == "engine" and state == WorkerState.ERROR:
+            self._engine_failed("engine did not start", worker.error)
+        elif state == WorkerState.ERROR:
+            self._engine_failed(worker.description or worker.name, worker.error)
+
+    def _engine_failed(self, what: str, error: BaseException | None) -> None:
+        """Errors show in the header and the log; the console keeps running."""
+        detail = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+        self.engine_error = f"{what}: {detail}"
+        self.log.error(self.engine_error)
+        self.dashboard.show_header()
+
+    # -- app-wide actions -------------------------------------------------------
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(help_sections(self)))
+
+    def on_bug_form_requested(self, message: BugFormRequested) -> None:
+        config = self.monitor.config
+        if message.crash is not None:
+            self.dashboard.open_bug_form(draft_from_crash(message.crash, config))
+        elif message.agent is not None:
+            self.dashboard.open_bug_form(draft_from_agent(message.agent, config))
+
+
+def make_app(
+    monitor: OrchestratorHealthMonitor,
+    *,
+    read_only: bool = False,
+    demo: object | None = None,
+) -> OhmApp:
+    """The console over ``monitor``, as the CLI and the tests build it.
+
+    The app owns the monitor's background engine: it calls ``monitor.start()`` on
+    mount and ``monitor.stop()`` on exit. ``read_only`` also turns auto-fix off and
+    marks the monitor read-only, so nothing can change anything. ``demo`` is the
+    running demo session, if any (shown in the header; its lifetime is the caller's).
+    """
+    if read_only:
+        monitor.read_only = True
+        monitor.auto_fix = False
+    return OhmApp(monitor, read_only=read_only, demo=demo)
+
+
+def run_console(monitor: OrchestratorHealthMonitor, read_only: bool = False) -> int:
+    """Run the console in the terminal; the exit status for the CLI."""
+    app = make_app(monitor, read_only=read_only)
+    result = app.run()
+    if app.return_code not in (None, 0):
+        return app.return_code
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,416 @@
+"""The main screen: header strip, agents, crash timeline and bugs, and every key for them.
+
+Bindings live here rather than on the App so that detail screens (which have
+their own ``q`` / ``c`` / ``b``) never trigger a fix on the overview behind them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Vertical
+from textual.events import ScreenResume
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer
+
+from ohm_tui.engine import timeutil
+from ohm_tui.engine.models import ActionResult, AgentView, Snapshot
+from ohm_tui.tui import text
+from ohm_tui.tui.agents_panel import AgentsPanel
+from ohm_tui.tui.bugs_panel import BugsPanel
+from ohm_tui.tui.commands import PaletteEntry
+from ohm_tui.tui.header import HeaderState, HeaderStrip
+from ohm_tui.tui.messages import ActionDone
+from ohm_tui.tui.screens.agent_detail import AgentDetailScreen
+from ohm_tui.tui.screens.bug_detail import BugDetailScreen
+from ohm_tui.tui.screens.bug_form import (
+    BugDraft,
+    BugFormScreen,
+    draft_from_agent,
+    draft_from_crash,
+)
+from ohm_tui.tui.screens.confirm import ConfirmScreen
+from ohm_tui.tui.screens.crash_detail import CrashDetailScreen
+from ohm_tui.tui.timeline_panel import TimelinePanel
+
+if TYPE_CHECKING:
+    from ohm_tui.tui.app import OhmApp
+
+MUTATING = {"respawn", "stop", "clean_zombies", "file_bug", "toggle_auto_fix"}
+NEEDS_AGENT = {"respawn", "stop", "log"}
+PANELS = {"agents": "#agents-table", "timeline": "#crashes-table", "bugs": "#bugs-table"}
+
+
+class DashboardScreen(Screen[None]):
+    """The overview. Fixes run in thread workers; results arrive as ``ActionDone``."""
+
+    BINDINGS = [
+        Binding(
+            "1",
+            "focus_panel('agents')",
+            "Agents",
+            id="focus.agents",
+            show=False,
+            tooltip="Focus the agents table",
+        ),
+        Binding(
+            "2",
+            "focus_panel('timeline')",
+            "Crashes",
+            id="focus.timeline",
+            show=False,
+            tooltip="Focus the crash timeline",
+        ),
+        Binding(
+            "3",
+            "focus_panel('bugs')",
+            "Bugs",
+            id="focus.bugs",
+            show=False,
+            tooltip="Focus the bug list",
+        ),
+        Binding(
+            "enter",
+            "details",
+            "Details",
+            id="details",
+            show=False,
+            tooltip="Open the selected agent, crash or bug",
+        ),
+        Binding(
+            "r",
+            "respawn",
+            "Respawn",
+            id="agent.respawn",
+            tooltip="Respawn the selected agent (shows what will run, then asks)",
+        ),
+        Binding(
+            "k",
+            "stop",
+            "Stop",
+            id="agent.stop",
+            tooltip="Stop the selected agent: SIGTERM, then SIGKILL after the grace period",
+        ),
+        Binding(
+            "z",
+            "clean_zombies",
+            "Zombies",
+            id="zombies.clean",
+            tooltip="List zombies and stale entries, then reap and clean them",
+        ),
+        Binding(
+            "b",
+            "file_bug",
+            "Bug",
+            id="bug.file",
+            tooltip="File a bug (prefilled from the selected crash or agent)",
+        ),
+        Binding("l", "log", "Log", id="agent.log", tooltip="Follow the selected agent's log"),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            id="agents.filter",
+            tooltip="Filter agents by type, task or status",
+        ),
+        Binding(
+            "s", "sort", "Sort", id="agents.sort", show=False, tooltip="Cycle the agents sort order"
+        ),
+        Binding("p", "pause", "Pause", id="refresh.pause", tooltip="Pause or resume live refresh"),
+        Binding(
+            "f",
+            "toggle_auto_fix",
+            "Auto-fix",
+            id="autofix.toggle",
+            tooltip="Turn automatic fixes on or off",
+        ),
+        Binding(
+            "escape",
+            "clear_filter",
+            "Clear filter",
+            id="agents.clear_filter",
+            show=False,
+            tooltip="Clear the agents filter",
+        ),
+        Binding(
+            "q", "quit", "Quit", id="quit", tooltip="Quit ohm (the orchestrator keeps running)"
+        ),
+    ]
+
+    EXTRA_COMMANDS = [
+        PaletteEntry("Help", "Show every key", "app.help"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="dashboard")
+        self.last_status: str | None = None
+
+    @property
+    def ohm(self) -> OhmApp:
+        return cast("OhmApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield HeaderStrip(id="header")
+        with Vertical(id="panes"):
+            yield AgentsPanel(id="agents")
+            with Container(id="lower"):
+                yield TimelinePanel(id="timeline")
+                yield BugsPanel(id="bugs")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#agents-table", DataTable).focus()
+        self.show_header()
+
+    # -- rendering ----------------------------------------------------------
+    def show_snapshot(self, snapshot: Snapshot) -> None:
+        """Render one snapshot into every panel (rows diffed, never rebuilt)."""
+        now = timeutil.now()
+        self.query_one(AgentsPanel).show_agents(snapshot.agents, now)
+        self.query_one(TimelinePanel).show_snapshot(snapshot, now)
+        self.query_one(BugsPanel).show_bugs(snapshot.bugs, snapshot.open_bugs, now)
+        self.show_header()
+        self.refresh_bindings()
+
+    def show_header(self) -> None:
+        app = self.ohm
+        errors = [app.engine_error] if app.engine_error else []
+        self.query_one(HeaderStrip).show(
+            HeaderState(
+                snapshot=app.snapshot,
+                paused=app.paused,
+                read_only=app.read_only,
+                auto_fix=app.monitor.auto_fix,
+                demo=app.demo is not None,
+                freeze_threshold=app.monitor.config.orchestrator_freeze_threshold,
+                errors=errors,
+            )
+        )
+
+    def on_screen_resume(self, event: ScreenResume) -> None:
+        # Back from a modal or a detail screen: catch up at once.
+        self.ohm.request_refresh()
+
+    # -- selection ----------------------------------------------------------
+    @property
+    def selected_agent(self) -> AgentView | None:
+        return self.query_one(AgentsPanel).selected
+
+    def focused_panel(self) -> str | None:
+        focused = self.focused
+        for name, selector in PANELS.items():
+            if focused is not None and focused.id == selector[1:]:
+                return name
+        return None
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self) -> None:
+        self.refresh_bindings()
+
+    @on(DataTable.RowSelected)
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_details()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in MUTATING and self.ohm.read_only:
+            return None
+        if action in NEEDS_AGENT and self.selected_agent is None:
+            return None
+        if action == "clear_filter":
+            return self.query_one(AgentsPanel).filter_active
+        return True
+
+    # -- navigation and views -----------------------------------------------
+    def action_focus_panel(self, name: str) -> None:
+        self.query_one(PANELS[name], DataTable).focus()
+
+    def action_details(self) -> None:
+        panel = self.focused_panel() or "agents"
+        monitor = self.ohm.monitor
+        read_only = self.ohm.read_only
+        if panel == "timeline":
+            crash = self.query_one(TimelinePanel).selected
+            if crash is not None:
+                self.app.push_screen(CrashDetailScreen(crash, read_only=read_only))
+        elif panel == "bugs":
+            bug = self.query_one(BugsPanel).selected
+            if bug is not None:
+                self.app.push_screen(BugDetailScreen(monitor, bug, read_only=read_only))
+        else:
+            agent = self.selected_agent
+            if agent is not None:
+                self.app.push_screen(AgentDetailScreen(monitor, agent))
+
+    def action_log(self) -> None:
+        agent = self.selected_agent
+        if agent is not None:
+            self.app.push_screen(AgentDetailScreen(self.ohm.monitor, agent, log_only=True))
+
+    def action_filter(self) -> None:
+        self.query_one(AgentsPanel).open_filter()
+
+    def action_clear_filter(self) -> None:
+        self.query_one(AgentsPanel).close_filter(clear=True)
+        self.refresh_bindings()
+
+    def action_sort(self) -> None:
+        label = self.query_one(AgentsPanel).cycle_sort()
+        self.notify(f"Agents sorted by {label}", timeout=2)
+
+    def action_pause(self) -> None:
+        self.ohm.set_paused(not self.ohm.paused)
+
+    def action_toggle_auto_fix(self) -> None:
+        monitor = self.ohm.monitor
+        monitor.auto_fix = not monitor.auto_fix
+        self.notify(f"Auto-fix {'ON' if monitor.auto_fix else 'OFF'}")
+        self.show_header()
+
+    def action_quit(self) -> None:
+        self.app.exit(0)
+
+    # -- fixes ----------------------------------------------------------------
+    def action_respawn(self) -> None:
+        agent = self.selected_agent
+        if agent is None:
+            return
+        monitor = self.ohm.monitor
+
+        def confirm(plan: str) -> None:
+            body = Text(f"Respawn {agent.agent_type} PID {agent.pid}")
+            body.append(f" (task {text.clean(agent.task_id or '-')})\n\nWill run:\n")
+            body.append_text(text.literal(plan))
+            self._ask(
+                "Respawn agent",
+                body,
+                "Respawn",
+                lambda: self._fix("respawn", lambda: monitor.respawn(agent.key)),
+            )
+
+        self._prepare("respawn", lambda: monitor.describe_respawn(agent.key), confirm)
+
+    def action_stop(self) -> None:
+        agent = self.selected_agent
+        if agent is None:
+            return
+        monitor = self.ohm.monitor
+        grace = monitor.config.stop_grace_period
+        body = Text(f"Stop {agent.agent_type} PID {agent.pid}")
+        body.append(f" (task {text.clean(agent.task_id or '-')})?\n\n")
+        body.append(f"Sends SIGTERM, then SIGKILL if it is still running after {grace:g}s.\n")
+        body.append("Command: ")
+        body.append_text(text.literal(agent.command_text))
+        self._ask(
+            "Stop agent",
+            body,
+            "Stop",
+            lambda: self._fix("stop", lambda: monitor.stop_agent(agent.key)),
+        )
+
+    def action_clean_zombies(self) -> None:
+        monitor = self.ohm.monitor
+
+        def confirm(plan: list[str]) -> None:
+            if not plan:
+                self.notify("Nothing to clean: no zombies and no stale entries.")
+                return
+            body = Text(f"{len(plan)} thing(s) will be reaped or cleaned:\n\n")
+            for line in plan:
+                body.append("• ")
+                body.append_text(text.literal(line))
+                body.append("\n")
+            self._ask(
+                "Clean zombies",
+                body,
+                "Clean",
+                lambda: self._fix("clean_zombies", monitor.clean_zombies),
+            )
+
+        self._prepare("clean_zombies", monitor.plan_zombie_cleanup, confirm)
+
+    def action_file_bug(self) -> None:
+        config = self.ohm.monitor.config
+        draft = BugDraft(assigned_to=config.default_assignee)
+        panel = self.focused_panel()
+        if panel == "timeline":
+            crash = self.query_one(TimelinePanel).selected
+            if crash is not None:
+                draft = draft_from_crash(crash, config)
+        elif panel == "agents" and self.selected_agent is not None:
+            draft = draft_from_agent(self.selected_agent, config)
+        self.open_bug_form(draft)
+
+    def open_bug_form(self, draft: BugDraft) -> None:
+        if self.ohm.read_only:
+            self.notify("Read-only mode: filing bugs is disabled.", severity="warning")
+            return
+        monitor = self.ohm.monitor
+
+        def filed(result: BugDraft | None) -> None:
+            if result is None:
+                return
+
+            def file() -> ActionResult:
+                bug = monitor.file_bug(
+                    result.title,
+                    result.priority,
+                    result.description,
+                    assigned_to=result.assigned_to or None,
+                    category="manual",
+                    related=result.related,
+                )
+                return ActionResult(
+                    ok=True,
+                    action="file_bug",
+                    message=f"Filed {bug.label}: {text.one_line(text.clean(bug.title), 60)}",
+                    bug_number=bug.bug_number,
+                )
+
+            self._fix("file_bug", file)
+
+        self.app.push_screen(BugFormScreen(draft), callback=filed)
+
+    def _ask(self, title: str, body: Text, label: str, then: Callable[[], object]) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                then()
+
+        self.app.push_screen(ConfirmScreen(title, body, confirm_label=label), callback=answered)
+
+    @work(thread=True, exit_on_error=False, group="actions", description="prepare a fix")
+    def _prepare(self, what: str, compute: Callable[[], Any], then: Callable[[Any], None]) -> None:
+        """Compute what a fix would do off the UI thread, then ask on the UI thread."""
+        try:
+            value = compute()
+        except Exception as exc:
+            message = f"{what} not possible: {type(exc).__name__}: {exc}"
+            self.post_message(ActionDone(ActionResult(ok=False, action=what, message=message)))
+        else:
+            self.app.call_from_thread(then, value)
+
+    @work(thread=True, exit_on_error=False, group="actions", description="run a fix")
+    def _fix(self, what: str, run: Callable[[], ActionResult]) -> None:
+        """Run a fix off the UI thread so a slow stop or spawn never freezes the screen."""
+        try:
+            result = run()
+        except Exception as exc:
+            message = f"{what} failed: {type(exc).__name__}: {exc}"
+            result = ActionResult(ok=False, action=what, message=message)
+        self.post_message(ActionDone(result))
+
+    def on_action_done(self, message: ActionDone) -> None:
+        message.stop()
+        result = message.result
+        self.notify(
+            text.clean(result.message) or result.action,
+            title=result.action.replace("_", " "),
+            severity="information" if result.ok else "error",
+            markup=False,
+        )
+        self.ohm.request_refresh()

@@ -1,0 +1,53 @@
+"""The help screen's contents, read from the screens' own ``BINDINGS``.
+
+Reading the bindings (rather than writing a second list) keeps the help, the
+footer, the command palette and the README table in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+
+from ohm_tui.tui.dashboard import DashboardScreen
+from ohm_tui.tui.screens.agent_detail import AgentDetailScreen
+from ohm_tui.tui.screens.bug_detail import BugDetailScreen
+from ohm_tui.tui.screens.bug_form import BugFormScreen
+from ohm_tui.tui.screens.confirm import ConfirmScreen
+from ohm_tui.tui.screens.crash_detail import CrashDetailScreen
+from ohm_tui.tui.screens.help import HelpRow, HelpSection
+
+BUILTIN_ROWS: list[HelpRow] = [
+    ("tab / ⇧tab", "Next / previous panel", "Move the focus between panels"),
+    ("↑↓ pgup pgdn", "Move", "Move the cursor in the focused table"),
+    ("ctrl+p", "Commands", "Command palette: every action by name"),
+]
+
+
+def rows(app: App[Any], bindings: Iterable[BindingType]) -> list[HelpRow]:
+    out: list[HelpRow] = []
+    for binding in bindings:
+        if not isinstance(binding, Binding) or not binding.description:
+            continue
+        keys = " / ".join(
+            app.get_key_display(Binding(key.strip(), binding.action))
+            for key in binding.key.split(",")
+        )
+        out.append((keys, binding.description, binding.tooltip))
+    return out
+
+
+def help_sections(app: App[Any]) -> list[HelpSection]:
+    """Every binding of every screen, grouped by screen."""
+    overview = rows(app, DashboardScreen.BINDINGS) + rows(app, app.BINDINGS) + BUILTIN_ROWS
+    return [
+        ("Overview", overview),
+        ("Agent, log", rows(app, AgentDetailScreen.BINDINGS)),
+        ("Crash", rows(app, CrashDetailScreen.BINDINGS)),
+        ("Bug", rows(app, BugDetailScreen.BINDINGS)),
+        ("Bug form", rows(app, BugFormScreen.BINDINGS)),
+        ("Confirm", rows(app, ConfirmScreen.BINDINGS)),
+    ]

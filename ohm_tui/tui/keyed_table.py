@@ -1,0 +1,104 @@
+"""A ``DataTable`` that is synced by diff, so live refreshes never lose the operator's place.
+
+Clearing and refilling a table every second resets the cursor and the scroll
+position and makes the screen flicker. ``KeyedTable.sync`` instead removes rows
+whose key is gone, adds new keys, calls ``update_cell`` only where a value
+changed, and reorders in place; the cursor stays on the same *key*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.coordinate import Coordinate
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+
+Row = tuple[str, Sequence[Text]]
+
+
+class KeyedTable(DataTable[Text]):
+    """Rows keyed by a stable id (agent key, crash id, bug number); cells are ``Text`` only.
+
+    Cells are ``Text`` because a ``str`` cell is parsed as markup by ``DataTable``.
+    """
+
+    def __init__(
+        self,
+        columns: Sequence[tuple[str, str]],
+        *,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=True)
+        self._column_spec = list(columns)
+        self._cells: dict[str, tuple[Text, ...]] = {}
+        for label, key in self._column_spec:
+            self.add_column(label, key=key)
+
+    @property
+    def keys(self) -> list[str]:
+        """Row keys in display order."""
+        return [str(row.key.value) for row in self.ordered_rows]
+
+    @property
+    def cursor_key(self) -> str | None:
+        """Key of the row under the cursor, or ``None`` when the table is empty."""
+        if self.row_count == 0:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key
+        except (CellDoesNotExist, RowDoesNotExist):
+            return None
+        return None if key.value is None else str(key.value)
+
+    def cell_text(self, key: str, column: str) -> str:
+        """Plain text of one cell (for tests and for prefilling forms)."""
+        cells = self._cells.get(key)
+        if cells is None:
+            raise KeyError(key)
+        index = [k for _, k in self._column_spec].index(column)
+        return cells[index].plain
+
+    def move_to_key(self, key: str) -> bool:
+        """Put the cursor on ``key``; ``False`` when there is no such row."""
+        if key not in self._cells:
+            return False
+        index = self.get_row_index(key)
+        if index != self.cursor_row:
+            self.move_cursor(row=index)
+        return True
+
+    def sync(self, rows: Sequence[Row]) -> None:
+        """Make the table show ``rows`` in this order, touching only what changed."""
+        wanted = [key for key, _ in rows]
+        cursor_key = self.cursor_key
+        column_keys = [key for _, key in self._column_spec]
+        with self.app.batch_update():
+            for stale in set(self._cells) - set(wanted):
+                self.remove_row(stale)
+                del self._cells[stale]
+            for key, cells in rows:
+                new = tuple(cells)
+                old = self._cells.get(key)
+                if old is None:
+                    self.add_row(*new, key=key)
+                    self._cells[key] = new
+                    continue
+                merged = list(old)
+                for index, (before, after) in enumerate(zip(old, new, strict=True)):
+                    if before != after:
+                        self.update_cell(key, column_keys[index], after, update_width=True)
+                        merged[index] = after
+                self._cells[key] = tuple(merged)
+            if self.keys != wanted:
+                self._reorder(wanted)
+            if cursor_key is not None and cursor_key in self._cells:
+                self.move_to_key(cursor_key)
+
+    def _reorder(self, wanted: list[str]) -> None:
+        # DataTable.sort hands the key function a row's cell values, not its key; the
+        # first cell object of each row is ours and unique, so its identity names the row.
+        rank = {id(self._cells[key][0]): index for index, key in enumerate(wanted)}
+        self.sort(key=lambda values: rank[id(values[0])])

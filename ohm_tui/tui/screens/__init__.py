@@ -1,0 +1,1 @@
+"""Detail screens and modals of the console, one module each."""

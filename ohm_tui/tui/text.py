@@ -1,0 +1,140 @@
+"""The one place the console turns outside text and numbers into something to show.
+
+Agents write whatever they like into their logs, and exception messages, command
+lines and bug titles come from them too. Passed to a ``Static`` or a ``DataTable``
+as a ``str``, ``[link=...]`` would become a link and ``[/]`` would raise
+``MarkupError``; written raw, an ESC sequence would restyle the terminal or
+(OSC 52) write the operator's clipboard. So every such string goes through
+:func:`literal` (a ``rich.text.Text``, never parsed as markup) or :func:`clean`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from datetime import timedelta
+
+import humanize
+from rich.style import Style
+from rich.text import Text
+
+from ohm_tui.engine import timeutil
+
+
+def _engine_sanitizer() -> Callable[[str], str] | None:
+    """The engine's sanitizer (shared with the CLI), when that module is present."""
+    try:
+        module = importlib.import_module("ohm_tui.engine.logparse")
+    except ImportError:  # pragma: no cover - only while the engine module is being written
+        return None
+    fn = getattr(module, "sanitize", None)
+    return fn if callable(fn) else None
+
+
+_engine_sanitize = _engine_sanitizer()
+
+# ESC-introduced sequences: CSI, OSC / DCS / SOS / PM / APC strings, and 2-byte escapes.
+_ESCAPES = re.compile(
+    r"""
+    \x1b\[[0-?]*[ -/]*[@-~]?            # CSI ... final byte
+  | \x1b[\]PX^_].*?(?:\x07|\x1b\\|$)    # OSC, DCS, SOS, PM, APC ... BEL or ST
+  | \x9b[0-?]*[ -/]*[@-~]?              # 8-bit CSI
+  | [\x90\x9d\x98\x9e\x9f].*?(?:\x07|\x9c|$)  # 8-bit string controls
+  | \x1b[ -/]*[0-~]?                     # other escapes (charset, keypad ...)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+# Remaining C0/C1 controls (tab and newline kept) and bidi overrides ("Trojan Source").
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(text: object) -> str:
+    """``text`` as a plain string with every terminal control sequence removed."""
+    if text is None:
+        return ""
+    s = text if isinstance(text, str) else str(text)
+    if _engine_sanitize is not None:
+        s = _engine_sanitize(s)
+    s = s.replace("\r\n", "\n")
+    s = _ESCAPES.sub("", s)
+    return _CONTROLS.sub("", s)
+
+
+def literal(text: object, style: str | Style = "", *, max_len: int | None = None) -> Text:
+    """Untrusted text as a ``Text`` shown exactly as written (no markup, no escapes).
+
+    ``max_len`` truncates to one line with an ellipsis, for table cells.
+    """
+    s = clean(text)
+    if max_len is not None:
+        s = one_line(s, max_len)
+    return Text(s, style=style, end="")
+
+
+def one_line(text: str, max_len: int) -> str:
+    """First non-empty line of ``text``, cut to ``max_len`` characters with an ellipsis."""
+    s = " ".join(text.split()) if "\n" not in text else _first_line(text)
+    if len(s) > max_len:
+        return s[: max(0, max_len - 1)] + "…"
+    return s
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return " ".join(line.split())
+    return ""
+
+
+_LOG_PREFIX = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[,.]\d+)?\s*(?:-\s*(?:[\w.\-]+\s+-\s+)?)?"
+)
+
+
+def log_message(line: str) -> str:
+    """A log line without its ``asctime - name - `` prefix, for a narrow column."""
+    return _LOG_PREFIX.sub("", line, count=1)
+
+
+def ago(ts: float | None, at: float | None = None) -> str:
+    """``"2 minutes ago"`` for an epoch timestamp; ``"never"`` when unknown."""
+    age = timeutil.age(ts, at)
+    if age is None:
+        return "never"
+    return str(humanize.naturaltime(timedelta(seconds=age)))
+
+
+def seconds_ago(age: float | None) -> str:
+    """``"12 seconds ago"`` for an age already in seconds."""
+    if age is None:
+        return "unknown"
+    return str(humanize.naturaltime(timedelta(seconds=max(0.0, age))))
+
+
+def duration(seconds: float | None) -> str:
+    """``"3 minutes"`` for a length of time; ``"-"`` when unknown."""
+    if seconds is None:
+        return "-"
+    return str(humanize.naturaldelta(timedelta(seconds=max(0.0, seconds))))
+
+
+def size(num_bytes: int | None) -> str:
+    """``"12.3 MiB"`` for a byte count; ``"-"`` when unknown."""
+    if num_bytes is None:
+        return "-"
+    return str(humanize.naturalsize(num_bytes, binary=True))
+
+
+def percent(value: float | None) -> str:
+    """``"12.5%"``; ``"-"`` when unknown."""
+    if value is None:
+        return "-"
+    return f"{value:.1f}%"
+
+
+def rate(value: float | None) -> str:
+    """A 0..1 ratio as ``"75%"``; ``"n/a"`` when nothing was tried yet."""
+    if value is None:
+        return "n/a"
+    return f"{value * 100:.0f}%"

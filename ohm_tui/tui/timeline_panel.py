@@ -1,0 +1,93 @@
+"""The crash timeline: a sparkline of crashes per interval over a keyed table, newest first."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Sparkline, Static
+
+from ohm_tui.engine.models import CrashRow, Snapshot, format_bug_number
+from ohm_tui.tui import text
+from ohm_tui.tui.keyed_table import KeyedTable
+from ohm_tui.tui.tones import tone
+
+COLUMNS: list[tuple[str, str]] = [
+    ("When", "when"),
+    ("Agent", "agent"),
+    ("Task", "task"),
+    ("Error", "error"),
+    ("Message", "message"),
+    ("Action", "action"),
+]
+
+
+def action_text(crash: CrashRow) -> str:
+    """What ohm did about a crash: ``respawned 2/3``, ``gave up``, ``bug BUG-004``."""
+    parts: list[str] = []
+    if crash.action_taken:
+        parts.append(text.clean(crash.action_taken))
+    elif crash.respawned:
+        parts.append("respawned")
+    if crash.bug_number is not None:
+        label = f"bug {format_bug_number(crash.bug_number)}"
+        if not any(label in part for part in parts):
+            parts.append(label)
+    return ", ".join(parts) or "-"
+
+
+def span_label(buckets: int, bucket_seconds: int) -> str:
+    """``"per 5 minutes over 6 hours"`` for the sparkline caption."""
+    return f"per {text.duration(bucket_seconds)} over {text.duration(buckets * bucket_seconds)}"
+
+
+class TimelinePanel(Vertical):
+    """Sparkline + crash table. Rows are keyed by crash id."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.crashes: dict[str, CrashRow] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("crashes"), id="crash-spark-label")
+        yield Sparkline([], id="crash-spark")
+        yield KeyedTable(COLUMNS, id="crashes-table")
+
+    def on_mount(self) -> None:
+        self.border_title = Text("2 Crash timeline")
+
+    @property
+    def table(self) -> KeyedTable:
+        return self.query_one("#crashes-table", KeyedTable)
+
+    @property
+    def selected(self) -> CrashRow | None:
+        key = self.table.cursor_key
+        return None if key is None else self.crashes.get(key)
+
+    def show_snapshot(self, snapshot: Snapshot, now: float) -> None:
+        histogram = [float(n) for n in snapshot.crash_histogram]
+        spark = self.query_one("#crash-spark", Sparkline)
+        if list(spark.data or []) != histogram:
+            spark.data = histogram
+        total = sum(snapshot.crash_histogram)
+        peak = max(snapshot.crash_histogram, default=0)
+        caption = f"crashes {span_label(len(histogram), snapshot.histogram_bucket_seconds)}"
+        caption += f" · total {total} · peak {peak} · newest first"
+        self.query_one("#crash-spark-label", Static).update(Text(caption))
+        ordered = sorted(snapshot.crashes, key=lambda c: (c.crashed_at, c.crash_id), reverse=True)
+        self.crashes = {str(c.crash_id): c for c in ordered}
+        self.table.sync([(str(c.crash_id), self._cells(c, now)) for c in ordered])
+        span = span_label(len(histogram), snapshot.histogram_bucket_seconds)
+        self.border_title = Text(f"2 Crash timeline ({total} {span})")
+
+    def _cells(self, crash: CrashRow, now: float) -> list[Text]:
+        error_style = tone(self.app, "text-error", bold=True)
+        return [
+            Text(text.ago(crash.crashed_at, now)),
+            text.literal(f"{crash.agent_type} {crash.agent_pid}", max_len=24),
+            text.literal(crash.task_id or "-", max_len=18),
+            text.literal(crash.error_type or f"exit {crash.exit_code}", error_style, max_len=24),
+            text.literal(crash.error_message or "", max_len=50),
+            text.literal(action_text(crash), max_len=32),
+        ]
