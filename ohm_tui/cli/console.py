@@ -7,42 +7,75 @@ Textual is imported only here and only when the console is asked for, so
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import threading
 from collections.abc import Callable
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from ohm_tui.cli.context import EXIT_OK, EXIT_UNKNOWN, CliError, open_monitor
-from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 
-ConsoleRunner = Callable[..., Any]  # run_console(monitor, read_only=...) -> int
-
-_TERMINATE = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class InterruptOnSignal:
-    """While active, SIGINT, SIGTERM and SIGHUP raise ``KeyboardInterrupt`` in the main thread.
+class ConsoleApp(Protocol):
+    """What the CLI needs of the Textual app (``ohm_tui.tui.app.make_app``)."""
 
-    That unwinds every ``with``/``finally`` on the way out, which is how the
-    console and the demo guarantee the monitor and demo processes are stopped
-    whichever way the process is asked to end. Only the first signal raises:
-    a second Ctrl-C must not cut the clean-up short and leave orphans.
+    @property
+    def return_code(self) -> int | None: ...
+
+    @property
+    def is_running(self) -> bool: ...
+
+    def run(self) -> Any: ...
+
+    def exit(self) -> None: ...
+
+    def call_from_thread(self, callback: Callable[[], Any]) -> Any: ...
+
+
+AppFactory = Callable[..., ConsoleApp]  # make_app(monitor, read_only=..., demo=...)
+
+
+class ExitSignals:
+    """SIGINT, SIGTERM and SIGHUP end the console, the demo and its processes cleanly.
+
+    - While the console runs, the first signal asks the app to quit the way ``q``
+      does (from a helper thread: ``call_from_thread`` is the thread-safe door
+      into Textual). An exception raised into Textual's event loop can be lost,
+      and then nothing stops. A second signal forces the exit.
+    - Outside the console (starting up, or ``demo --no-tui`` before its loop),
+      a signal raises ``KeyboardInterrupt``, which unwinds every ``with`` block.
+    - Once clean-up has begun (``cleaning_up()``), signals are ignored: a
+      second Ctrl-C must not cut the clean-up short and leave orphans.
+    Previous handlers are restored on exit.
     """
 
     def __init__(self) -> None:
+        self.app: ConsoleApp | None = None
         self.received: signal.Signals | None = None
+        self._asked = False
+        self._cleaning = False
         self._previous: dict[signal.Signals, Any] = {}
 
+    def cleaning_up(self) -> None:
+        self._cleaning = True
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.received is not None:
-            return  # already unwinding
         self.received = signal.Signals(signum)
+        if self._cleaning:
+            return
+        app = self.app
+        if app is not None and app.is_running and not self._asked:
+            self._asked = True
+            threading.Thread(target=_ask_exit, args=(app,), daemon=True).start()
+            return
         raise KeyboardInterrupt(self.received.name)
 
-    def __enter__(self) -> InterruptOnSignal:
+    def __enter__(self) -> ExitSignals:
         if threading.current_thread() is threading.main_thread():
-            for sig in _TERMINATE:
+            for sig in _EXIT_SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
@@ -57,33 +90,43 @@ class InterruptOnSignal:
         self._previous.clear()
 
 
-def load_console() -> ConsoleRunner:
-    """``run_console`` from the tui package, or a clear error when it cannot load."""
+def _ask_exit(app: ConsoleApp) -> None:
+    with contextlib.suppress(Exception):  # the app may be closing already
+        app.call_from_thread(app.exit)
+
+
+def load_console() -> AppFactory:
+    """``make_app`` from the tui package, or a clear error when it cannot load."""
     try:
-        from ohm_tui.tui.app import run_console
+        from ohm_tui.tui.app import make_app
     except ImportError as exc:
         raise CliError(
             f"the console is not available ({exc}); use 'ohm watch' or 'ohm check' instead",
             EXIT_UNKNOWN,
         ) from None
-    runner: ConsoleRunner = run_console
-    return runner
+    factory: AppFactory = make_app
+    return factory
 
 
-def run_console_on(
-    runner: ConsoleRunner, monitor: OrchestratorHealthMonitor, *, read_only: bool = False
-) -> int:
-    """Run the console (it starts and stops the monitor's engine); its exit code."""
-    result = runner(monitor, read_only=read_only)
+def run_app(app: ConsoleApp, signals: ExitSignals) -> int:
+    """Run the console until it quits (the app starts and stops the monitor's engine)."""
+    signals.app = app
+    try:
+        result = app.run()
+    finally:
+        signals.app = None
+        signals.cleaning_up()
+    if app.return_code not in (None, 0):
+        return app.return_code
     return result if isinstance(result, int) else EXIT_OK
 
 
 def cmd_console(args: argparse.Namespace) -> int:
-    runner = load_console()
-    with InterruptOnSignal():
+    make_app = load_console()
+    read_only = bool(args.read_only)
+    with ExitSignals() as signals:
         try:
-            read_only = bool(args.read_only)
             with open_monitor(args, read_only=read_only) as monitor:
-                return run_console_on(runner, monitor, read_only=read_only)
+                return run_app(make_app(monitor, read_only=read_only), signals)
         except KeyboardInterrupt:
             return EXIT_OK

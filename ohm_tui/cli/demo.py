@@ -9,32 +9,13 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
-from typing import Any
 
 from ohm_tui.cli import output as out
-from ohm_tui.cli.console import InterruptOnSignal
+from ohm_tui.cli.console import ExitSignals, load_console, run_app
 from ohm_tui.cli.context import EXIT_OK, EXIT_UNKNOWN, CliError
 from ohm_tui.cli.watch import StopSignals, run_watch_loop
 from ohm_tui.engine.config import load_config
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
-
-DemoConsole = Callable[[OrchestratorHealthMonitor, Any], None]
-
-
-def load_demo_console() -> DemoConsole:
-    """The console with the demo shown in its header, or a clear error."""
-    try:
-        from ohm_tui.tui.app import make_app
-    except ImportError as exc:
-        raise CliError(
-            f"the console is not available ({exc}); try 'ohm demo --no-tui'", EXIT_UNKNOWN
-        ) from None
-
-    def run(monitor: OrchestratorHealthMonitor, session: Any) -> None:
-        make_app(monitor, demo=session).run()
-
-    return run
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -43,9 +24,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise CliError(f"the demo is not available ({exc})", EXIT_UNKNOWN) from None
     # Fail before starting any process when the console cannot load.
-    console = None if args.no_tui else load_demo_console()
+    make_app = None if args.no_tui else load_console()
     data_dir = "?"
-    with InterruptOnSignal():
+    with ExitSignals() as signals:
         try:
             with DemoSession(
                 seed=args.seed,
@@ -58,13 +39,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 overrides = {**session.config_overrides(), "auto_fix": True}
                 cfg = load_config(args.config or None, data_dir=data_dir, overrides=overrides)
                 with OrchestratorHealthMonitor(cfg, name=f"demo:{os.getpid()}") as monitor:
-                    if console is None:
+                    if make_app is None:
                         with StopSignals() as stop:
-                            run_watch_loop(monitor, stop)
+                            try:
+                                run_watch_loop(monitor, stop)
+                            finally:
+                                signals.cleaning_up()
                     else:
-                        console(monitor, session)
+                        run_app(make_app(monitor, demo=session), signals)
         except KeyboardInterrupt:
             pass
+        finally:
+            signals.cleaning_up()
     if args.keep:
         out.emit(f"ohm demo: stopped; state kept in {data_dir}")
         out.emit(f"  look back with: ohm crashes --last=1h --data-dir {data_dir}")

@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import sys
+from typing import Any
 from collections.abc import Sequence
 
 from ohm_tui.cli.context import EXIT_FAILED, EXIT_UNKNOWN, EXIT_USAGE, CliError
@@ -67,9 +68,13 @@ def _debug() -> bool:
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Engine log lines (alerts, warnings) to whatever ``sys.stderr`` is now, one line each."""
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.setStream(sys.stderr)
-        super().emit(record)
+    @property
+    def stream(self) -> Any:
+        return sys.stderr  # looked up at each write: tests and daemons swap sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
 
     def format(self, record: logging.LogRecord) -> str:
         line = f"ohm: {record.levelname.lower()}: {_printable(record.getMessage())}"

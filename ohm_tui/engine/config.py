@@ -197,6 +197,8 @@ def _check_number(key: str, value: Any, kind: type) -> Any:
         raise ConfigError(key, f"must be greater than 0, got {value!r}")
     if key in _NON_NEGATIVE and value < 0:
         raise ConfigError(key, f"must not be negative, got {value!r}")
+    if key == "respawn_backoff_factor" and value < 1:
+        raise ConfigError(key, f"must be at least 1 (backoff grows), got {value!r}")
     return value
 
 

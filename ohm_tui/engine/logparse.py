@@ -117,7 +117,7 @@ def tail_bytes(path: str | os.PathLike[str] | None, max_bytes: int = 65536) -> b
 def _decode_tail(data: bytes, mid_line: bool) -> str:
     if mid_line:
         nl = data.find(b"\n")
-        if nl >= 0:  # a file without any newline keeps its (partial) only line
+        if 0 <= nl < len(data) - 1:  # a partial line that is the only line is kept
             data = data[nl + 1 :]
     return data.decode("utf-8", errors="replace")
 
@@ -137,7 +137,9 @@ def read_new(
     is never split in two (unless one line alone fills ``max_bytes``). A file
     that shrank was truncated or rotated: reading restarts from its beginning,
     bounded to its last ``max_bytes``. More than ``max_bytes`` new bytes: only
-    the last ``max_bytes`` are read. A missing file gives ``(0, "")``.
+    the last ``max_bytes`` are read. A missing file gives ``(0, "")``. (A file
+    replaced by a bigger one between two calls looks like appends: sizes are all
+    this API keeps.)
     """
     if path is None:
         return 0, ""
@@ -578,6 +580,45 @@ def _exception_block(lines: list[str], header: int) -> tuple[int, str | None, st
     return end, etype, message
 
 
+_BOXED = re.compile(r"^\s*[|+]")
+_BOXED_TEXT = re.compile(r"^\s*\|\s(?=\S)(.*)$")
+
+
+def _group_block(lines: list[str], header: int) -> tuple[int, int, str | None, str | None]:
+    """An ``ExceptionGroup`` traceback (drawn in ``|`` boxes): its span, type and message.
+
+    The outermost group's exception is the type; the sub-exceptions are
+    appended to the message so a TaskGroup failure says what failed inside.
+    """
+    start = header
+    i = header
+    while i >= 0 and (_BOXED.match(lines[i]) or not lines[i].strip()):
+        if lines[i].rstrip().endswith("Exception Group " + TRACEBACK_HEADER):
+            start = i
+        i -= 1
+    end = header
+    while end < len(lines) and _BOXED.match(lines[end]):
+        end += 1
+    etype: str | None = None
+    message: str | None = None
+    subs: list[str] = []
+    for line in lines[start:end]:
+        boxed = _BOXED_TEXT.match(line)
+        if not boxed:
+            continue
+        text = boxed.group(1).strip()
+        exc = _EXC_LINE.match(text)
+        if not exc or text.startswith(("Traceback", "File ")):
+            continue
+        if etype is None:
+            etype, message = exc.group("type"), (exc.group("msg") or "").strip() or None
+        elif len(subs) < 5:
+            subs.append(text)
+    if subs:
+        message = f"{message or ''}: {'; '.join(subs)}".lstrip(": ")
+    return start, end, etype, message
+
+
 def _fallback_error(lines: list[str]) -> tuple[str | None, str | None, int | None]:
     """Without a traceback: an exception line or ERROR record near the end."""
     seen = 0
@@ -630,8 +671,12 @@ def parse_crash(text: str, project_root: str | None = None) -> CrashInfo:
     frames: list[Frame] = []
     cut = False
     if header is not None:
-        start = _chain_start(lines, header)
-        end, etype, message = _exception_block(lines, header)
+        if _BOXED.match(lines[header]):
+            start, end, etype, message = _group_block(lines, header)
+            start = _chain_start(lines, start)
+        else:
+            start = _chain_start(lines, header)
+            end, etype, message = _exception_block(lines, header)
         trace = "\n".join(lines[start:end]).strip("\n")
         if len(trace) > _MAX_TRACE:
             trace = "…\n" + trace[-_MAX_TRACE:]

@@ -700,6 +700,8 @@ class OrchestratorHealthMonitor:
                 self._watcher = PidWatcher()
             self._thread = threading.Thread(target=self._loop, name="ohm-engine", daemon=True)
             self._thread.start()
+            if self.auto_fix:
+                procs.prewarm()  # a spare runner waits, so the first respawn skips start-up
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()

@@ -239,7 +239,7 @@ def _as_pid(value: object) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value if value > 0 else None
+        return value if 0 < value < 2**31 else None
     if isinstance(value, str) and value.strip().isdigit():
         n = int(value.strip())
         return n if 0 < n < 2**31 else None
@@ -530,18 +530,24 @@ def _write_temp(path: Path, payload: bytes, like: os.stat_result | None) -> Path
     return tmp
 
 
-def _commit(tmp: Path, path: Path) -> None:
+def _sync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort)."""
+    with contextlib.suppress(OSError):
+        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def _commit(tmp: Path, path: Path, *, sync_dir: bool = True) -> None:
     try:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise StateFileError(path, f"cannot replace: {_os_problem(exc)}") from None
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    if sync_dir:
+        _sync_dir(path.parent)
 
 
 def write_agent_state_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -599,13 +605,16 @@ def update_agent_state(
             if _signature(_stat_or_none(path)) != sig:
                 tmp.unlink(missing_ok=True)  # someone wrote meanwhile: redo on their data
                 continue
-            _commit(tmp, path)
-            return result
-    raise StateFileError(
-        path,
-        f"file kept changing while ohm wrote it ({_UPDATE_TRIES} tries); "
-        "another writer does not take the lock",
-    )
+            _commit(tmp, path, sync_dir=False)
+            break
+        else:
+            raise StateFileError(
+                path,
+                f"file kept changing while ohm wrote it ({_UPDATE_TRIES} tries); "
+                "another writer does not take the lock",
+            )
+    _sync_dir(path.parent)  # durability of the rename needs no lock
+    return result
 
 
 # --------------------------------------------------------------------------- mutate helpers

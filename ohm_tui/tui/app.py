@@ -18,7 +18,6 @@ from typing import ClassVar
 from textual import on, work
 from textual.app import App, ScreenStackError
 from textual.binding import Binding, BindingType
-from textual.css.query import NoMatches
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
@@ -192,6 +191,8 @@ class OhmApp(App[int]):
         self.post_message(SnapshotReady(self.monitor.snapshot()))
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        if self._shutting_down():
+            return
         snapshot = message.snapshot
         previous = self.snapshot
         self.snapshot = snapshot
@@ -207,11 +208,8 @@ class OhmApp(App[int]):
             )
             if self.monitor.config.sound:
                 self.bell()
-        try:
+        if self.dashboard.ready:  # else the dashboard draws it when it has mounted
             self.dashboard.show_snapshot(snapshot)
-        except NoMatches:  # a frame that arrives while the app shuts down
-            if self.is_running and self.dashboard.is_attached:
-                raise
 
     @on(Worker.StateChanged)
     def _worker_state(self, event: Worker.StateChanged) -> None:

@@ -148,7 +148,8 @@ class DashboardScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__(id="dashboard")
-        self.last_status: str | None = None
+        self.ready = False
+        """True once the panels exist: frames that arrive earlier wait for it."""
 
     @property
     def ohm(self) -> OhmApp:
@@ -165,7 +166,10 @@ class DashboardScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#agents-table", DataTable).focus()
+        self.ready = True
         self.show_header()
+        if self.ohm.snapshot is not None:
+            self.show_snapshot(self.ohm.snapshot)
 
     # -- rendering ----------------------------------------------------------
     def show_snapshot(self, snapshot: Snapshot) -> None:
@@ -178,6 +182,8 @@ class DashboardScreen(Screen[None]):
         self.refresh_bindings()
 
     def show_header(self) -> None:
+        if not self.ready:
+            return
         app = self.ohm
         errors = [app.engine_error] if app.engine_error else []
         self.query_one(HeaderStrip).show(

@@ -706,3 +706,143 @@ def test_watch_prints_a_line_when_a_real_agent_crashes(
     assert line[:4].isdigit() and "T" in line[:11]  # ISO time first
     rc, err = w.stop()
     assert rc == 0 and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- demo
+def _demo_dir(lines: list[str]) -> Path:
+    line = next(line for line in lines if "sample orchestrator running in" in line)
+    return Path(line.rsplit(" in ", 1)[1].strip())
+
+
+def _processes_of(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _assert_no_survivors(before: list[psutil.Process], state_dir: Path) -> None:
+    """No process the demo started lives on: not a child seen before, not one naming its dir."""
+    alive = [p for p in before if p.is_running()]  # is_running checks pid + create time
+    assert alive == [], alive
+    mark = str(state_dir)
+    named = [
+        p.pid for p in psutil.process_iter(["cmdline"]) if mark in " ".join(p.info["cmdline"] or [])
+    ]
+    assert named == []
+
+
+def test_demo_no_tui_shows_crashes_and_respawns_then_stops_cleanly(
+    tmp_path: Path, watch_factory: Callable[..., Watch]
+) -> None:
+    import threading
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ohm_tui", "demo", "--no-tui", "--speed", "20", "--seed", "7"],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: list[str] = []
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    reader = threading.Thread(target=lambda: lines.extend(stdout), daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: any("running in" in line for line in lines), timeout=15)
+        state_dir = _demo_dir(lines)
+        assert state_dir.is_dir()
+        wait_until(lambda: any(" crashed " in line for line in list(lines)), timeout=20)
+        wait_until(lambda: any(" respawned " in line for line in list(lines)), timeout=20)
+        before = _processes_of(proc.pid)
+        assert before, "the demo runs real processes"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        reader.join(timeout=5)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        assert "Traceback" not in err + "".join(lines)
+        assert any("every demo process has ended" in line for line in lines)
+        _assert_no_survivors(before, state_dir)
+        assert not state_dir.exists()  # a temp dir, removed without --keep
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
+def test_demo_console_ends_cleanly_on_signal(tmp_path: Path, sig: int) -> None:
+    """The real console in a real terminal (a pty); a hang-up or SIGTERM ends everything."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.chdir(tmp_path)
+        env = clean_env() | {"TERM": "xterm-256color", "LINES": "30", "COLUMNS": "100"}
+        os.execve(sys.executable, [sys.executable, "-m", "ohm_tui", "demo", "--speed", "20"], env)
+    screen = bytearray()
+    status: int | None = None
+
+    def pump() -> None:
+        nonlocal status
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        if ready:
+            with contextlib.suppress(OSError):
+                screen.extend(os.read(fd, 65536))
+        if status is None:
+            done, st = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = os.waitstatus_to_exitcode(st)
+
+    try:
+        wait_until(lambda: (pump(), b"running in" in screen and b"Quit" in screen)[1], timeout=20)
+        state_dir = _demo_dir(screen.decode(errors="replace").splitlines())
+        before = _processes_of(pid)
+        assert before
+        os.kill(pid, sig)
+        wait_until(lambda: (pump(), status is not None)[1], timeout=30)
+        assert status == 0
+        text = screen.decode(errors="replace")
+        assert "Traceback" not in text
+        assert "every demo process has ended" in text
+        _assert_no_survivors(before, state_dir)
+    finally:
+        if status is None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+
+
+def test_demo_keep_keeps_the_state_dir(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ohm_tui", "demo", "--no-tui", "--keep", "--speed", "20"],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    state_dir: Path | None = None
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        state_dir = _demo_dir([first])
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0
+        assert f"state kept in {state_dir}" in rest
+        assert (state_dir / "orchestrator").is_dir()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if state_dir is not None:
+            import shutil
+
+            shutil.rmtree(state_dir, ignore_errors=True)

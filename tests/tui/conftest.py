@@ -144,7 +144,7 @@ class StateDir:
     def config(self, **extra: Any) -> dict[str, Any]:
         cfg: dict[str, Any] = {
             "data_dir": str(self.data),
-            "health_check_interval": 0.5,
+            "health_check_interval": 2.0,
             "respawn_backoff_base": 0.2,
             "orchestrator_match": ["no-such-orchestrator-for-this-test"],
             "tickets_dir": "tickets",

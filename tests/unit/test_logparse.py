@@ -509,6 +509,9 @@ def test_five_megabyte_line(tmp_path: Path, skill_project: Path) -> None:
     assert info.error_message is not None and len(info.error_message) <= 2000
     tail = logparse.tail_text(only, 1000)
     assert tail == "y" * 1000  # no newline anywhere: the partial line is all there is
+    only.write_text("w" * 5_000_000 + "\n")
+    assert logparse.tail_text(only, 100) == "w" * 99 + "\n"
+    assert logparse.last_line(logparse.tail_text(only, 100)) == "w" * 99
 
 
 def test_tail_of_a_large_file_reads_only_the_tail(tmp_path: Path) -> None:
@@ -652,3 +655,34 @@ def test_copies_of_project_in_two_tmp_dirs_via_copytree(
     b = logparse.parse_crash(run_to_log(["run_agent.py"], other, other / "b.log").read_text())
     assert a.stack_trace != b.stack_trace  # the paths differ...
     assert a.fingerprint == b.fingerprint  # ...the group does not
+
+
+def test_exception_group_from_a_task_group(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import asyncio
+
+        async def fetch():
+            raise ValueError("bad payload")
+
+        async def store():
+            raise OSError("disk full")
+
+        async def main():
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(fetch())
+                tg.create_task(store())
+
+        asyncio.run(main())
+        """
+    )
+    (tmp_path / "tg.py").write_text(script)
+    log = run_to_log(["tg.py"], tmp_path, tmp_path / "tg.log")
+    info = logparse.parse_crash(logparse.tail_text(log), project_root=str(tmp_path))
+    assert info.error_type == "ExceptionGroup"
+    assert info.error_message is not None
+    assert "ValueError: bad payload" in info.error_message
+    assert "OSError: disk full" in info.error_message
+    assert info.related_files == ["tg.py"]
+    assert info.stack_trace is not None
+    assert info.stack_trace.startswith("  + Exception Group Traceback")
