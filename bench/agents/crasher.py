@@ -3,7 +3,8 @@
 Usage::
 
     crasher.py RECORD LIFETIME      start, live LIFETIME seconds, crash with exit code 1
-    crasher.py RECORD signal        start, crash when SIGUSR1 arrives
+    crasher.py RECORD signal        start, crash when SIGUSR1 arrives (the start line
+                                    is written once SIGUSR1 is held: ready for it)
 
 It appends ``start <epoch> <pid>`` to RECORD first thing, and ``death <epoch>
 <pid>`` just before ``os._exit(1)``: every latency in the benchmark is measured
@@ -40,13 +41,14 @@ def crash(path: str, why: str) -> None:
 
 def main() -> None:
     path, mode = sys.argv[1], sys.argv[2]
-    _append(path, f"start {STARTED!r} {os.getpid()}\n")
     if mode == "signal":
         import signal
 
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        _append(path, f"start {STARTED!r} {os.getpid()}\n")  # ready: SIGUSR1 is held now
         signal.sigwait({signal.SIGUSR1})
         crash(path, "told to")
+    _append(path, f"start {STARTED!r} {os.getpid()}\n")
     time.sleep(float(mode))
     crash(path, f"after {mode} s")
 

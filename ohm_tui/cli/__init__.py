@@ -1,0 +1,1 @@
+"""The ``ohm`` command line: argparse over ``OrchestratorHealthMonitor``, kept thin."""

@@ -12,8 +12,8 @@ import importlib
 import logging
 import os
 import sys
-from typing import Any
 from collections.abc import Sequence
+from typing import Any
 
 from ohm_tui.cli.context import EXIT_FAILED, EXIT_UNKNOWN, EXIT_USAGE, CliError
 from ohm_tui.cli.parser import build_parser
@@ -117,8 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, usage errors
         return _exit_code(exc.code)
     if args.handler is None:  # `ohm bug` without an action
-        args._parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        try:
+            args._parser.error("choose an action: show, file, close, reopen, priority")
+        except SystemExit as exc:
+            return _exit_code(exc.code)
     _setup_logging()
     is_check = args.command == "check"
     usage = EXIT_UNKNOWN if is_check else EXIT_USAGE

@@ -155,6 +155,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
 def _epilog(name: str, exit_codes: bool = True) -> str:
     text = "Examples:\n" + EXAMPLES[name]
     if exit_codes and name != "check":
@@ -245,7 +255,7 @@ def build_parser() -> OhmParser:
 
     p = add("events", "the timeline: crashes, respawns, cleanups, bugs filed")
     _last(p, "1h")
-    p.add_argument("--limit", type=int, default=200, metavar="N", help="at most N events")
+    p.add_argument("--limit", type=positive_int, default=200, metavar="N", help="at most N events")
     _json(p)
     p.set_defaults(handler=history.cmd_events)
 
@@ -305,7 +315,9 @@ def build_parser() -> OhmParser:
     p.add_argument(
         "--speed", type=positive_float, default=1.0, help="time speed-up factor (default: 1)"
     )
-    p.add_argument("--agents", type=int, default=6, metavar="N", help="max agents (default: 6)")
+    p.add_argument(
+        "--agents", type=positive_int, default=6, metavar="N", help="max agents (default: 6)"
+    )
     p.add_argument("--keep", action="store_true", help="keep the state directory afterwards")
     p.set_defaults(handler=demo.cmd_demo)
     return parser

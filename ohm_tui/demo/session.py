@@ -157,6 +157,18 @@ class DemoSession:
             "tickets_dir": "tickets",
         }
 
+    def write_config(self) -> Path:
+        """Write ``ohm.toml`` into the state dir, so that ``ohm check --data-dir DIR``
+        (or any other command) watches this demo with the demo's settings."""
+        lines = ["# ohm settings for this demo (read by: ohm COMMAND --data-dir THIS_DIR)"]
+        for key, value in self.config_overrides().items():
+            if key != "data_dir":
+                lines.append(f"{key} = {_toml_value(value)}")
+        path = self.state_dir / "ohm.toml"
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o644)
+        return path
+
     def start(self) -> DemoSession:
         """Start the orchestrator in its own session; returns ``self``."""
         if self.process is not None:
@@ -169,6 +181,7 @@ class DemoSession:
         if self.remove_dir is None:
             self.remove_dir = self._created_dir
         self._stopped = False
+        self.write_config()
         with self.orchestrator_log.open("ab") as log:
             self.process = subprocess.Popen(
                 self.orchestrator_argv(),
@@ -394,3 +407,16 @@ def kill_demo_processes(session_id: str, state_dir: Path | str, grace: float = 1
         for fd in by_fd:
             os.close(fd)
     return len(procs)
+
+
+def _toml_value(value: object) -> str:
+    """TOML for the few value kinds a demo config holds (json strings are TOML strings)."""
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))

@@ -12,6 +12,7 @@ Each bug is mirrored to ``tickets/BUG-003.md`` in the real tracker's format, and
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -206,6 +207,15 @@ class BugTracker:
             f"not filing {title!r}: a {issue_type} bug was filed {at - last:.0f}s ago "
             f"(at most one per {limit:g}s; next in {limit - (at - last):.0f}s)"
         )
+        try:
+            said = self.store.last_event_ts(
+                "bug_rate_limited", data_contains=json.dumps({"fingerprint": fingerprint})[1:-1]
+            )
+        except StoreError:
+            said = None  # cannot tell: say it again rather than hide it
+        if said is not None and said >= last:
+            # Said once for this window: a storm must not flood the timeline with it.
+            return BugOutcome(None, False, False, True, message)
         self.store.add_event(
             "bug_rate_limited",
             message,

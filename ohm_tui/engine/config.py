@@ -35,6 +35,7 @@ class ConfigError(ValueError):
 
     def __init__(self, key: str, message: str) -> None:
         self.key = key
+        self.message = message
         super().__init__(f"config key {key!r}: {message}")
 
 
@@ -276,7 +277,12 @@ def config_from_mapping(data: Mapping[str, Any], origin: str = "config") -> Conf
             close = _closest(key)
             hint = f" (did you mean {close!r}?)" if close else ""
             raise ConfigError(key, f"unknown key in {origin}{hint}")
-        values[key] = _validate(key, value)
+        try:
+            values[key] = _validate(key, value)
+        except ConfigError as exc:
+            if origin in ("config", "override"):
+                raise
+            raise ConfigError(key, f"{exc.message} (in {origin})") from None
     return Config(**values)
 
 
@@ -287,7 +293,12 @@ def _closest(key: str) -> str | None:
     return found[0] if found else None
 
 
-def check_file_trust(path: Path, what: str) -> None:
+ALLOW_INSECURE_CONFIG_ENV = "OHM_ALLOW_INSECURE_CONFIG"
+
+
+def check_file_trust(
+    path: Path, what: str, *, override: str = "set allow_insecure_files = true"
+) -> None:
     """Refuse files others can write, as ssh refuses a loose key file.
 
     ohm runs commands named in its config and state files; a file that another
@@ -298,15 +309,44 @@ def check_file_trust(path: Path, what: str) -> None:
     except OSError:
         return
     problems = []
+    fixes = []
+    quoted = shlex.quote(str(path))
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         problems.append(f"is writable by {'group' if st.st_mode & stat.S_IWGRP else 'others'}")
+        fixes.append(f"chmod go-w {quoted}")
     if hasattr(os, "getuid") and st.st_uid not in (os.getuid(), 0):
         problems.append(f"is owned by uid {st.st_uid}, not you")
+        fixes.append(f"chown {os.getuid()} {quoted}")
     if problems:
         raise PermissionError(
             f"{what} {path} {' and '.join(problems)}; refusing to trust it "
-            f"(fix with: chmod go-w {shlex.quote(str(path))}, or set allow_insecure_files = true)"
+            f"(fix with: {' and '.join(fixes)}, or {override})"
         )
+
+
+def _insecure_config_allowed(allow_insecure: bool | None) -> bool:
+    if allow_insecure is not None:
+        return allow_insecure
+    return os.environ.get(ALLOW_INSECURE_CONFIG_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def _trusted_table(path: Path, allow_insecure: bool | None) -> dict[str, Any]:
+    """The ohm table of a config file, refused when another user could have written it.
+
+    Only a file that sets something is checked: a loose ``pyproject.toml`` without
+    ``[tool.ohm]`` cannot change what ohm does. A key inside the file cannot waive
+    the check (a loose file could set it itself): only the caller or the
+    environment can.
+    """
+    table = _table_from_file(path)
+    if table and not _insecure_config_allowed(allow_insecure):
+        try:
+            check_file_trust(
+                path, "config file", override=f"set {ALLOW_INSECURE_CONFIG_ENV}=1 to allow it"
+            )
+        except PermissionError as exc:
+            raise ConfigError("<file>", str(exc)) from None
+    return table
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -338,13 +378,17 @@ def load_config(
     data_dir: str | os.PathLike[str] | None = None,
     overrides: Mapping[str, Any] | None = None,
     search_cwd: bool = True,
+    allow_insecure: bool | None = None,
 ) -> Config:
     """Load and validate a configuration.
 
     ``source`` may be a ``Config``, a dict, or a path to ``ohm.toml`` /
     ``pyproject.toml``. With no source, ``./ohm.toml`` then ``[tool.ohm]`` in
     ``./pyproject.toml`` are used when present. ``data_dir`` and ``overrides``
-    win over the file (they come from the command line).
+    win over the file (they come from the command line). A config file that
+    group or others can write, or that another user owns, is refused unless
+    ``allow_insecure`` is True (default: the ``OHM_ALLOW_INSECURE_CONFIG=1``
+    environment variable).
     """
     table: dict[str, Any] = {}
     origin = "config"
@@ -356,12 +400,15 @@ def load_config(
         path = Path(source)
         if not path.is_file():
             raise ConfigError("<file>", f"config file {path} does not exist")
-        table = _table_from_file(path)
+        table = _trusted_table(path, allow_insecure)
         origin = str(path)
     elif search_cwd:
-        for candidate in (Path("ohm.toml"), Path("pyproject.toml")):
+        candidates = [Path("ohm.toml"), Path("pyproject.toml")]
+        if data_dir is not None:  # a config kept next to the state it describes
+            candidates.insert(0, Path(data_dir) / "ohm.toml")
+        for candidate in candidates:
             if candidate.is_file():
-                table = _table_from_file(candidate)
+                table = _trusted_table(candidate, allow_insecure)
                 origin = str(candidate)
                 break
     cfg = config_from_mapping(table, origin=origin)

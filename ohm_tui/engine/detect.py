@@ -8,6 +8,7 @@ on what a check found.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +61,7 @@ def log_mtime(path: str | None) -> float | None:
     if not path:
         return None
     try:
-        return Path(path).stat().st_mtime
+        return os.stat(path).st_mtime  # not pathlib: called for every agent on every check
     except OSError:
         return None
 

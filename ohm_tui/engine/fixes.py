@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ohm.fixes")
 
 _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
+RESPAWNS_PER_PASS = 8
 
 
 def task_key(agent_type: str | None, task_id: str | None) -> str:
@@ -193,18 +194,33 @@ class Fixer:
         return results
 
     def handle_pending(self, only: int | None = None) -> list[ActionResult]:
+        """Act on pending crashes (or just ``only``, from the death path).
+
+        At most ``RESPAWNS_PER_PASS`` respawns per pass, the rest right after the
+        next check: in a crash storm one pass must not hold the monitor (and so
+        every check, snapshot and console refresh) for seconds.
+        """
         results: list[ActionResult] = []
         store = self.m.store
         now = timeutil.now()
-        self._next_due = None
+        if only is None:
+            self._next_due = None  # a single crash must not forget the others' backoff
         store.release_stale_claims(now - max(60.0, 2 * self.cfg.health_check_interval))
-        pending = store.pending_crashes()
+        if only is not None:
+            one = store.get_crash(only)
+            pending = [one] if one is not None and one.fix_state == "pending" else []
+        else:
+            pending = store.pending_crashes()
+        started = 0
         for crash in sorted(pending, key=lambda c: c.crashed_at):
-            if only is not None and crash.crash_id != only:
-                continue
+            if started >= RESPAWNS_PER_PASS:
+                self._next_due = now if self._next_due is None else min(self._next_due, now)
+                break
             res = self._handle_crash(crash, now)
             if res is not None:
                 results.append(res)
+                if res.action == "respawn":
+                    started += 1
         return results
 
     def _handle_crash(self, crash: CrashRow, now: float) -> ActionResult | None:

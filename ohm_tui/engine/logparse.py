@@ -27,6 +27,7 @@ __all__ = [
     "frames_of",
     "has_traceback",
     "last_line",
+    "line_at",
     "parse_crash",
     "read_new",
     "root_cause",
@@ -43,6 +44,7 @@ _CHAIN_SEPARATORS = (
     "The above exception was the direct cause of the following exception:",
 )
 _EXCERPT_LINES = 40
+_RUNNER_PREFIX = "[ohm-runner] "
 _MAX_LINE = 4000  # one returned log line is never longer than this
 _MAX_MESSAGE = 2000
 _MAX_TRACE = 64 * 1024
@@ -174,6 +176,26 @@ def read_new(
         return 0, ""
     finally:
         os.close(fd)
+
+
+def line_at(path: str | os.PathLike[str] | None, offset: int, max_bytes: int = 4096) -> str:
+    """The line that starts at ``offset``, at most ``max_bytes`` of it; ``""`` when unreadable.
+
+    ``read_new`` skips to the tail when more than its budget arrived at once; the
+    skipped part starts with a line whose beginning (say ``... ERROR - ...`` in
+    front of a 5 MB payload) is the part that says what it is.
+    """
+    if path is None or offset < 0 or max_bytes <= 0:
+        return ""
+    fd = _open_regular(path)
+    if fd is None:
+        return ""
+    try:
+        data = _read_at(fd, offset, max_bytes)
+    finally:
+        os.close(fd)
+    nl = data.find(b"\n")
+    return (data if nl < 0 else data[:nl]).decode("utf-8", errors="replace")
 
 
 # --------------------------------------------------------------------------- sanitizing
@@ -666,6 +688,9 @@ def parse_crash(text: str, project_root: str | None = None) -> CrashInfo:
     tail = lines[-(_EXCERPT_LINES + 1) :]
     excerpt = "\n".join(_clip(ln, 500) for ln in tail).strip("\n") or None
     info = CrashInfo(log_excerpt=excerpt)
+    # ohm's runner appends "[ohm-runner] agent pid N exited with code C" after
+    # the agent's last words: part of the excerpt, never of the error message.
+    lines = [ln for ln in lines if not ln.startswith(_RUNNER_PREFIX)]
 
     header = next((i for i in range(len(lines) - 1, -1, -1) if _is_header(lines[i])), None)
     frames: list[Frame] = []

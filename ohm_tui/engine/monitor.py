@@ -11,9 +11,12 @@ covers everything a death event cannot see (heartbeats, logs, stale entries).
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import itertools
 import json
 import logging
 import os
+import re
 import shlex
 import threading
 import time
@@ -90,13 +93,20 @@ class OrchestratorHealthMonitor:
         self._store: Store | None = None
         self._store_error: str | None = None
         self._last_view: statefile.AgentStateView | None = None
+        self._view_sig: tuple[int, int, int, int] | None = None
         self._state_ok = False
         self._alive_keys: set[str] = set()
+        # Exact start time of each run seen alive: a PID reused within
+        # ``pid_start_tolerance`` of the file's ``started_at`` is still told apart.
+        self._create_times: dict[str, float] = {}
         self._seen_cache: set[str] = set()
         self._dead_since: dict[str, float] = {}
         self._log_offsets: dict[str, int] = {}
+        self._log_inodes: dict[str, int | None] = {}
         self._log_paths: dict[str, str | None] = {}
         self._log_misses: dict[str, float] = {}
+        self._listings: dict[str, tuple[tuple[int, int], _LogListing]] = {}
+        self._orch_scan: tuple[dict[int, procs.RawProc], list[int]] | None = None
         self._zombie_since: dict[str, float] = {}
         self._cpu = procs.CpuSampler()
         self._observations: dict[str, Observation] = {}
@@ -208,7 +218,7 @@ class OrchestratorHealthMonitor:
         """All agent runs the sources list, newest view of each."""
         path = self.config.agent_state_path
         try:
-            view = statefile.read_agent_state(path)
+            view = self._read_agent_state(path)
             self._last_view = view
             self._state_ok = True
             for w in view.warnings:
@@ -251,6 +261,51 @@ class OrchestratorHealthMonitor:
                 known.cwd = known.cwd or rec.cwd
         return records
 
+    def _read_agent_state(self, path: Path) -> statefile.AgentStateView:
+        """The state file, parsed again only when it changed: parsing 1,000 entries
+        (a shlex split each) was most of a check's CPU time.
+
+        A file changed within the last second is always re-read: a rewrite in the
+        same clock tick can leave size and mtime as they were (git's "racy" case).
+        """
+        try:
+            st = os.stat(path)
+            sig: tuple[int, int, int, int] | None = (
+                st.st_ino,
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ctime_ns,
+            )
+            settled = time.time() - st.st_mtime > 1.0
+        except OSError:
+            sig, settled = None, False
+        if settled and sig == self._view_sig and self._last_view is not None:
+            return self._last_view
+        self._view_sig = None
+        view = statefile.read_agent_state(path)
+        self._view_sig = sig
+        return view
+
+    def _log_listing(self, directory: Path) -> _LogListing | None:
+        """One listing of a log directory serves every agent's ``agent_log_pattern``
+        lookup; listed again only when the directory changed (settled as above)."""
+        key = str(directory)
+        try:
+            st = os.stat(directory)
+        except OSError:
+            return None
+        sig = (st.st_ino, st.st_mtime_ns)
+        cached = self._listings.get(key)
+        if cached is not None and cached[0] == sig:
+            return cached[1]
+        try:
+            listing = _LogListing(os.listdir(directory))
+        except OSError:
+            return None
+        if time.time() - st.st_mtime > 1.0:
+            self._listings[key] = (sig, listing)
+        return listing
+
     def _find_log(self, rec: AgentRecord) -> str | None:
         """Locate the log of an entry that names none, via ``agent_log_pattern`` (cached)."""
         if rec.key in self._log_paths:
@@ -270,8 +325,12 @@ class OrchestratorHealthMonitor:
             if text:
                 base = self.config.path(text)
                 if any(ch in text for ch in "*?["):
-                    hits = sorted(base.parent.glob(base.name)) if base.parent.is_dir() else []
-                    found = str(hits[-1]) if hits else None
+                    # One listing and an index by PID, not a glob per agent: 1,000
+                    # globs over a 1,000-file folder took seconds.
+                    listing = self._log_listing(base.parent)
+                    hint = _pid_hint(pattern, rec.pid)
+                    hit = listing.last_match(base.name, hint) if listing else None
+                    found = str(base.parent / hit) if hit else None
                 elif base.is_file():
                     found = str(base)
         if found is not None:
@@ -325,6 +384,8 @@ class OrchestratorHealthMonitor:
                     and abs(ex.started_at - rec.started_at) > self.config.pid_start_tolerance
                 ):
                     ex = None  # an exit record of an earlier process with this PID
+                if rec.create_time is None and rec.key in self._create_times:
+                    rec.create_time = self._create_times[rec.key]
                 obs = detect.observe(
                     rec,
                     table=table,
@@ -338,6 +399,9 @@ class OrchestratorHealthMonitor:
                     obs.cpu_percent = self._cpu.sample(obs.raw, now)
                     alive_now.append(rec.key)
                     self._alive_keys.add(rec.key)
+                    if rec.create_time is None:
+                        rec.create_time = obs.raw.start_time
+                    self._create_times.setdefault(rec.key, obs.raw.start_time)
                 elif obs.liveness == "dead" and rec.key in self._alive_keys:
                     self._dead_since.setdefault(rec.key, now)
                     if obs.died_at is None:
@@ -355,6 +419,8 @@ class OrchestratorHealthMonitor:
                     obs.stale_entry = False
                 observations.append(obs)
             self._zombie_since = zombies_now
+            listed = {r.key for r in records}
+            self._create_times = {k: v for k, v in self._create_times.items() if k in listed}
             self._cpu.forget_missing({(o.raw.pid, o.raw.start_time) for o in observations if o.raw})
             if store_ok:
                 with contextlib.suppress(StoreError):
@@ -363,7 +429,10 @@ class OrchestratorHealthMonitor:
                 self._record_crashes(observations, now)
                 self._ingest_exits(observations, exits)
             issues.extend(detect.agent_issues(observations, self.config, now))
+            if store_ok:
+                issues.extend(self._pending_crash_issues(issues))
             issues.extend(self._error_line_issues(observations))
+            self._orch_scan = None  # find_orchestrators once per process table
             issues.extend(self._zombie_children_issues(table, observations))
             orch_issues, last_poll = self._orchestrator_issues(table, now)
             issues.extend(orch_issues)
@@ -520,6 +589,30 @@ class OrchestratorHealthMonitor:
             except (StoreError, OSError) as exc:
                 log.warning("could not ingest exit of %s: %s", rec.key, exc)
 
+    def _pending_crash_issues(self, found: list[Issue]) -> list[Issue]:
+        """Crashes still waiting for a respawn (backoff) stay visible after their
+        entry is gone: a check must not say healthy while a fix is pending."""
+        known = {i.agent_key for i in found if i.type == "agent_crash"}
+        try:
+            pending = self.store.pending_crashes()
+        except StoreError:
+            return []
+        return [
+            Issue(
+                type="agent_crash",
+                severity="degraded",
+                error=f"{c.error_type or 'crash'}: {c.error_message or ''}".rstrip(": "),
+                agent_pid=c.agent_pid,
+                agent_type=c.agent_type,
+                task_id=c.task_id,
+                agent_key=c.agent_key,
+                crash_id=c.crash_id,
+                action_taken=c.action_taken or "respawn pending",
+            )
+            for c in pending
+            if c.agent_key not in known
+        ]
+
     def _error_line_issues(self, observations: list[Observation]) -> list[Issue]:
         issues = []
         for obs in observations:
@@ -527,15 +620,28 @@ class OrchestratorHealthMonitor:
             if obs.liveness != "alive" or not rec.log_file:
                 continue
             offset = self._log_offsets.get(rec.key)
+            try:
+                st: os.stat_result | None = os.stat(rec.log_file)
+            except OSError:
+                st = None
+            inode = st.st_ino if st is not None else None
             if offset is None:  # first sight: only new lines count
-                try:
-                    self._log_offsets[rec.key] = Path(rec.log_file).stat().st_size
-                except OSError:
-                    self._log_offsets[rec.key] = 0
+                self._log_offsets[rec.key] = st.st_size if st is not None else 0
+                self._log_inodes[rec.key] = inode
                 continue
-            new_offset, text = logparse.read_new(rec.log_file, offset, self.config.log_tail_bytes)
+            if inode is not None and self._log_inodes.get(rec.key) not in (None, inode):
+                offset = 0  # rotated: a new file under the old name, read from its start
+            self._log_inodes[rec.key] = inode
+            if st is not None and st.st_size == offset:
+                self._log_offsets[rec.key] = offset
+                continue  # nothing new: skip opening it (a check looks at every log)
+            budget = self.config.log_tail_bytes
+            new_offset, text = logparse.read_new(rec.log_file, offset, budget)
             self._log_offsets[rec.key] = new_offset
             lines = logparse.error_lines(text) if text else []
+            if new_offset - offset > budget:  # skipped to the tail: the first new line's start
+                head = logparse.line_at(rec.log_file, offset)
+                lines = (logparse.error_lines(head) if head else []) + lines
             if lines:
                 issues.append(
                     Issue(
@@ -558,6 +664,15 @@ class OrchestratorHealthMonitor:
         except (OSError, ValueError):
             return None
 
+    def _orchestrator_pids(self, table: dict[int, procs.RawProc]) -> list[int]:
+        """``find_orchestrators`` over ``table``, computed once for both of its callers."""
+        scan = self._orch_scan
+        if scan is not None and scan[0] is table:
+            return scan[1]
+        found = procs.find_orchestrators(table, self.config.orchestrator_match)
+        self._orch_scan = (table, found)
+        return found
+
     def _orchestrator_issues(
         self, table: dict[int, procs.RawProc], now: float
     ) -> tuple[list[Issue], float | None]:
@@ -577,7 +692,7 @@ class OrchestratorHealthMonitor:
         expected = self.config.orchestrator_pid or view_pid or loop.pid
         if expected is None:
             expected = self._orchestrator_pid_file()
-        matched = procs.find_orchestrators(table, self.config.orchestrator_match)
+        matched = self._orchestrator_pids(table)
         alive: bool | None = None
         stopped = False
         if expected is not None:
@@ -606,7 +721,7 @@ class OrchestratorHealthMonitor:
     ) -> list[Issue]:
         """Z-state processes among the orchestrator's children (agents are covered already)."""
         agent_pids = {o.record.pid for o in observations}
-        parents = set(procs.find_orchestrators(table, self.config.orchestrator_match))
+        parents = set(self._orchestrator_pids(table))
         parents.add(os.getpid())
         issues = []
         for z in procs.find_zombies(table, parents=parents):
@@ -1159,6 +1274,69 @@ def _wait_exit_file(
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.0005)
+
+
+_DIGIT_RUN = re.compile(r"\d+")
+
+
+class _LogListing:
+    """The names in one log directory, indexed by the runs of digits in them."""
+
+    __slots__ = ("by_digits", "names")
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.by_digits: dict[str, list[str]] = {}
+        for name in names:
+            for run in _DIGIT_RUN.findall(name):
+                self.by_digits.setdefault(run, []).append(name)
+
+    def last_match(self, pattern: str, digits: str | None) -> str | None:
+        """The greatest name matching the glob ``pattern`` (as ``sorted(glob)[-1]``).
+
+        ``digits``: a run of digits every matching name holds (see ``_pid_hint``),
+        so only names holding it are tried.
+        """
+        pool = self.names if digits is None else self.by_digits.get(digits, [])
+        hits = [n for n in pool if _glob_match(n, pattern)]
+        return max(hits) if hits else None
+
+
+def _glob_match(name: str, pattern: str) -> bool:
+    """``fnmatch.fnmatchcase`` without compiling a regex per pattern when ``*`` is the
+    only wildcard (each agent's pattern differs, and compiling dominated)."""
+    if "?" in pattern or "[" in pattern:
+        return fnmatch.fnmatchcase(name, pattern)
+    parts = pattern.split("*")
+    if len(parts) == 1:
+        return name == pattern
+    first, last = parts[0], parts[-1]
+    end = len(name) - len(last)
+    if end < len(first) or not name.startswith(first) or not name.endswith(last):
+        return False
+    pos = len(first)
+    for middle in parts[1:-1]:  # leftmost fit of each piece in turn is exact for '*'
+        at = name.find(middle, pos, end)
+        if at < 0:
+            return False
+        pos = at + len(middle)
+    return True
+
+
+def _pid_hint(template: str, pid: int) -> str | None:
+    """``str(pid)`` when every ``{pid}`` in the template's file name sits between
+    characters that are neither digits, wildcards nor other placeholders: then a
+    matching name holds exactly that run of digits. ``None``: no such promise."""
+    name = template.rsplit("/", 1)[-1]
+    if "{pid}" not in name or "{{" in name or "}}" in name:
+        return None
+    parts = name.split("{pid}")
+    for before, after in itertools.pairwise(parts):
+        if before and (before[-1].isdigit() or before[-1] in "*?[]}"):
+            return None
+        if after and (after[0].isdigit() or after[0] in "*?[]{"):
+            return None
+    return str(pid)
 
 
 def default_data_dir() -> Path:

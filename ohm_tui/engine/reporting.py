@@ -24,6 +24,7 @@ log = logging.getLogger("ohm.reporting")
 
 IMPORT_ERRORS = ("ImportError", "ModuleNotFoundError")
 CRASH_WINDOW = 24 * 3600.0
+RATE_LIMIT_RETRY = 300.0  # seconds before a rate-limited crash bug is tried again
 
 
 class BugReporter:
@@ -34,6 +35,7 @@ class BugReporter:
         # pass: a condition that persists is one occurrence, not one per check.
         self._conditions: set[str] = set()
         self._current: set[str] = set()
+        self._held_back: dict[str, float] = {}  # fingerprint -> when it was rate-limited
 
     def run(self, report: HealthReport) -> list[int]:
         numbers: list[int] = []
@@ -83,9 +85,13 @@ class BugReporter:
             )
             if not worth:
                 continue
+            fp = newest.fingerprint or f"crash:{tk}:{newest.error_type}"
+            held = self._held_back.get(fp)
+            if held is not None and now - held < RATE_LIMIT_RETRY:
+                continue  # rate-limited a moment ago: one event, not one per cycle
             outcome = self.m.tracker.report(
                 issue_type="agent_crash",
-                fingerprint=newest.fingerprint or f"crash:{tk}:{newest.error_type}",
+                fingerprint=fp,
                 title=_crash_title(newest),
                 description=_crash_description(newest, count, bool(st.given_up), st.attempts),
                 priority=self.m.tracker.priority_for(newest.error_type, count),
@@ -109,8 +115,11 @@ class BugReporter:
                     "given_up": bool(st.given_up),
                 },
             )
+            if outcome.rate_limited:
+                self._held_back[fp] = now
             n = self._done(outcome, numbers)
             if n is not None:
+                self._held_back.pop(fp, None)
                 for c in unbugged:
                     store.set_crash_bug(c.crash_id, n)
                 for issue in report.issues:

@@ -1582,6 +1582,16 @@ class Store:
         )
         return _opt_float(row[0]) if row else None
 
+    def last_event_ts(self, kind: str, *, data_contains: str | None = None) -> float | None:
+        """When the newest event of ``kind`` (whose data holds ``data_contains``) happened."""
+        sql = "SELECT MAX(ts) FROM ohm_events WHERE kind=?"
+        params: list[Any] = [kind]
+        if data_contains is not None:
+            sql += " AND instr(COALESCE(data, ''), ?) > 0"
+            params.append(data_contains)
+        row = self._one(sql, params, action="look up the last event of this kind")
+        return _opt_float(row[0]) if row else None
+
     def count_open_bugs(self) -> int:
         marks = ",".join("?" * len(OPEN_STATUSES))
         row = self._one(f"SELECT COUNT(*) FROM bugs WHERE status IN ({marks})", OPEN_STATUSES)

@@ -186,7 +186,7 @@ class AgentsPanel(Vertical):
             Text(status_label(agent, now), style=status_style),
             Text(text.duration(uptime(agent, now)) if uptime(agent, now) is not None else "-"),
             Text(text.percent(agent.cpu_percent), justify="right"),
-            Text(text.size(agent.rss_bytes), justify="right"),
+            Text(text.size(agent.rss_bytes or None), justify="right"),
             Text(f"{agent.respawns}/{agent.max_respawns}"),
             text.literal(text.log_message(text.clean(agent.last_log_line or "")), max_len=60),
         ]

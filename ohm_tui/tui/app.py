@@ -12,6 +12,8 @@ within a second instead of at the next periodic check.
 from __future__ import annotations
 
 import contextlib
+import time
+from collections import deque
 from pathlib import Path
 from typing import ClassVar
 
@@ -32,6 +34,8 @@ from ohm_tui.tui.screens.bug_form import draft_from_agent, draft_from_crash
 from ohm_tui.tui.screens.help import HelpScreen
 
 REFRESH_INTERVAL = 1.0
+ALERT_WINDOW = 8.0
+ALERTS_PER_WINDOW = 2
 SOON = 0.02  # "at once", for a refresh asked for while one was running (a 0 s timer is invalid)
 CRITICAL_KINDS = {
     "gave_up",
@@ -62,7 +66,7 @@ class OhmApp(App[int]):
     COMMANDS = App.COMMANDS | {OhmCommands}
     HORIZONTAL_BREAKPOINTS = [
         (0, "-narrow"),
-        (110, "-wide"),
+        (160, "-wide"),
     ]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -89,6 +93,8 @@ class OhmApp(App[int]):
         self._again = False
         self._timer: Timer | None = None
         self._listening = False
+        self._alerts: deque[float] = deque()
+        self._held_alerts = 0
         self.refresh_interval = REFRESH_INTERVAL
         """Seconds between snapshots (tests shorten it)."""
         self.frames = 0
@@ -129,16 +135,28 @@ class OhmApp(App[int]):
     def on_engine_event(self, message: EngineEvent) -> None:
         event = message.event
         if is_critical(event):
-            self.notify(
-                text.clean(event.message) or event.kind,
-                title=event.kind.replace("_", " "),
-                severity="error",
-                timeout=10,
-                markup=False,
-            )
-            if self.monitor.config.sound:
-                self.bell()
+            self._alert(event.kind.replace("_", " "), text.clean(event.message) or event.kind)
         self.request_refresh()
+
+    def _alert(self, title: str, body: str) -> None:
+        """An error toast (and the bell when ``sound`` is on), at most a few per window.
+
+        A crash storm would otherwise bury an 80x24 screen under toasts; the ones
+        held back are counted in the next toast, and all of them are in the timeline.
+        """
+        now = time.monotonic()
+        while self._alerts and now - self._alerts[0] > ALERT_WINDOW:
+            self._alerts.popleft()
+        if len(self._alerts) >= ALERTS_PER_WINDOW:
+            self._held_alerts += 1
+            return
+        if self._held_alerts:
+            title = f"{title} (+{self._held_alerts} more, see the timeline)"
+            self._held_alerts = 0
+        self._alerts.append(now)
+        self.notify(body, title=title, severity="error", timeout=ALERT_WINDOW, markup=False)
+        if self.monitor.config.sound:
+            self.bell()
 
     # -- the refresh loop ------------------------------------------------------
     def set_paused(self, paused: bool) -> None:
@@ -201,13 +219,7 @@ class OhmApp(App[int]):
         if snapshot.report.status == "critical" and (
             previous is None or previous.report.status != "critical"
         ):
-            self.notify(
-                "Health is CRITICAL: see the header and the timeline.",
-                severity="error",
-                timeout=10,
-            )
-            if self.monitor.config.sound:
-                self.bell()
+            self._alert("critical", "Health is CRITICAL: see the header and the timeline.")
         if self.dashboard.ready:  # else the dashboard draws it when it has mounted
             self.dashboard.show_snapshot(snapshot)
 

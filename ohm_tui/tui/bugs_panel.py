@@ -66,7 +66,7 @@ class BugsPanel(Vertical):
         return [
             Text(bug.label),
             text.literal(bug.priority, style, max_len=10),
-            text.literal(bug.title, max_len=60),
+            text.literal(bug.title, max_len=48),
             Text(str(bug.occurrences), justify="right"),
             text.literal(bug.status, max_len=12),
             text.literal(bug.assigned_to or "-", max_len=18),

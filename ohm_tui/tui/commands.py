@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from textual.actions import parse
 from textual.binding import Binding
@@ -24,7 +25,7 @@ class PaletteEntry:
     action: str
 
 
-def entries_for(screen: Screen[object]) -> Iterator[PaletteEntry]:
+def entries_for(screen: Screen[Any]) -> Iterator[PaletteEntry]:
     """Palette entries for the enabled actions bound on ``screen``."""
     for binding in screen.BINDINGS:
         if not isinstance(binding, Binding) or not binding.description:

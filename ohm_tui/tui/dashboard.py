@@ -149,6 +149,7 @@ class DashboardScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__(id="dashboard")
         self.ready = False
+        self._had_agent = False
         """True once the panels exist: frames that arrive earlier wait for it."""
 
     @property
@@ -179,7 +180,10 @@ class DashboardScreen(Screen[None]):
         self.query_one(TimelinePanel).show_snapshot(snapshot, now)
         self.query_one(BugsPanel).show_bugs(snapshot.bugs, snapshot.open_bugs, now)
         self.show_header()
-        self.refresh_bindings()
+        has_agent = self.selected_agent is not None
+        if has_agent != self._had_agent:  # only then can r / k / l change state
+            self._had_agent = has_agent
+            self.refresh_bindings()
 
     def show_header(self) -> None:
         if not self.ready:

@@ -68,18 +68,18 @@ def chips(state: HeaderState) -> list[Chip]:
         out.append((f"{snap.open_bugs} open bugs", bug_style))
         checked = datetime.fromtimestamp(report.checked_at).strftime("%H:%M:%S")
         out.append((f"checked {checked}", "$text-muted"))
-    if state.auto_fix:
+    if state.read_only:  # implies auto-fix off
+        out.append(("READ-ONLY", "bold reverse"))
+    elif state.auto_fix:
         out.append(("auto-fix ON", "$text-success"))
     else:
         out.append(("auto-fix OFF", "$text-warning"))
-    if state.read_only:
-        out.append(("READ-ONLY", "bold reverse"))
     if state.paused:
         out.append(("PAUSED", "bold $text-warning"))
     if state.demo:
         out.append(("demo", "italic $text-muted"))
     if snap is not None and not snap.is_fixer and not state.read_only:
-        out.append(("watching (another ohm fixes)", "$text-muted"))
+        out.append(("watch only (another ohm fixes)", "$text-muted"))
     problems = list(state.errors) + (list(snap.errors) if snap is not None else [])
     for problem in problems:
         out.append((f"error: {text.one_line(text.clean(problem), 200)}", "bold $text-error"))

@@ -36,11 +36,6 @@ def action_text(crash: CrashRow) -> str:
     return ", ".join(parts) or "-"
 
 
-def span_label(buckets: int, bucket_seconds: int) -> str:
-    """``"per 5 minutes over 6 hours"`` for the sparkline caption."""
-    return f"per {text.duration(bucket_seconds)} over {text.duration(buckets * bucket_seconds)}"
-
-
 class TimelinePanel(Vertical):
     """Sparkline + crash table. Rows are keyed by crash id."""
 
@@ -72,22 +67,22 @@ class TimelinePanel(Vertical):
             spark.data = histogram
         total = sum(snapshot.crash_histogram)
         peak = max(snapshot.crash_histogram, default=0)
-        caption = f"crashes {span_label(len(histogram), snapshot.histogram_bucket_seconds)}"
-        caption += f" · total {total} · peak {peak} · newest first"
+        caption = f"crashes per {text.duration(snapshot.histogram_bucket_seconds)}"
+        caption += f" (peak {peak}) · newest first below"
         self.query_one("#crash-spark-label", Static).update(Text(caption))
         ordered = sorted(snapshot.crashes, key=lambda c: (c.crashed_at, c.crash_id), reverse=True)
         self.crashes = {str(c.crash_id): c for c in ordered}
         self.table.sync([(str(c.crash_id), self._cells(c, now)) for c in ordered])
-        span = span_label(len(histogram), snapshot.histogram_bucket_seconds)
-        self.border_title = Text(f"2 Crash timeline ({total} {span})")
+        window = text.duration(len(histogram) * snapshot.histogram_bucket_seconds)
+        self.border_title = Text(f"2 Crash timeline ({total} in {window})")
 
     def _cells(self, crash: CrashRow, now: float) -> list[Text]:
         error_style = tone(self.app, "text-error", bold=True)
         return [
             Text(text.ago(crash.crashed_at, now)),
-            text.literal(f"{crash.agent_type} {crash.agent_pid}", max_len=24),
+            text.literal(crash.agent_type, max_len=18),
             text.literal(crash.task_id or "-", max_len=18),
             text.literal(crash.error_type or f"exit {crash.exit_code}", error_style, max_len=24),
-            text.literal(crash.error_message or "", max_len=50),
+            text.literal(crash.error_message or "", max_len=44),
             text.literal(action_text(crash), max_len=32),
         ]

@@ -131,8 +131,10 @@ class Orchestrator:
         *,
         argv: list[str] | None = None,
         cwd: Path | None = None,
+        write: bool = True,
     ) -> Agent:
-        """Start an agent with its output in ``logs/<type>-<task>-<pid>.log``."""
+        """Start an agent with its output in ``logs/<type>-<task>-<pid>.log``, and list it
+        in the state file unless ``write`` is False (a batch writes once at the end)."""
         argv = argv or crash_argv()
         pending = self.logs / f"pending-{uuid.uuid4().hex}.log"
         with open(pending, "ab") as fh:  # O_APPEND: the test may add lines too
@@ -148,6 +150,8 @@ class Orchestrator:
         pending.rename(log)  # the agent keeps writing through its open fd
         agent = Agent(popen, agent_type, task_id, argv, started, log)
         self.agents.append(agent)
+        if write:
+            self.write()
         return agent
 
     def entry(self, agent: Agent) -> dict[str, Any]:

@@ -14,8 +14,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -79,7 +80,7 @@ def write_json(path: Path, data: object) -> None:
 
 
 def make_state_dir(
-    root: Path, *, loop_age: float = 0.0, agents: dict[str, object] | None = None
+    root: Path, *, loop_age: float = 0.0, agents: Mapping[str, object] | None = None
 ) -> Path:
     """A real-format orchestrator state directory, as interop.md describes it."""
     data = root / "data"
@@ -147,6 +148,25 @@ def test_unknown_option_is_a_one_line_usage_error(capsys: pytest.CaptureFixture[
 def test_unknown_option_of_check_is_unknown_status(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, err = run_main(capsys, "check", "--bogus")
     assert_one_line_error(rc, out, err, expected_rc=3)
+
+
+def test_bug_without_an_action(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run_main(capsys, "bug")
+    assert_one_line_error(rc, out, err, expected_rc=2)
+    assert "show" in err
+
+
+def test_corrupt_database_is_an_operational_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data = make_state_dir(tmp_path)
+    (data / "orchestrator.db").write_bytes(b"not a database" * 500)
+    rc, out, err = run_main(capsys, "bugs", "--data-dir", str(data))
+    assert_one_line_error(rc, out, err, expected_rc=1)
+    assert "orchestrator.db" in err
+    rc, doc = check_json(capsys, data)  # a check still runs, on live state, and says so
+    assert rc == 1 and doc["status"] == "degraded"
+    assert any(i["type"] == "storage_error" for i in doc["issues"])
 
 
 def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -338,7 +358,9 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 # --------------------------------------------------------------------------- check
-def check_json(capsys: pytest.CaptureFixture[str], data: Path, *extra: str) -> tuple[int, dict]:
+def check_json(
+    capsys: pytest.CaptureFixture[str], data: Path, *extra: str
+) -> tuple[int, dict[str, Any]]:
     rc, out, err = run_main(capsys, "check", "--json", "--data-dir", str(data), *extra)
     assert "Traceback" not in err
     return rc, json.loads(out)
@@ -461,6 +483,20 @@ def test_simulate_crash_then_check_fix_then_crashes(
     )
     assert any("SkillNames" in line for line in lines)  # the root cause
 
+    rc, out, _ = run_main(capsys, "events", "--last=1h", "--json", "--data-dir", d)
+    assert rc == 0
+    kinds = {e["kind"] for e in json.loads(out) if e["task_id"] == "spec-20"}
+    assert {"crashed", "respawned"} <= kinds, kinds
+    rc, out, _ = run_main(capsys, "events", "--data-dir", d)
+    assert rc == 0 and "respawned" in out and "spec-20" in out
+
+    # a manual respawn by task id: shows what will run, then the new PID
+    rc, out, err = run_main(capsys, "respawn", "spec-20", "--data-dir", d)
+    assert rc == 0, out + err
+    plan, result = out.strip().splitlines()[-2:]
+    assert "simulated_agent" in plan
+    assert result.startswith("[ok] respawn") and "new PID" in result
+
     rc, out, _ = run_main(
         capsys, "crashes", "--last=1h", "--agent", "no_such_type", "--data-dir", d
     )
@@ -492,7 +528,7 @@ def test_bug_file_list_close_reopen_priority(
     assert label == f"BUG-{number:03d}"
     assert bug["category"] == "manual" and bug["assigned_to"] == "code_developer"
 
-    def listed(status: str = "open") -> dict[int, dict]:
+    def listed(status: str = "open") -> dict[int, dict[str, Any]]:
         rc, out, _ = run_main(capsys, "bugs", "--status", status, "--json", "--data-dir", d)
         assert rc == 0
         return {b["bug_number"]: b for b in json.loads(out)}
@@ -721,15 +757,25 @@ def _processes_of(pid: int) -> list[psutil.Process]:
         return []
 
 
+def _alive(proc: psutil.Process) -> bool:
+    """Still running (same pid and create time) and not merely an unreaped zombie."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def _assert_no_survivors(before: list[psutil.Process], state_dir: Path) -> None:
     """No process the demo started lives on: not a child seen before, not one naming its dir."""
-    alive = [p for p in before if p.is_running()]  # is_running checks pid + create time
-    assert alive == [], alive
     mark = str(state_dir)
     named = [
-        p.pid for p in psutil.process_iter(["cmdline"]) if mark in " ".join(p.info["cmdline"] or [])
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if mark in " ".join(p.info["cmdline"] or []) and _alive(p)
     ]
-    assert named == []
+    assert named == []  # no orchestrator or agent of this demo is left, at once
+    # ohm's runner wrappers record their agent's exit, then end by themselves.
+    wait_until(lambda: not any(_alive(p) for p in before), timeout=5)
 
 
 def test_demo_no_tui_shows_crashes_and_respawns_then_stops_cleanly(
@@ -774,48 +820,89 @@ def test_demo_no_tui_shows_crashes_and_respawns_then_stops_cleanly(
             proc.wait()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
-def test_demo_console_ends_cleanly_on_signal(tmp_path: Path, sig: int) -> None:
-    """The real console in a real terminal (a pty); a hang-up or SIGTERM ends everything."""
-    import pty
-    import select
+class PtyRun:
+    """``python -m ohm_tui ...`` in a real terminal (a pty), its screen output collected."""
 
-    pid, fd = pty.fork()
-    if pid == 0:  # pragma: no cover - the child
-        os.chdir(tmp_path)
-        env = clean_env() | {"TERM": "xterm-256color", "LINES": "30", "COLUMNS": "100"}
-        os.execve(sys.executable, [sys.executable, "-m", "ohm_tui", "demo", "--speed", "20"], env)
-    screen = bytearray()
-    status: int | None = None
+    def __init__(self, cwd: Path, *argv: str) -> None:
+        import pty
 
-    def pump() -> None:
-        nonlocal status
-        ready, _, _ = select.select([fd], [], [], 0.05)
+        pid, fd = pty.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os.chdir(cwd)
+            env = clean_env() | {"TERM": "xterm-256color", "LINES": "30", "COLUMNS": "100"}
+            os.execve(sys.executable, [sys.executable, "-m", "ohm_tui", *argv], env)
+        self.pid, self.fd = pid, fd
+        self.screen = bytearray()
+        self.status: int | None = None
+
+    def pump(self) -> None:
+        """Read what the app drew (a full pty would block it) and notice its exit."""
+        import select
+
+        ready, _, _ = select.select([self.fd], [], [], 0.05)
         if ready:
             with contextlib.suppress(OSError):
-                screen.extend(os.read(fd, 65536))
-        if status is None:
-            done, st = os.waitpid(pid, os.WNOHANG)
+                self.screen.extend(os.read(self.fd, 65536))
+        if self.status is None:
+            done, st = os.waitpid(self.pid, os.WNOHANG)
             if done:
-                status = os.waitstatus_to_exitcode(st)
+                self.status = os.waitstatus_to_exitcode(st)
 
+    def shows(self, *words: bytes) -> bool:
+        self.pump()
+        return all(w in self.screen for w in words)
+
+    def exited(self) -> bool:
+        self.pump()
+        return self.status is not None
+
+    @property
+    def text(self) -> str:
+        return self.screen.decode(errors="replace")
+
+    def close(self) -> None:
+        if self.status is None:  # the test failed: take the whole tree down
+            tree = [*_processes_of(self.pid), psutil.Process(self.pid)]
+            for proc in tree:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+            os.waitpid(self.pid, 0)
+            psutil.wait_procs(tree, timeout=5)
+        os.close(self.fd)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
+def test_demo_console_ends_cleanly_on_signal(tmp_path: Path, sig: int) -> None:
+    """The real console in a real terminal; a hang-up or SIGTERM ends every demo process."""
+    run = PtyRun(tmp_path, "demo", "--speed", "20")
     try:
-        wait_until(lambda: (pump(), b"running in" in screen and b"Quit" in screen)[1], timeout=20)
-        state_dir = _demo_dir(screen.decode(errors="replace").splitlines())
-        before = _processes_of(pid)
+        wait_until(lambda: run.shows(b"running in", b"Quit"), timeout=20)
+        state_dir = _demo_dir(run.text.splitlines())
+        before = _processes_of(run.pid)
         assert before
-        os.kill(pid, sig)
-        wait_until(lambda: (pump(), status is not None)[1], timeout=30)
-        assert status == 0
-        text = screen.decode(errors="replace")
-        assert "Traceback" not in text
-        assert "every demo process has ended" in text
+        os.kill(run.pid, sig)
+        wait_until(run.exited, timeout=30)
+        assert run.status == 0
+        assert "Traceback" not in run.text
+        assert "every demo process has ended" in run.text
         _assert_no_survivors(before, state_dir)
     finally:
-        if status is None:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        os.close(fd)
+        run.close()
+
+
+@pytest.mark.parametrize("argv", [[], ["--read-only"], ["console", "--read-only"]])
+def test_ohm_without_a_command_opens_the_console(tmp_path: Path, argv: list[str]) -> None:
+    data = make_state_dir(tmp_path)
+    run = PtyRun(tmp_path, "--data-dir", str(data), *argv)
+    try:
+        wait_until(lambda: run.shows(b"Quit"), timeout=20)
+        assert (b"read-only" in run.screen.lower()) == bool(argv)
+        os.kill(run.pid, signal.SIGTERM)
+        wait_until(run.exited, timeout=20)
+        assert run.status == 0
+        assert "Traceback" not in run.text
+    finally:
+        run.close()
 
 
 def test_demo_keep_keeps_the_state_dir(tmp_path: Path) -> None:
@@ -837,7 +924,7 @@ def test_demo_keep_keeps_the_state_dir(tmp_path: Path) -> None:
         rest, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0
         assert f"state kept in {state_dir}" in rest
-        assert (state_dir / "orchestrator").is_dir()
+        assert state_dir.is_dir() and (state_dir / "orchestrator.log").is_file()
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -4,12 +4,15 @@ agent processes that really crash (see ``conftest.py``)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from rich.syntax import Syntax
+from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Input, Log, Static
 
@@ -26,6 +29,7 @@ from ohm_tui.tui.screens.bug_form import BugFormScreen
 from ohm_tui.tui.screens.confirm import ConfirmScreen
 from ohm_tui.tui.screens.crash_detail import CrashDetailScreen
 from ohm_tui.tui.screens.help import HelpScreen
+from ohm_tui.tui.timeline_panel import TimelinePanel
 from tests.tui.conftest import EVIL_LINE, StateDir, wait_for
 
 SIZE = (120, 40)
@@ -91,11 +95,14 @@ async def test_crash_appears_in_the_timeline_within_a_second(state_dir: StateDir
         (key,) = crashes.keys
         assert crashes.cell_text(key, "error") == "ImportError"
         assert "SkillNames" in crashes.cell_text(key, "message")
-        assert crashes.cell_text(key, "agent") == f"architect {agent.pid}"
+        assert crashes.cell_text(key, "agent") == "architect"
+        assert app.dashboard.query_one(TimelinePanel).crashes[key].agent_pid == agent.pid
         assert crashes.cell_text(key, "task") == "spec-20"
         assert crashes.cell_text(key, "when") == "now" or "ago" in crashes.cell_text(key, "when")
-        # The event path, not the 30 s periodic check, put it there.
-        assert elapsed < 1.5, f"crash took {elapsed:.2f}s to show"
+        # The event path, not the 30 s periodic check, put it there: typically 0.1-0.3 s;
+        # the bound leaves room for a loaded CI machine.
+        print(f"crash on screen {elapsed:.3f}s after it happened")
+        assert elapsed < 3.0, f"crash took {elapsed:.2f}s to show"
         agents = table(app, "agents-table")
         await wait_for(
             pilot,
@@ -175,7 +182,7 @@ async def test_b_files_a_bug_prefilled_from_the_selected_crash(state_dir: StateD
         title = form.query_one("#bug-title", Input)
         assert "architect crashes with ImportError" in title.value
         assert form.query_one("#bug-assignee", Input).value == "code_developer"
-        title.value = "Console-filed: architect cannot import SkillNames"
+        title.value = "Filed in the console: SkillNames"
         await pilot.press("ctrl+s")
         bugs = table(app, "bugs-table")
         await wait_for(pilot, lambda: bugs.keys, message="bug row")
@@ -184,7 +191,7 @@ async def test_b_files_a_bug_prefilled_from_the_selected_crash(state_dir: StateD
         assert bugs.cell_text(key, "priority") == "High"  # ImportError -> High by the mapping
     # Another monitor on the same directory, and the CLI, see it too.
     (bug,) = OrchestratorHealthMonitor(state_dir.config(), read_only=True).bugs()
-    assert bug.title == "Console-filed: architect cannot import SkillNames"
+    assert bug.title == "Filed in the console: SkillNames"
     assert bug.category == "manual"
     out = subprocess.run(
         [str(Path(sys.executable).parent / "ohm"), "bugs", "--data-dir", str(state_dir.data)],
@@ -192,8 +199,9 @@ async def test_b_files_a_bug_prefilled_from_the_selected_crash(state_dir: StateD
         text=True,
         timeout=30,
         check=True,
+        env={**os.environ, "COLUMNS": "200"},
     ).stdout
-    assert bug.label in out and "Console-filed" in out
+    assert bug.label in out and "Filed in the console" in out
 
 
 async def test_filter_narrows_the_agents_and_escape_clears_it(state_dir: StateDir) -> None:
@@ -206,11 +214,11 @@ async def test_filter_narrows_the_agents_and_escape_clears_it(state_dir: StateDi
         every = {architect.key, developer.key, reviewer.key}
         await wait_for(pilot, lambda: set(agents.keys) == every, message="all rows")
         await pilot.press("slash")
-        assert isinstance(app.focused, Input)
+        assert isinstance(app.focused, Input) and app.focused.id == "agents-filter"
         await pilot.press(*"code")
         await wait_for(pilot, lambda: set(agents.keys) == {developer.key, reviewer.key})
         await pilot.press("enter")  # keep the filter, back to the table
-        assert app.focused is agents
+        assert app.focused is not None and app.focused.id == "agents-table"
         await wait_for(pilot, lambda: app.frames >= 3)
         assert set(agents.keys) == {developer.key, reviewer.key}  # survives refreshes
         await pilot.press("slash", "ctrl+a", "ctrl+k", *"review")  # by task
@@ -259,7 +267,7 @@ async def test_read_only_refuses_every_change(state_dir: StateDir) -> None:
             assert dashboard.check_action(action, ()) is None, action  # greyed out
         palette = {entry.action for entry in entries_for(dashboard)}
         assert not palette & {"respawn", "stop", "clean_zombies", "file_bug", "toggle_auto_fix"}
-        assert {"filter", "pause", "help" if False else "details"} <= palette
+        assert {"filter", "pause", "details", "sort"} <= palette
         for key in ("r", "k", "z", "b", "f"):
             await pilot.press(key)
             await pilot.pause()
@@ -313,9 +321,9 @@ async def test_details_crash_trace_and_bug_keys(state_dir: StateDir) -> None:
         await pilot.press("2", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, CrashDetailScreen))
         screen = app.screen
-        assert "Traceback (most recent call last)" in str(
-            screen.query_one("#crash-trace", Static).content.code  # type: ignore[attr-defined]
-        )
+        trace = screen.query_one("#crash-trace", Static).content
+        assert isinstance(trace, Syntax)  # highlighted, never parsed as markup
+        assert "Traceback (most recent call last)" in trace.code
         assert "ImportError" in str(screen.query_one("#crash-summary", Static).content)
         # b here files a bug about this crash; escape leaves the form and the screen.
         await pilot.press("b")
@@ -371,7 +379,9 @@ async def test_help_lists_every_binding_and_palette_has_every_action(
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.frames >= 1, message="first frame")
         palette = {entry.action for entry in entries_for(app.dashboard)}
-        for binding in DashboardScreen.BINDINGS:
+        bindings = [b for b in DashboardScreen.BINDINGS if isinstance(b, Binding)]
+        assert len(bindings) == len(DashboardScreen.BINDINGS)
+        for binding in bindings:
             if binding.action in ("respawn", "stop", "log"):  # need a selected agent
                 continue
             if binding.action == "clear_filter":  # only while a filter is set
@@ -379,10 +389,10 @@ async def test_help_lists_every_binding_and_palette_has_every_action(
             assert binding.action in palette
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
-        text = "\n".join(
-            json.dumps(row) for _, rows in app.screen.sections for row in rows
-        )
-        for binding in DashboardScreen.BINDINGS:
+        help_screen = app.screen
+        assert isinstance(help_screen, HelpScreen)
+        text = "\n".join(json.dumps(row) for _, rows in help_screen.sections for row in rows)
+        for binding in bindings:
             assert json.dumps(binding.description) in text
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is app.dashboard)

@@ -86,7 +86,8 @@ def info_text(agent: AgentView) -> Text:
 
 
 def history_text(events: list[Event]) -> Text:
-    out = Text("Respawn history", style="bold")
+    out = Text()
+    out.append("Respawn history", style="bold")
     if not events:
         out.append("\n(none recorded)")
     for event in events[-8:]:

@@ -42,7 +42,8 @@ def summary_text(crash: CrashRow) -> Text:
 
 
 def section(title: str, body: Text) -> Text:
-    out = Text(title, style="bold underline")
+    out = Text()
+    out.append(title, style="bold underline")
     out.append("\n")
     out.append_text(body)
     return out
