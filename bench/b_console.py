@@ -36,7 +36,6 @@ def console_config(data: Path) -> dict[str, object]:
 
 async def _measure(data: Path, frames: int) -> dict[str, Any]:
     from textual import events
-    from textual.pilot import Pilot
 
     from ohm_tui.tui.app import make_app
 
@@ -89,9 +88,7 @@ async def _press(app: Any, pilot: Any, events: Any, key: str) -> float:
 
 def pty_first_paint(procs: Procs, data: Path, work: Path, needle: bytes) -> float | None:
     """Seconds from starting ``ohm console`` on an 80x24 pty to ``needle`` on the terminal."""
-    term = PtyProgram(
-        procs, [str(BIN / "ohm"), "console", "--data-dir", str(data)], cwd=str(work)
-    )
+    term = PtyProgram(procs, [str(BIN / "ohm"), "console", "--data-dir", str(data)], cwd=str(work))
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -127,7 +124,9 @@ def large_history(sec: Section, data: Path, work: Path, quick: bool) -> None:
     except Exception as exc:  # the console is another helper's work in progress
         for what in ("first full paint", "applying a snapshot", "key press handled"):
             sec.rows.append(
-                Row("6 console", what, "-", "-", "0", "-", "pending", f"{type(exc).__name__}: {exc}")
+                Row(
+                    "6 console", what, "-", "-", "0", "-", "pending", f"{type(exc).__name__}: {exc}"
+                )
             )
         return
     label = f"{res['agent_rows']:,} agents, {CRASH_ROWS // 1000}k crashes, {BUGS:,} bugs"

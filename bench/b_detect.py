@@ -10,6 +10,7 @@ that death time -> the "crashed" event (emitted right after the crash row commit
 from __future__ import annotations
 
 import signal
+from functools import partial
 from pathlib import Path
 
 from bench.b_respawn import EventLog
@@ -32,6 +33,14 @@ def watching(mon: OrchestratorHealthMonitor) -> set[int]:
     return w.watching() if w is not None else set()
 
 
+def _watched(mon: OrchestratorHealthMonitor, pid: int) -> bool:
+    return pid in watching(mon)
+
+
+def _crashed(log: EventLog, pid: int) -> bool:
+    return any(e.agent_pid == pid for _, e in log.of("crashed"))
+
+
 def orch_detection(
     mon: OrchestratorHealthMonitor, log: EventLog, orch: Orchestrator, work: Path, n: int, tag: str
 ) -> list[float]:
@@ -40,15 +49,11 @@ def orch_detection(
     for i in range(n):
         record = work / f"{tag}-{i}.txt"
         pid = orch.spawn("worker", f"{tag}-{i}", crasher_argv(record, "signal"))
-        wait_until(lambda: read_record(record), 10, f"agent {pid} ready")
+        wait_until(partial(read_record, record), 10, f"agent {pid} ready")
         mon.wake()  # what the periodic check would do within health_check_interval
-        wait_until(lambda: pid in watching(mon), 15, f"monitor watching pid {pid}")
+        wait_until(partial(_watched, mon, pid), 15, f"monitor watching pid {pid}")
         signal_pid(pid, signal.SIGUSR1)
-        wait_until(
-            lambda: any(e.agent_pid == pid for _, e in log.of("crashed")),
-            10,
-            f"crash of pid {pid} recorded",
-        )
+        wait_until(partial(_crashed, log, pid), 10, f"crash of pid {pid} recorded")
         death = next(t for k, t, p in read_record(record) if k == "death")
         seen = next(t for t, e in log.of("crashed") if e.agent_pid == pid)
         out.append((seen - death) * 1000)

@@ -90,7 +90,8 @@ def run(work: Path, quick: bool) -> Section:
                 str(len(counts)),
                 f"exactly {RETRIES}, then gave up, every trial",
                 "reference: right" if exact else "reference: wrong",
-                f"state at the end: {', '.join(sorted(set(final)))} ({gave_up}/{len(final)} gave up)",
+                f"state at the end: {', '.join(sorted(set(final)))} "
+                f"({gave_up}/{len(final)} gave up)",
             )
         )
     return sec

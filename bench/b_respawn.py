@@ -15,12 +15,15 @@ The floor is the same crasher under a bare ``Popen().wait()`` loop.
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from bench.common import PYTHON, Row, Section, crasher_argv, read_record, respawn_gaps, stat_row
+from bench.common import Row, Section, crasher_argv, read_record, respawn_gaps, stat_row
+from ohm_tui.engine import procs
 from ohm_tui.engine.models import Event
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 
@@ -55,16 +58,60 @@ class EventLog:
             return [(t, e) for t, e in self.items if e.kind == kind]
 
 
-def run_ohm_chains(work: Path, chains: int) -> tuple[list[float], list[float], list[int], list[int]]:
-    """(detection ms, respawn ms, respawns per chain, gave_up events per chain)."""
+class SpawnTimes:
+    """Wraps ``procs.spawn_agent_process`` to note, per agent pid, when ohm called it
+    and when the runner had started the agent: a respawn's time split into ohm's
+    decision, the hand-over to the runner, and the agent's own start-up."""
+
+    def __init__(self) -> None:
+        self.by_pid: dict[int, tuple[float, float]] = {}  # pid -> (called, runner spawned)
+        self._original = procs.spawn_agent_process
+
+    def __enter__(self) -> SpawnTimes:
+        original = self._original
+
+        def timed(*args: Any, **kwargs: Any) -> procs.SpawnResult:
+            called = time.time()
+            res = original(*args, **kwargs)
+            self.by_pid[res.pid] = (called, res.started_at)
+            return res
+
+        procs.spawn_agent_process = timed
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        procs.spawn_agent_process = self._original
+
+    def split(self, events: list[tuple[str, float, int]]) -> list[tuple[float, float, float]]:
+        """Per respawn: (death -> spawn called, -> runner started it, -> agent's first line) ms."""
+        out = []
+        death: float | None = None
+        for kind, t, pid in events:
+            if kind == "death":
+                death = t
+            elif death is not None and pid in self.by_pid:
+                called, spawned = self.by_pid[pid]
+                out.append(
+                    ((called - death) * 1000, (spawned - called) * 1000, (t - spawned) * 1000)
+                )
+                death = None
+        return out
+
+
+def run_ohm_chains(
+    work: Path, chains: int
+) -> tuple[list[float], list[float], list[int], list[int], list[tuple[float, float, float]]]:
+    """(detection ms, respawn ms, respawns per chain, gave_up events per chain, respawn split)."""
     mon = OrchestratorHealthMonitor(monitor_config(work / "ohm-chains"), name="bench")
     log = EventLog()
     mon.add_listener(log)
+    spawns = SpawnTimes().__enter__()
     mon.start()
     detect_ms: list[float] = []
     respawn_ms: list[float] = []
     counts: list[int] = []
     gave_ups: list[int] = []
+    splits: list[tuple[float, float, float]] = []
     try:
         for i in range(chains):
             task = f"chain-{i}"
@@ -82,11 +129,13 @@ def run_ohm_chains(work: Path, chains: int) -> tuple[list[float], list[float], l
                 if ev.task_id == task and ev.agent_pid in deaths:
                     detect_ms.append((t - deaths[ev.agent_pid]) * 1000)
             respawn_ms.extend(g * 1000 for g in respawn_gaps(events))
+            splits.extend(spawns.split(events))
             counts.append(sum(1 for kind, _, _ in events if kind == "start") - 1)
             gave_ups.append(sum(1 for _, e in log.of("gave_up") if e.task_id == task))
     finally:
         mon.close()
-    return detect_ms, respawn_ms, counts, gave_ups
+        spawns.__exit__()
+    return detect_ms, respawn_ms, counts, gave_ups, splits
 
 
 def run_floor(work: Path, runs: int) -> list[float]:
@@ -101,7 +150,7 @@ def run_floor(work: Path, runs: int) -> list[float]:
 def run(work: Path, quick: bool) -> Section:
     sec = Section("respawn")
     chains = 3 if quick else 6
-    detect_ms, respawn_ms, counts, gave_ups = run_ohm_chains(work, chains)
+    detect_ms, respawn_ms, counts, gave_ups, splits = run_ohm_chains(work, chains)
     floor_ms = run_floor(work, 8 if quick else 16)
     sec.rows.append(
         stat_row(
@@ -113,7 +162,16 @@ def run(work: Path, quick: bool) -> Section:
             note="pidfd event; death time written by the agent itself",
         )
     )
-    floor_med = sorted(floor_ms)[len(floor_ms) // 2] if floor_ms else 0.0
+    ratio = ""
+    if floor_ms and respawn_ms:
+        ratio = f"; {statistics.median(respawn_ms) / statistics.median(floor_ms):.1f}x the floor"
+    split = ""
+    if splits:
+        parts = [statistics.median(x[i] for x in splits) for i in range(3)]
+        split = (
+            f"; median split: ohm decides {parts[0]:.1f} ms, runner starts it "
+            f"{parts[1]:.1f} ms, agent's Python start-up {parts[2]:.1f} ms"
+        )
     sec.rows.append(
         stat_row(
             "2 respawn",
@@ -121,8 +179,7 @@ def run(work: Path, quick: bool) -> Section:
             respawn_ms,
             "ms",
             30.0,
-            note=f"{len(respawn_ms) / max(1, len(counts)):.0f} respawns per chain; "
-            f"{(sorted(respawn_ms)[len(respawn_ms) // 2] / floor_med if floor_med and respawn_ms else 0):.1f}x the floor",
+            note=f"to the new agent's first line{ratio}{split}",
         )
     )
     sec.rows.append(
@@ -132,7 +189,7 @@ def run(work: Path, quick: bool) -> Section:
             floor_ms,
             "ms",
             None,
-            note=f"same agent; Python start-up of the agent included ({PYTHON})",
+            note="same agent, to its first line; its Python start-up included",
         )
     )
     exact = all(c == MAX_RESPAWNS for c in counts) and all(g == 1 for g in gave_ups)

@@ -39,7 +39,7 @@ class Row:
     figure: str
     what: str
     median: str
-    spread: str  # "min–max"
+    spread: str  # "min - max"
     n: str
     target: str
     verdict: str  # met / NOT met / reference / pending / error
@@ -80,11 +80,11 @@ def stat_row(
     target: str | None = None,
     note: str = "",
 ) -> Row:
-    """A row from samples: median, min–max, and met when the median is within ``limit``."""
+    """A row from samples: median, min - max, and met when the median is within ``limit``."""
     if not samples:
         return Row(figure, what, "-", "-", "0", target or "-", "error", note or "no samples")
     med = statistics.median(samples)
-    spread = f"{fmt(min(samples), unit)} – {fmt(max(samples), unit)}" if len(samples) > 1 else "-"
+    spread = f"{fmt(min(samples), unit)} - {fmt(max(samples), unit)}" if len(samples) > 1 else "-"
     if limit is None:
         verdict = "reference"
         tgt = target or "-"
@@ -95,7 +95,7 @@ def stat_row(
 
 
 def render_markdown(rows: Sequence[Row]) -> str:
-    head = ["#", "figure", "median", "min – max", "n", "target", "result", "notes"]
+    head = ["#", "figure", "median", "min - max", "n", "target", "result", "notes"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r.figure, r.what, r.median, r.spread, r.n, r.target, r.verdict, r.note]
@@ -228,10 +228,15 @@ class Orchestrator:
         return self._reply()
 
     def spawn(self, agent_type: str, task_id: str, argv: list[str]) -> int:
-        return int(self.request(op="spawn", agent_type=agent_type, task_id=task_id, argv=argv)["pid"])
+        return int(
+            self.request(op="spawn", agent_type=agent_type, task_id=task_id, argv=argv)["pid"]
+        )
 
     def spawn_many(self, n: int, agent_type: str, argv: list[str]) -> list[int]:
-        return [int(p) for p in self.request(op="spawn_many", n=n, agent_type=agent_type, argv=argv)["pids"]]
+        return [
+            int(p)
+            for p in self.request(op="spawn_many", n=n, agent_type=agent_type, argv=argv)["pids"]
+        ]
 
     def quit(self) -> None:
         """Kill its agents and let it exit."""

@@ -16,6 +16,7 @@ agents are reaped at once (no zombies) and left listed as running, as the real
 one left them. Stdlib only: it is a foreign program to ohm.
 """
 
+import contextlib
 import fcntl
 import json
 import os
@@ -115,10 +116,8 @@ class Orchestrator:
         with self.lock:
             victims = list(self.live)
         for pid in victims:  # our unreaped children: their pids cannot have been reused
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with self.lock:

@@ -100,6 +100,44 @@ class Fixer:
         except StoreError as exc:
             log.warning("could not update respawn state for %s: %s", tk, exc)
 
+    def note_completed(self, records: list[AgentRecord], now: float) -> None:
+        """Fast clean exits the orchestrator booked in ``completed_agents``.
+
+        The real orchestrator restarted agents that exited 0 after ~10 s, every
+        11 s, forever: its own loop, which ohm sees only through these entries.
+        Each run counts once, by its ``completed_at``, so the same entries read
+        by every check (or by several monitors) are never counted twice. Entries
+        ohm itself completed are counted where ohm saw them end.
+        """
+        ends: dict[str, list[float]] = {}
+        for rec in records:
+            raw = rec.raw
+            if rec.status != "completed" or rec.exit_code not in (0, None):
+                continue
+            if raw.get("respawned_by") == "ohm" or str(raw.get("reason", "")).startswith(
+                "cleaned by ohm"
+            ):
+                continue
+            ended = timeutil.to_epoch(raw.get("completed_at"))
+            if ended is None or rec.started_at is None or now - ended > self.cfg.flap_window:
+                continue
+            if ended - rec.started_at >= self.cfg.flap_min_runtime:
+                continue
+            ends.setdefault(task_key(rec.agent_type, rec.task_id), []).append(round(ended, 3))
+        for tk, times in ends.items():
+            self._tasks.add(tk)
+            try:
+                st = self.m.store.get_respawn_state(tk)
+                known = {round(t, 3) for t in st.recent_fast_exits}
+                new = [t for t in times if t not in known]
+                if not new:
+                    continue
+                kept = [t for t in st.recent_fast_exits if now - t <= self.cfg.flap_window]
+                st.recent_fast_exits = sorted(kept + new)[-50:]
+                self.m.store.save_respawn_state(st)
+            except StoreError as exc:
+                log.warning("could not count fast exits of %s: %s", tk, exc)
+
     def note_orchestrator(self, pid: int | None, matched: list[int], loop: Any, now: float) -> None:
         self._orch_pid = pid if pid is not None else (matched[0] if len(matched) == 1 else None)
         if self._restart is not None:
@@ -620,6 +658,7 @@ class Fixer:
             active = data.get("active_agents")
             if not isinstance(active, dict):
                 return
+            fmt = statefile.detect_format(data)  # once: it scans every entry
             for o in stale:
                 r = o.record
                 entry = active.get(str(r.pid))
@@ -654,6 +693,7 @@ class Fixer:
                     status=status,
                     exit_code=o.exit_code,
                     reason=f"cleaned by ohm: {o.reason}",
+                    fmt=fmt,
                 ):
                     moved.append(r.pid)
 

@@ -186,33 +186,7 @@ class OrchestratorHealthMonitor:
         return out
 
     def _ohm_records(self) -> list[AgentRecord]:
-        rows = self.store.list_ohm_agents(running_only=True)
-        out = []
-        for row in rows:
-            argv = row.get("argv") or []
-            if isinstance(argv, str):
-                try:
-                    argv = json.loads(argv)
-                except ValueError:
-                    argv = shlex.split(argv)
-            out.append(
-                AgentRecord(
-                    key=str(row["agent_key"]),
-                    pid=int(row["pid"]),
-                    agent_type=str(row.get("agent_type") or "agent"),
-                    task_id=row.get("task_id"),
-                    source="ohm_spawned",
-                    command=list(argv),
-                    command_text=str(row.get("command_text") or shlex.join(argv)),
-                    cwd=row.get("cwd"),
-                    log_file=row.get("log_file"),
-                    started_at=row.get("started_ts") or row.get("create_time"),
-                    status="running",
-                    create_time=row.get("create_time"),
-                    raw=dict(row),
-                )
-            )
-        return out
+        return [_ohm_record(row) for row in self.store.list_ohm_agents(running_only=True)]
 
     def _gather(self, issues: list[Issue]) -> list[AgentRecord]:
         """All agent runs the sources list, newest view of each."""
@@ -427,6 +401,8 @@ class OrchestratorHealthMonitor:
                     store.mark_seen(alive_now, now)
                     self._seen_cache.update(alive_now)
                 self._record_crashes(observations, now)
+                if self._state_ok and self._last_view is not None:
+                    self.fixer.note_completed(self._last_view.completed, now)
                 self._ingest_exits(observations, exits)
             issues.extend(detect.agent_issues(observations, self.config, now))
             if store_ok:
@@ -874,7 +850,14 @@ class OrchestratorHealthMonitor:
         for key, obs in list(self._observations.items()):
             if obs.liveness == "alive" and obs.record.pid not in watching and obs.raw is not None:
                 rec = obs.record
-                w.watch(rec.pid, obs.raw.start_time, self._make_death_cb(key))
+                if not w.watch(rec.pid, obs.raw.start_time, self._make_death_cb(key)):
+                    # It died between the check and now: handle it now, not a cycle later.
+                    self.on_death(key, timeutil.now())
+
+    def watching(self) -> set[int]:
+        """PIDs whose death is reported the instant it happens (background mode)."""
+        w = self._watcher
+        return w.watching() if w is not None else set()
 
     def _make_death_cb(self, key: str) -> Callable[[int, float | None], None]:
         def on_death(pid: int, when: float | None) -> None:
@@ -917,9 +900,36 @@ class OrchestratorHealthMonitor:
             if ex is not None:
                 self._ingest_exits([new], {rec.pid: ex})
             if crash_id is not None and self.auto_fix and self.is_fixer():
-                self.fixer.handle_pending(only=crash_id)
+                for res in self.fixer.handle_pending(only=crash_id):
+                    if res.ok and res.action == "respawn" and res.agent_key:
+                        self._adopt_spawned(res.agent_key)
             self._emit_new_events()
             self._wake.set()
+
+    def _adopt_spawned(self, agent_key: str) -> bool:
+        """Watch an agent ohm just respawned at once, not from the next check on
+        (it may crash again before that). False if it is not in ``ohm_agents``."""
+        try:
+            row = self.store.ohm_agent(agent_key)
+        except StoreError:
+            return False
+        if row is None:
+            return False
+        self._adopt(_ohm_record(row))
+        return True
+
+    def _adopt(self, rec: AgentRecord) -> Observation:
+        """Observe and watch an agent ohm has just started."""
+        obs = Observation(rec, "alive")
+        raw = procs.read_proc(rec.pid)
+        obs.raw = raw
+        if raw is None:
+            obs.liveness = "dead"
+        self._observations[rec.key] = obs
+        self._alive_keys.add(rec.key)
+        if self._watcher is not None and raw is not None:
+            self._watcher.watch(rec.pid, raw.start_time, self._make_death_cb(rec.key))
+        return obs
 
     def add_listener(self, callback: Callable[[Event], None]) -> None:
         """Call ``callback(event)`` (from an engine thread) for every new event."""
@@ -1098,16 +1108,7 @@ class OrchestratorHealthMonitor:
                 env=env,
                 respawn_of=None,
             )
-            obs = Observation(rec, "alive")
-            raw = procs.read_proc(rec.pid)
-            obs.raw = raw
-            if raw is None:
-                obs.liveness = "dead"
-            self._observations[rec.key] = obs
-            self._alive_keys.add(rec.key)
-            if self._watcher is not None and raw is not None:
-                self._watcher.watch(rec.pid, raw.start_time, self._make_death_cb(rec.key))
-            return self._agent_view(obs)
+            return self._agent_view(self._adopt(rec))
 
     def describe_respawn(self, agent: str | int) -> str:
         rec = self.resolve_agent(agent)
@@ -1231,6 +1232,31 @@ class OrchestratorHealthMonitor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _ohm_record(row: Mapping[str, Any]) -> AgentRecord:
+    """An ``ohm_agents`` row as an ``AgentRecord``."""
+    argv = row.get("argv") or []
+    if isinstance(argv, str):
+        try:
+            argv = json.loads(argv)
+        except ValueError:
+            argv = shlex.split(argv)
+    return AgentRecord(
+        key=str(row["agent_key"]),
+        pid=int(row["pid"]),
+        agent_type=str(row.get("agent_type") or "agent"),
+        task_id=row.get("task_id"),
+        source="ohm_spawned",
+        command=list(argv),
+        command_text=str(row.get("command_text") or shlex.join(argv)),
+        cwd=row.get("cwd"),
+        log_file=row.get("log_file"),
+        started_at=row.get("started_ts") or row.get("create_time"),
+        status="running",
+        create_time=row.get("create_time"),
+        raw=dict(row),
+    )
 
 
 def _process_alive(pid: int, create_time: float) -> bool:

@@ -873,6 +873,16 @@ def prewarm() -> None:
         fresh.discard()
 
 
+# The next spare starts this long after a spawn: starting a Python process right
+# away competed for the CPU with the agent's own start-up (a respawn's largest part).
+PREWARM_DELAY = 0.05
+
+
+def _prewarm_later() -> None:
+    time.sleep(PREWARM_DELAY)
+    prewarm()
+
+
 def _prewarm_soon() -> None:
     """Start the next spare off the caller's path (a respawn returns ~1 ms sooner)."""
     global _refill_thread
@@ -881,7 +891,7 @@ def _prewarm_soon() -> None:
     with _spare_lock:
         if _spare is not None or (_refill_thread is not None and _refill_thread.is_alive()):
             return
-        thread = threading.Thread(target=prewarm, name="ohm-prewarm", daemon=True)
+        thread = threading.Thread(target=_prewarm_later, name="ohm-prewarm", daemon=True)
         _refill_thread = thread
     thread.start()
 

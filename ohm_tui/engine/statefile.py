@@ -628,11 +628,14 @@ def move_to_completed(
     status: str = "completed",
     exit_code: int | None = None,
     reason: str | None = None,
+    fmt: Format | None = None,
 ) -> bool:
     """Move one active entry to ``completed_agents``, as the orchestrator itself does.
 
     ``completed_at`` is written in the file's own time form. Nothing is trimmed
-    and nothing is dropped: False when the entry is not there.
+    and nothing is dropped: False when the entry is not there. Pass ``fmt``
+    (``detect_format(data)``) when moving many entries: detecting it scans the
+    whole file, once per call otherwise.
     """
     active = data.get("active_agents")
     if not isinstance(active, dict) or pid_key not in active:
@@ -642,7 +645,8 @@ def move_to_completed(
         completed = data["completed_agents"] = []
     if not isinstance(completed, (list, dict)):
         raise ValueError(f"completed_agents is a {_json_type(completed)}, not a list")
-    fmt = detect_format(data)
+    if fmt is None:
+        fmt = detect_format(data)
     entry = active.pop(pid_key)
     if not isinstance(entry, dict):
         entry = {"pid": _as_pid(pid_key), "original": entry}

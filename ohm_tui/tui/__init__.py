@@ -1,0 +1,1 @@
+"""The Textual console: a thin face over ``OrchestratorHealthMonitor`` (see ``app.make_app``)."""

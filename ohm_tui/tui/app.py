@@ -95,6 +95,7 @@ class OhmApp(App[int]):
         self._listening = False
         self._alerts: deque[float] = deque()
         self._held_alerts = 0
+        self._known_errors: set[str] = set()
         self.refresh_interval = REFRESH_INTERVAL
         """Seconds between snapshots (tests shorten it)."""
         self.frames = 0
@@ -216,6 +217,10 @@ class OhmApp(App[int]):
         self.snapshot = snapshot
         self.frames += 1
         self.engine_error = None
+        for problem in snapshot.errors:  # the header has room for a line: the toast has it all
+            if problem not in self._known_errors:
+                self._alert("engine", text.clean(problem))
+        self._known_errors = set(snapshot.errors)
         if snapshot.report.status == "critical" and (
             previous is None or previous.report.status != "critical"
         ):
@@ -242,8 +247,11 @@ class OhmApp(App[int]):
     def _engine_failed(self, what: str, error: BaseException | None) -> None:
         """Errors show in the header and the log; the console keeps running."""
         detail = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
-        self.engine_error = f"{what}: {detail}"
-        self.log.error(self.engine_error)
+        message = f"{what}: {detail}"
+        if message != self.engine_error:
+            self._alert("engine", message)
+        self.engine_error = message
+        self.log.error(message)
         self.dashboard.show_header()
 
     # -- app-wide actions -------------------------------------------------------

@@ -24,7 +24,8 @@ BADGE_STYLES: dict[str, str] = {
     "critical": "bold $text-error on $error-muted",
 }
 SEPARATOR = " · "
-MAX_LINES = 3
+MAX_LINES = 2
+MIN_CUT = 12  # narrower than this, a chip that does not fit is left out
 
 
 @dataclass
@@ -65,7 +66,8 @@ def chips(state: HeaderState) -> list[Chip]:
         out.append((f"{report.crashed_agents_last_hour} crashes/h", crash_style))
         out.append((f"respawn ok {text.rate(report.respawn_success_rate)}", ""))
         bug_style = "$text-warning" if snap.open_bugs else ""
-        out.append((f"{snap.open_bugs} open bugs", bug_style))
+        plural = "" if snap.open_bugs == 1 else "s"
+        out.append((f"{snap.open_bugs} open bug{plural}", bug_style))
         checked = datetime.fromtimestamp(report.checked_at).strftime("%H:%M:%S")
         out.append((f"checked {checked}", "$text-muted"))
     if state.read_only:  # implies auto-fix off
@@ -86,24 +88,36 @@ def chips(state: HeaderState) -> list[Chip]:
     return out
 
 
+def max_lines(state: HeaderState) -> int:
+    """Two lines; a third only while there is an engine error to show."""
+    has_error = bool(state.errors) or bool(state.snapshot and state.snapshot.errors)
+    return MAX_LINES + 1 if has_error else MAX_LINES
+
+
 def pack(parts: list[Chip], width: int, max_lines: int = MAX_LINES) -> Content:
-    """Lay chips out left to right, wrapping between chips, never inside one."""
+    """Lay chips out left to right, wrapping between chips, never inside one.
+
+    On the last line a chip that does not fit is cut to the space left (the
+    least important chips, such as an error's text, come last).
+    """
     width = max(20, width)
     lines: list[list[Chip]] = [[]]
     used = 0
     for chip_text, style in parts:
-        need = len(chip_text) + (len(SEPARATOR) if lines[-1] else 0)
-        if lines[-1] and used + need > width:
-            if len(lines) == max_lines:
+        sep = len(SEPARATOR) if lines[-1] else 0
+        if lines[-1] and used + sep + len(chip_text) > width:
+            if len(lines) < max_lines:
+                lines.append([])
+                used, sep = 0, 0
+            else:
+                room = width - used - sep
+                if room >= MIN_CUT:
+                    lines[-1].append((chip_text[: room - 1] + "…", style))
                 break
-            lines.append([])
-            used = 0
-            need = len(chip_text)
-        if need > width:  # a single long chip (an error message): cut it
-            chip_text = chip_text[: max(1, width - 1)] + "…"
-            need = len(chip_text)
+        if len(chip_text) > width:
+            chip_text = chip_text[: width - 1] + "…"
         lines[-1].append((chip_text, style))
-        used += need
+        used += sep + len(chip_text)
     assembled: list[str | tuple[str, str]] = []
     for number, line in enumerate(lines):
         if number:
@@ -131,4 +145,4 @@ class HeaderStrip(Static):
 
     def _render_state(self) -> None:
         width = self.content_region.width or self.app.size.width
-        self.update(pack(chips(self.state), width))
+        self.update(pack(chips(self.state), width, max_lines(self.state)))

@@ -10,9 +10,7 @@ as a ``str``, ``[link=...]`` would become a link and ``[/]`` would raise
 
 from __future__ import annotations
 
-import importlib
 import re
-from collections.abc import Callable
 from datetime import timedelta
 
 import humanize
@@ -20,21 +18,10 @@ from rich.style import Style
 from rich.text import Text
 
 from ohm_tui.engine import timeutil
+from ohm_tui.engine.logparse import sanitize
 
-
-def _engine_sanitizer() -> Callable[[str], str] | None:
-    """The engine's sanitizer (shared with the CLI), when that module is present."""
-    try:
-        module = importlib.import_module("ohm_tui.engine.logparse")
-    except ImportError:  # pragma: no cover - only while the engine module is being written
-        return None
-    fn = getattr(module, "sanitize", None)
-    return fn if callable(fn) else None
-
-
-_engine_sanitize = _engine_sanitizer()
-
-# ESC-introduced sequences: CSI, OSC / DCS / SOS / PM / APC strings, and 2-byte escapes.
+# A second layer after the engine's sanitize. ESC-introduced sequences: CSI,
+# OSC / DCS / SOS / PM / APC strings, and two-byte escapes.
 _ESCAPES = re.compile(
     r"""
     \x1b\[[0-?]*[ -/]*[@-~]?            # CSI ... final byte
@@ -54,10 +41,8 @@ def clean(text: object) -> str:
     if text is None:
         return ""
     s = text if isinstance(text, str) else str(text)
-    if _engine_sanitize is not None:
-        s = _engine_sanitize(s)
-    s = s.replace("\r\n", "\n")
-    s = _ESCAPES.sub("", s)
+    s = sanitize(s)  # the engine's rules, shared with the CLI ...
+    s = _ESCAPES.sub("", s)  # ... and the console's own, as a second layer (bidi too)
     return _CONTROLS.sub("", s)
 
 

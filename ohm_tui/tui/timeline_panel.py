@@ -73,8 +73,11 @@ class TimelinePanel(Vertical):
         ordered = sorted(snapshot.crashes, key=lambda c: (c.crashed_at, c.crash_id), reverse=True)
         self.crashes = {str(c.crash_id): c for c in ordered}
         self.table.sync([(str(c.crash_id), self._cells(c, now)) for c in ordered])
-        window = text.duration(len(histogram) * snapshot.histogram_bucket_seconds)
-        self.border_title = Text(f"2 Crash timeline ({total} in {window})")
+        if histogram:
+            window = text.duration(len(histogram) * snapshot.histogram_bucket_seconds)
+            self.border_title = Text(f"2 Crash timeline ({total} in {window})")
+        else:
+            self.border_title = Text(f"2 Crash timeline ({len(snapshot.crashes)} shown)")
 
     def _cells(self, crash: CrashRow, now: float) -> list[Text]:
         error_style = tone(self.app, "text-error", bold=True)
@@ -83,6 +86,6 @@ class TimelinePanel(Vertical):
             text.literal(crash.agent_type, max_len=18),
             text.literal(crash.task_id or "-", max_len=18),
             text.literal(crash.error_type or f"exit {crash.exit_code}", error_style, max_len=24),
-            text.literal(crash.error_message or "", max_len=44),
+            text.literal(crash.error_message or "", max_len=36),
             text.literal(action_text(crash), max_len=32),
         ]

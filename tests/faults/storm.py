@@ -108,7 +108,7 @@ def verify(database: Path, agents: list[Agent]) -> Verdict:
     filed = count(
         database,
         "SELECT COUNT(*) FROM ohm_events WHERE kind='bug_filed' "
-        "AND data LIKE '%\"issue_type\": \"agent_crash\"%'",
+        'AND data LIKE \'%"issue_type": "agent_crash"%\'',
     )
     assert filed == 1
     limited = count(database, "SELECT COUNT(*) FROM ohm_events WHERE kind='bug_rate_limited'")

@@ -20,7 +20,6 @@ from tests.faults.kit import (
     Orchestrator,
     crash_argv,
     python_env,
-    q,
 )
 from tests.helpers import wait_until
 
@@ -58,7 +57,9 @@ def test_non_utf8_bytes_in_log(orch: Orchestrator, ohm: MonitorFactory) -> None:
     )
     agent = orch.start(argv=["/bin/sh", "-c", script])
     with open(agent.log, "ab") as fh:
-        fh.write(b"\xff\xfe\x00 binary junk \x80\x81\x82\n2025-10-19 19:43:20,5 - a - INFO - \xc3(\n")
+        fh.write(
+            b"\xff\xfe\x00 binary junk \x80\x81\x82\n2025-10-19 19:43:20,5 - a - INFO - \xc3(\n"
+        )
     mon = ohm()
     mon.check()
     with open(agent.log, "ab") as fh:

@@ -65,6 +65,17 @@ def agent_pids(app: OhmApp) -> set[int]:
     return {int(t.cell_text(key, "pid")) for key in t.keys}
 
 
+def watched(monitor: OrchestratorHealthMonitor, pid: int) -> bool:
+    """The engine's death watch covers ``pid``.
+
+    The engine arms it after its first check; a death before that is seen at the
+    next periodic check (30 s here), which this test must not wait for. The engine
+    has no public "armed" signal, hence the private attribute.
+    """
+    watcher = getattr(monitor, "_watcher", None)
+    return watcher is not None and pid in watcher.watching()
+
+
 class Recorder:
     """``run_test(message_hook=...)``: every message the app processed, for assertions."""
 
@@ -85,7 +96,7 @@ async def test_crash_appears_in_the_timeline_within_a_second(state_dir: StateDir
     app = console(monitor)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: {agent.pid, other.pid} <= agent_pids(app), message="rows")
-        await wait_for(pilot, lambda: monitor.running, message="engine started")
+        await wait_for(pilot, lambda: watched(monitor, agent.pid), message="death watch armed")
         assert crash_rows(app) == []
         crashed_at = time.monotonic()
         agent.crash()
@@ -140,6 +151,32 @@ async def test_r_respawns_the_selected_agent_and_the_new_pid_shows(state_dir: St
         assert result.new_pid is not None and result.new_pid != agent.pid
         await wait_for(pilot, lambda: result.new_pid in agent_pids(app), message="new pid row")
         assert str(result.new_pid) in state_dir.read_state()["active_agents"]
+
+
+async def test_k_stops_the_selected_agent_after_confirming(state_dir: StateDir) -> None:
+    keep = state_dir.start_agent("architect", "spec-20")
+    target = state_dir.start_agent("code_developer", "impl-7")
+    recorder = Recorder()
+    app = console(state_dir.monitor())
+    async with app.run_test(size=SIZE, message_hook=recorder) as pilot:
+        agents = table(app, "agents-table")
+        await wait_for(pilot, lambda: {keep.key, target.key} <= set(agents.keys), message="rows")
+        assert agents.move_to_key(target.key)
+        await pilot.press("k")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), message="confirm")
+        body = str(app.screen.query_one("#confirm-body", Static).content)
+        assert f"PID {target.pid}" in body and "SIGTERM" in body and "SIGKILL" in body
+        await pilot.press("n")  # no: nothing happens
+        await wait_for(pilot, lambda: app.screen is app.dashboard)
+        assert target.popen.poll() is None and not recorder.of(ActionDone)
+        await pilot.press("k")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), message="confirm")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: recorder.of(ActionDone), message="stop finished")
+        (done,) = recorder.of(ActionDone)
+        assert done.result.ok, done.result.message
+        await wait_for(pilot, lambda: target.popen.poll() is not None, message="agent ended")
+        assert keep.popen.poll() is None  # only the selected one
 
 
 async def test_z_lists_exactly_the_plan_and_cleans_stale_entries(state_dir: StateDir) -> None:
@@ -225,6 +262,9 @@ async def test_filter_narrows_the_agents_and_escape_clears_it(state_dir: StateDi
         await wait_for(pilot, lambda: set(agents.keys) == {reviewer.key})
         await pilot.press("escape")
         await wait_for(pilot, lambda: set(agents.keys) == every, message="filter cleared")
+        assert "sort: problems first" in str(app.dashboard.query_one("#agents").border_title)
+        await pilot.press("s")
+        assert "sort: CPU" in str(app.dashboard.query_one("#agents").border_title)
 
 
 async def test_pause_stops_refresh_until_resumed(state_dir: StateDir) -> None:

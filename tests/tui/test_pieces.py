@@ -7,7 +7,7 @@ import time
 from ohm_tui.engine.models import AgentView, CrashRow, HealthReport, Snapshot
 from ohm_tui.tui import text
 from ohm_tui.tui.agents_panel import matches, status_label
-from ohm_tui.tui.header import HeaderState, chips, pack
+from ohm_tui.tui.header import HeaderState, chips, max_lines, pack
 from ohm_tui.tui.screens.agent_detail import fresh_part
 from ohm_tui.tui.screens.bug_detail import shifted_priority
 from ohm_tui.tui.timeline_panel import action_text
@@ -112,9 +112,12 @@ def test_header_packs_into_two_lines_at_80_columns() -> None:
     plain = content.plain
     for word in ("CRITICAL", "(frozen)", "12 crashes/h", "2 open bugs", "PAUSED", "READ-ONLY"):
         assert word in plain  # words, not colour alone
-    # An engine error never pushes the strip past three lines, and is cut, not wrapped.
-    state.errors = ["x" * 500]
-    assert len(pack(chips(state), 78).plain.splitlines()) <= 3
+    assert max_lines(state) == 2
+    # An engine error gets a third line at most, and is cut rather than wrapped.
+    state.errors = ["disk full " * 50]
+    lines = pack(chips(state), 78, max_lines(state)).plain.splitlines()
+    assert len(lines) == 3 and all(len(line) <= 78 for line in lines)
+    assert lines[2].startswith("error: disk full") and lines[2].endswith("…")
 
 
 def test_status_filter_priority_and_action_rules() -> None:
