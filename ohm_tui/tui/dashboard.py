@@ -50,6 +50,8 @@ class DashboardScreen(Screen[None]):
     """The overview. Fixes run in thread workers; results arrive as ``ActionDone``."""
 
     BINDINGS = [
+        # Listed first so the footer keeps "? Help" visible at 80 columns.
+        Binding("question_mark", "app.help", "Help", id="help.dashboard", tooltip="Show every key"),
         Binding(
             "1",
             "focus_panel('agents')",
@@ -163,7 +165,7 @@ class DashboardScreen(Screen[None]):
             with Container(id="lower"):
                 yield TimelinePanel(id="timeline")
                 yield BugsPanel(id="bugs")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # ctrl+p is in the help
 
     def on_mount(self) -> None:
         self.query_one("#agents-table", DataTable).focus()

@@ -17,8 +17,8 @@ COLUMNS: list[tuple[str, str]] = [
     ("Agent", "agent"),
     ("Task", "task"),
     ("Error", "error"),
+    ("Action", "action"),  # before the message: at 80 columns the message is what gets cut
     ("Message", "message"),
-    ("Action", "action"),
 ]
 
 
@@ -86,6 +86,6 @@ class TimelinePanel(Vertical):
             text.literal(crash.agent_type, max_len=18),
             text.literal(crash.task_id or "-", max_len=18),
             text.literal(crash.error_type or f"exit {crash.exit_code}", error_style, max_len=24),
-            text.literal(crash.error_message or "", max_len=36),
             text.literal(action_text(crash), max_len=32),
+            text.literal(crash.error_message or "", max_len=60),
         ]

@@ -47,6 +47,7 @@ for i in range(rounds):
     os.replace(tmp, path)  # atomic, as a careful orchestrator writes
     if locking:
         os.close(fd)
+    time.sleep(0.001)  # its loop does other work between writes
 print(json.dumps({"lost": sorted(set(lost))}))
 """
 
