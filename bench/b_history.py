@@ -147,7 +147,10 @@ def retention(sec: Section, work: Path, quick: bool) -> None:
         rows = conn.execute("SELECT COUNT(*) FROM agent_crashes").fetchone()[0]
     finally:
         conn.close()
-    plateau = max(sizes[int(keep_days) :]) <= sizes[int(keep_days) - 1] * 1.05
+    # Each day is added before that day's prune, so the file holds keep_days + 1 days
+    # at its peak; from then on it must not grow.
+    full = int(keep_days)
+    plateau = max(sizes[full + 1 :]) <= sizes[full] * 1.05
     sec.rows.append(
         Row(
             "8 history",
@@ -178,7 +181,9 @@ def _append_day(db: Path, n: int, newest: float) -> None:
     conn = sqlite3.connect(db, isolation_level=None)
     try:
         conn.execute("ATTACH DATABASE ? AS day", (str(tmp),))
-        cols = [r[1] for r in conn.execute("PRAGMA table_info(agent_crashes)") if r[1] != "crash_id"]
+        cols = [
+            r[1] for r in conn.execute("PRAGMA table_info(agent_crashes)") if r[1] != "crash_id"
+        ]
         names = ", ".join(cols)
         conn.execute("BEGIN")
         conn.execute(f"INSERT INTO agent_crashes ({names}) SELECT {names} FROM day.agent_crashes")
@@ -193,7 +198,9 @@ def run(work: Path, quick: bool, fill: tuple[subprocess.Popen[bytes], Path, int]
     p, data, n = fill
     t0 = time.perf_counter()
     if p.wait(timeout=600) != 0:
-        sec.rows.append(Row("8 history", "history database", "-", "-", "0", "-", "error", "fill failed"))
+        sec.rows.append(
+            Row("8 history", "history database", "-", "-", "0", "-", "error", "fill failed")
+        )
         return sec
     sec.notes.append(
         f"history database: {n:,} rows, {db_mb(data / 'orchestrator.db'):.0f} MB "

@@ -257,6 +257,30 @@ def cpu_seconds(pid: int) -> float:
     return (int(rest[11]) + int(rest[12])) / CLK_TCK
 
 
+def cpu_reading(pid: int) -> tuple[float, dict[int, int]]:
+    """(utime + stime in s, {thread id: ns on CPU}) of a process, read together.
+
+    Tick counts have 10 ms steps; the per-thread ``schedstat`` nanoseconds are exact
+    but lose the time of a thread that ends in between (``cpu_between`` checks).
+    """
+    ticks = cpu_seconds(pid)
+    threads: dict[int, int] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            threads[int(tid)] = int(
+                Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0]
+            )
+    return ticks, threads
+
+
+def cpu_between(a: tuple[float, dict[int, int]], b: tuple[float, dict[int, int]]) -> float:
+    """CPU seconds between two ``cpu_reading``s: nanoseconds when every thread of the
+    first reading is still there, else the (coarser) tick count."""
+    if a[1] and set(a[1]) <= set(b[1]):
+        return sum(b[1].values()) / 1e9 - sum(a[1].values()) / 1e9
+    return b[0] - a[0]
+
+
 def rss_mb(pid: int) -> float:
     data = Path(f"/proc/{pid}/statm").read_text().split()
     return int(data[1]) * PAGE / 1e6

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 from ohm_tui.engine.store import Store
-from ohm_tui.engine.timeutil import iso_utc
 
 ERRORS = [
     ("ImportError", "cannot import name 'SkillNames' from 'coffee_maker.autonomous.skill_loader'"),

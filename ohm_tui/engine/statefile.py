@@ -550,6 +550,64 @@ def _commit(tmp: Path, path: Path, *, sync_dir: bool = True) -> None:
         _sync_dir(path.parent)
 
 
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+_exchange_fn: Any = None  # renameat2 from libc; False once known to be unavailable
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (``renameat2(RENAME_EXCHANGE)``); False when unsupported."""
+    global _exchange_fn
+    if _exchange_fn is None:
+        try:
+            import ctypes
+
+            fn = ctypes.CDLL(None, use_errno=True).renameat2
+            fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+            fn.argtypes += [ctypes.c_uint]
+            fn.restype = ctypes.c_int
+            _exchange_fn = fn
+        except (OSError, AttributeError):
+            _exchange_fn = False
+    if _exchange_fn is False:
+        return False
+    import ctypes
+
+    if _exchange_fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False  # this kernel or file system cannot: plain replace instead
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _swap_in(tmp: Path, path: Path, sig: tuple[int, int, int]) -> str:
+    """Put ``tmp`` in place of ``path`` only if ``path`` is still the file we read.
+
+    A check followed by ``os.replace`` leaves a gap in which a writer that does
+    not lock can replace the file, and its change would be lost. Swapping
+    atomically hands back exactly the file we displaced: ours stays only if that
+    was the one we read; otherwise theirs goes straight back and the caller
+    redoes its change on it. Returns ``done``, ``raced`` or ``unsupported``.
+    """
+    try:
+        ours = os.stat(tmp).st_ino
+        if not _exchange(tmp, path):
+            return "unsupported"
+        if _signature(_stat_or_none(tmp)) == sig:
+            tmp.unlink(missing_ok=True)  # what we displaced is what we read: done
+            return "done"
+        _exchange(tmp, path)  # theirs back in place at once
+        back = _stat_or_none(tmp)
+        if back is not None and back.st_ino != ours:
+            _exchange(tmp, path)  # a newer write replaced ours meanwhile: it wins
+        tmp.unlink(missing_ok=True)
+        return "raced"
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StateFileError(path, f"cannot replace: {_os_problem(exc)}") from None
+
+
 def write_agent_state_atomic(path: Path, data: dict[str, Any]) -> None:
     """Temp file + fsync + ``os.replace``: readers see the old or the new file, never half."""
     path = Path(path)
@@ -605,6 +663,12 @@ def update_agent_state(
             if _signature(_stat_or_none(path)) != sig:
                 tmp.unlink(missing_ok=True)  # someone wrote meanwhile: redo on their data
                 continue
+            if sig is not None:
+                swapped = _swap_in(tmp, path, sig)
+                if swapped == "done":
+                    break
+                if swapped == "raced":
+                    continue
             _commit(tmp, path, sync_dir=False)
             break
         else:

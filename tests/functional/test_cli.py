@@ -94,6 +94,9 @@ def make_state_dir(
         },
     )
     write_json(orch / "agent_state.json", {"active_agents": agents or {}, "completed_agents": []})
+    # This directory's orchestrator is not running: say how to recognise it, so
+    # that orchestrators elsewhere on the machine are not taken for it.
+    (data / "ohm.toml").write_text(f'orchestrator_match = ["ohm-test-orchestrator-{root.name}"]\n')
     return data
 
 
@@ -213,6 +216,7 @@ def test_config_found_in_cwd_is_validated_too(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     data = make_state_dir(tmp_path)
+    (data / "ohm.toml").unlink()  # a config in the data dir would win over ./ohm.toml
     (tmp_path / "ohm.toml").write_text('max_respawn_attempts = "three"\n')
     rc, out, err = run_main(capsys, "bugs", "--data-dir", str(data))
     assert_one_line_error(rc, out, err, expected_rc=2)
