@@ -31,7 +31,12 @@ KEYS = ["down", "down", "down", "up", "s", "s", "s", "2", "down", "3", "down", "
 
 
 def console_config(data: Path) -> dict[str, object]:
-    return {"data_dir": str(data), "orchestrator_match": ["no-orchestrator-in-this-bench"]}
+    # auto_fix off: the crashes the detection figures caused must not be respawned here.
+    return {
+        "data_dir": str(data),
+        "orchestrator_match": ["no-orchestrator-in-this-bench"],
+        "auto_fix": False,
+    }
 
 
 async def _measure(data: Path, frames: int) -> dict[str, Any]:
@@ -88,7 +93,10 @@ async def _press(app: Any, pilot: Any, events: Any, key: str) -> float:
 
 def pty_first_paint(procs: Procs, data: Path, work: Path, needle: bytes) -> float | None:
     """Seconds from starting ``ohm console`` on an 80x24 pty to ``needle`` on the terminal."""
-    term = PtyProgram(procs, [str(BIN / "ohm"), "console", "--data-dir", str(data)], cwd=str(work))
+    cwd = work / "console-cwd"
+    cwd.mkdir(exist_ok=True)
+    (cwd / "ohm.toml").write_text("auto_fix = false\n")  # as in console_config
+    term = PtyProgram(procs, [str(BIN / "ohm"), "console", "--data-dir", str(data)], cwd=str(cwd))
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -159,7 +167,9 @@ def large_history(sec: Section, data: Path, work: Path, quick: bool) -> None:
             res["keys"],
             "ms",
             50.0,
-            note="keys: " + " ".join(KEYS),
+            note="each key: "
+            + ", ".join(f"{k} {ms:.0f}" for k, ms in zip(KEYS, res["keys"], strict=False))
+            + " ms",
         )
     )
     procs = Procs()

@@ -299,6 +299,32 @@ def children_of(pid: int) -> list[int]:
     return out
 
 
+def reap_strays(marker: str, keep: frozenset[int] = frozenset()) -> int:
+    """SIGKILL processes whose command line holds ``marker`` (the bench's own temporary
+    work directory, so nothing else can match): agents that outlived their section,
+    such as ones ohm respawned. Each is pinned with a pidfd and re-checked first."""
+    killed = 0
+    me = os.getpid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me or int(name) in keep:
+            continue
+        pid = int(name)
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            continue
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes()  # read after pinning it
+            if marker.encode() in argv:
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+                killed += 1
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return killed
+
+
 @contextlib.contextmanager
 def timed() -> Iterator[list[float]]:
     """``with timed() as t: ...`` then ``t[0]`` is the wall time in seconds."""

@@ -3,7 +3,8 @@
 Crash rows are bulk-loaded with SQL into a database that ``Store`` created, rather
 than recorded one at a time, which would take minutes for a million rows. They look
 like real ones (type, message, a short traceback, fingerprint, log file, command)
-and are already handled (``fix_state = 'done'``): nothing for a monitor to act on.
+and are already handled (respawned, filed under one of 1,000 bugs, ``fix_state = 'done'``):
+nothing for a monitor to act on.
 Bugs go through ``Store.insert_bug``. ``python -m bench.history DB N SPAN`` fills a
 database in a separate process, so the bench can do it while it waits on peers.
 """
@@ -87,7 +88,7 @@ SELECT pid, atype, 'task-' || (i % 5000),
     'Traceback (most recent call last):' || char(10)
         || '  File "/srv/orch/coffee_maker/autonomous/agent.py", line 88, in run' || char(10)
         || '    self.step()' || char(10) || etype || ': the agent failed' || char(10),
-    1, 0, NULL, ts, pid || '@' || CAST(ts AS INTEGER), 1, etype || ' in skill execution',
+    1, 1, 1 + i % 1000, ts, pid || '@' || CAST(ts AS INTEGER), 1, etype || ' in skill execution',
     '["coffee_maker/autonomous/agent.py"]', 'fp-' || etype || '-' || atype, NULL,
     '/srv/orch/data/logs/' || atype || '-task-' || (i % 5000) || '-' || pid || '.log',
     'poetry run ' || atype || ' --task task-' || (i % 5000), '/srv/orch', 'real',

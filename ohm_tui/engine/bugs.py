@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ohm_tui.engine.config import PRIORITIES, Config
+from ohm_tui.engine.logparse import sanitize
 from ohm_tui.engine.models import BugRow, format_bug_number
 from ohm_tui.engine.notify import Notifier, run_command
 from ohm_tui.engine.store import Store, StoreError
@@ -112,6 +113,14 @@ class BugTracker:
         _check_priority(priority)
         if not fingerprint:
             raise BugDedupError(f"cannot deduplicate {issue_type!r}: empty fingerprint")
+        # Titles, messages, commands and logs come from agents: store them inert, so
+        # no face (console, CLI, ticket, hook) can be made to replay an escape sequence.
+        title, description = sanitize(title), sanitize(description)
+        root_cause = sanitize(root_cause) if root_cause else root_cause
+        error_logs = sanitize(error_logs) if error_logs else error_logs
+        stack_trace = sanitize(stack_trace) if stack_trace else stack_trace
+        reproduction_steps = [sanitize(str(x)) for x in reproduction_steps or []]
+        related_files = [sanitize(str(x)) for x in related_files or []]
         at = _now() if now is None else now
         with _Guard(self.store, fingerprint):
             existing = self._open_bug(issue_type, fingerprint)
@@ -424,7 +433,7 @@ class _Guard:
 
 def _clean(text: str) -> str:
     """Strip terminal escapes and control characters (newlines and tabs stay)."""
-    return _CONTROL.sub("", text)
+    return _CONTROL.sub("", sanitize(text))
 
 
 def _one_line(text: str) -> str:

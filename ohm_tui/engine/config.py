@@ -342,7 +342,9 @@ def _trusted_table(path: Path, allow_insecure: bool | None) -> dict[str, Any]:
     if table and not _insecure_config_allowed(allow_insecure):
         try:
             check_file_trust(
-                path, "config file", override=f"set {ALLOW_INSECURE_CONFIG_ENV}=1 to allow it"
+                path.absolute(),
+                "config file",
+                override=f"set {ALLOW_INSECURE_CONFIG_ENV}=1 to allow it",
             )
         except PermissionError as exc:
             raise ConfigError("<file>", str(exc)) from None

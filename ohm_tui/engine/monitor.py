@@ -103,9 +103,12 @@ class OrchestratorHealthMonitor:
         self._dead_since: dict[str, float] = {}
         self._log_offsets: dict[str, int] = {}
         self._log_inodes: dict[str, int | None] = {}
+        self._write_error: str | None = None  # first failed history write of this check
         self._log_paths: dict[str, str | None] = {}
         self._log_misses: dict[str, float] = {}
         self._listings: dict[str, tuple[tuple[int, int], _LogListing]] = {}
+        self._pass_listings: dict[str, _LogListing | None] | None = None
+        self._last_lines: dict[str, tuple[tuple[int, int, int], str | None]] = {}
         self._orch_scan: tuple[dict[int, procs.RawProc], list[int]] | None = None
         self._zombie_since: dict[str, float] = {}
         self._cpu = procs.CpuSampler()
@@ -216,9 +219,13 @@ class OrchestratorHealthMonitor:
                 )
             )
         records: list[AgentRecord] = list(self._last_view.agents) if self._last_view else []
-        for rec in records:
-            if not rec.log_file:
-                rec.log_file = self._find_log(rec)
+        self._pass_listings = {}
+        try:
+            for rec in records:
+                if not rec.log_file:
+                    rec.log_file = self._find_log(rec)
+        finally:
+            self._pass_listings = None
         try:
             ohm = self._ohm_records()
         except StoreError as exc:
@@ -264,20 +271,24 @@ class OrchestratorHealthMonitor:
         """One listing of a log directory serves every agent's ``agent_log_pattern``
         lookup; listed again only when the directory changed (settled as above)."""
         key = str(directory)
+        this_pass = self._pass_listings
+        if this_pass is not None and key in this_pass:
+            return this_pass[key]  # one look per directory per check, settled or not
+        listing: _LogListing | None = None
         try:
             st = os.stat(directory)
+            sig = (st.st_ino, st.st_mtime_ns)
+            cached = self._listings.get(key)
+            if cached is not None and cached[0] == sig:
+                listing = cached[1]
+            else:
+                listing = _LogListing(os.listdir(directory))
+                if time.time() - st.st_mtime > 1.0:
+                    self._listings[key] = (sig, listing)
         except OSError:
-            return None
-        sig = (st.st_ino, st.st_mtime_ns)
-        cached = self._listings.get(key)
-        if cached is not None and cached[0] == sig:
-            return cached[1]
-        try:
-            listing = _LogListing(os.listdir(directory))
-        except OSError:
-            return None
-        if time.time() - st.st_mtime > 1.0:
-            self._listings[key] = (sig, listing)
+            listing = None
+        if this_pass is not None:
+            this_pass[key] = listing
         return listing
 
     def _find_log(self, rec: AgentRecord) -> str | None:
@@ -396,10 +407,13 @@ class OrchestratorHealthMonitor:
             listed = {r.key for r in records}
             self._create_times = {k: v for k, v in self._create_times.items() if k in listed}
             self._cpu.forget_missing({(o.raw.pid, o.raw.start_time) for o in observations if o.raw})
+            self._write_error = None
             if store_ok:
-                with contextlib.suppress(StoreError):
+                try:
                     store.mark_seen(alive_now, now)
                     self._seen_cache.update(alive_now)
+                except StoreError as exc:
+                    self._write_error = str(exc)
                 self._record_crashes(observations, now)
                 if self._state_ok and self._last_view is not None:
                     self.fixer.note_completed(self._last_view.completed, now)
@@ -431,6 +445,8 @@ class OrchestratorHealthMonitor:
                         f"(threshold {self.config.crash_storm_threshold})",
                     )
                 )
+            if self._write_error is not None:
+                issues.append(self._history_issue(self._write_error))
             self._annotate_crash_issues(issues)
             status: Status = "healthy"
             for issue in issues:
@@ -471,6 +487,10 @@ class OrchestratorHealthMonitor:
                     )
                 except StoreError as exc:
                     log.warning("could not record health check: %s", exc)
+                    if not any(i.type == "storage_error" for i in report.issues):
+                        report.issues.append(self._history_issue(str(exc)))
+                    if report.status == "healthy":
+                        report.status = status = "degraded"
             self._observations = {o.record.key: o for o in observations}
             self._records_by_pid = {o.record.pid: o.record for o in observations}
             self._last_report = report
@@ -485,6 +505,16 @@ class OrchestratorHealthMonitor:
                 self._last_status = status
             self._emit_new_events()
             return report
+
+    @staticmethod
+    def _history_issue(error: str) -> Issue:
+        """A write to the database failed (disk full, read-only): say so, keep watching."""
+        return Issue(
+            type="storage_error",
+            severity="degraded",
+            error=f"{error}; history is not being recorded (live monitoring goes on, "
+            "and what happens meanwhile is recorded once writing works again)",
+        )
 
     def _gather_no_store(self, issues: list[Issue]) -> list[AgentRecord]:
         path = self.config.agent_state_path
@@ -525,6 +555,7 @@ class OrchestratorHealthMonitor:
             )
         except StoreError as exc:
             log.warning("could not record crash of %s: %s", rec.key, exc)
+            self._write_error = self._write_error or str(exc)
             return None
         if created:
             msg = f"{rec.agent_type} pid {rec.pid} crashed"
@@ -819,10 +850,19 @@ class OrchestratorHealthMonitor:
 
     def _loop(self) -> None:
         last_prune = 0.0
+        first = True
         while not self._stop.is_set():
             started = time.monotonic()
             try:
-                report = self.check()
+                with self._lock:
+                    last = self._last_report
+                    if first and last is not None and timeutil.now() - last.checked_at < 1.0:
+                        # A face's first snapshot checked a moment ago: a second full
+                        # check now would only compete with its first paint.
+                        report = last
+                    else:
+                        report = self.check()
+                first = False
                 if self.auto_fix:
                     self.auto_fix_issues(report)
                     self.report_bugs_if_any(report)
@@ -970,6 +1010,8 @@ class OrchestratorHealthMonitor:
             except StoreError as exc:
                 errors.append(str(exc))
             agents = [self._agent_view(o) for o in self._observations.values()]
+            shown = {o.record.log_file for o in self._observations.values()}
+            self._last_lines = {p: v for p, v in self._last_lines.items() if p in shown}
             agents.sort(key=lambda a: (a.status != "running", a.agent_type, a.pid))
             if self._store_error:
                 errors.append(self._store_error)
@@ -988,6 +1030,21 @@ class OrchestratorHealthMonitor:
                 errors=errors,
             )
 
+    def _last_log_line(self, path: str) -> str | None:
+        """The log's last line, read again only when the file changed: a face asks
+        for every agent's every second, and most logs are quiet."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+        hit = self._last_lines.get(path)
+        if hit is not None and hit[0] == sig:
+            return hit[1]
+        line = logparse.last_line(logparse.tail_text(path, 4096))
+        self._last_lines[path] = (sig, line)
+        return line
+
     def _agent_view(self, obs: Observation) -> AgentView:
         rec = obs.record
         respawns, given_up, next_at = self.fixer.respawn_status(rec)
@@ -1004,9 +1061,7 @@ class OrchestratorHealthMonitor:
             status = "given_up" if given_up else ("respawning" if next_at else "crashed")
         else:
             status = "stale"
-        last_line = None
-        if rec.log_file:
-            last_line = logparse.last_line(logparse.tail_text(rec.log_file, 4096))
+        last_line = self._last_log_line(rec.log_file) if rec.log_file else None
         return AgentView(
             key=rec.key,
             pid=rec.pid,

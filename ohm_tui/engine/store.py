@@ -616,7 +616,7 @@ class Store:
             return StoreError(f"database is read-only: cannot {action} in {where}", "read_only")
         if name == "SQLITE_FULL" or "disk is full" in low:
             return StoreError(
-                f"database is read-only: the disk is full, cannot {action} in {where}", "disk_full"
+                f"the disk is full: cannot {action} in {where} (free some space)", "disk_full"
             )
         if (
             name in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
@@ -1005,6 +1005,45 @@ class Store:
             ),
             "link a crash to a bug",
         )
+
+    def claimed_crashes(self) -> list[tuple[int, str | None, float | None]]:
+        """``(crash_id, claimed_by, claimed_ts)`` of every crash being fixed right now."""
+        rows = self._rows(
+            "SELECT crash_id, fix_claimed_by, fix_claimed_ts FROM agent_crashes "
+            "WHERE fix_state='claimed'"
+        )
+        return [(int(r[0]), r[1], _opt_float(r[2])) for r in rows]
+
+    def release_claim(self, crash_id: int, claimer: str) -> bool:
+        """Give one claim back to pending, if ``claimer`` still holds it."""
+
+        def run(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE agent_crashes SET fix_state='pending', fix_claimed_by=NULL, "
+                "fix_claimed_ts=NULL WHERE crash_id=? AND fix_state='claimed' "
+                "AND fix_claimed_by=?",
+                (crash_id, claimer),
+            )
+            return cur.rowcount == 1
+
+        return self._write(run, "release a claim")
+
+    def respawn_of_crash(self, crash_id: int) -> tuple[str | None, float] | None:
+        """``(new_key, ts)`` of the successful respawn recorded for a crash, if any."""
+        row = self._one(
+            "SELECT new_key, ts FROM ohm_respawns WHERE crash_id=? AND ok=1 ORDER BY id LIMIT 1",
+            (crash_id,),
+        )
+        return (row[0], float(row[1])) if row else None
+
+    def ohm_agent_respawning(self, old_key: str) -> dict[str, Any] | None:
+        """The run ohm started in place of ``old_key``, if it recorded one."""
+        row = self._one(
+            f"SELECT {', '.join(_AGENT_COLS)} FROM ohm_agents WHERE respawn_of=? "
+            "ORDER BY started_ts LIMIT 1",
+            (old_key,),
+        )
+        return self._agent_dict(row) if row else None
 
     def release_stale_claims(self, older_than_ts: float) -> int:
         """Claims left by a monitor that died mid-fix go back to pending."""

@@ -89,7 +89,12 @@ class KeyedTable(DataTable[Text]):
                 merged = list(old)
                 for index, (before, after) in enumerate(zip(old, new, strict=True)):
                     if before != after:
-                        self.update_cell(key, column_keys[index], after, update_width=True)
+                        # Re-measuring a column walks all its cells: only do it when
+                        # the new value is wider than the column (a crash storm
+                        # otherwise blocks the UI thread for seconds).
+                        column = self.columns[column_keys[index]]
+                        wider = _cell_width(after) > column.content_width
+                        self.update_cell(key, column_keys[index], after, update_width=wider)
                         merged[index] = after
                 self._cells[key] = tuple(merged)
             if self.keys != wanted:
@@ -102,3 +107,10 @@ class KeyedTable(DataTable[Text]):
         # first cell object of each row is ours and unique, so its identity names the row.
         rank = {id(self._cells[key][0]): index for index, key in enumerate(wanted)}
         self.sort(key=lambda values: rank[id(values[0])])
+
+
+def _cell_width(cell: object) -> int:
+    """Terminal cells a table value needs (Rich ``Text`` or anything printable)."""
+    from rich.text import Text
+
+    return cell.cell_len if isinstance(cell, Text) else len(str(cell))

@@ -1,13 +1,34 @@
-"""Fixtures of the fault suite: a data dir, a stand-in orchestrator, monitors on it."""
+"""Fixtures of the fault suite: a data dir, a stand-in orchestrator, monitors on it.
+
+Every fault case runs with ``TZ`` far from UTC (+14 h), the orchestrator and ohm
+alike: naive local times that were silently read as UTC would be 14 hours off.
+"""
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.faults.kit import MonitorFactory, Orchestrator
+
+
+@pytest.fixture(autouse=True)
+def _far_from_utc() -> Iterator[None]:
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "Pacific/Kiritimati"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
 
 
 @pytest.fixture

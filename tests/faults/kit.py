@@ -48,6 +48,16 @@ def crash_argv(error: str = DEFAULT_ERROR) -> list[str]:
     return ["/bin/sh", "-c", CRASH_SCRIPT, "fault-agent", error]
 
 
+# The orchestrator's own run (stdin is its pipe) crashes when released; a run ohm
+# respawned (stdin is /dev/null under the runner) works quietly until killed.
+CRASH_ONCE_SCRIPT = f"if [ -p /dev/stdin ]; then {CRASH_SCRIPT}; else exec sleep 600; fi"
+
+
+def crash_once_argv(error: str = DEFAULT_ERROR) -> list[str]:
+    """Like ``crash_argv``, but a respawn fixes it: one crash, one respawn."""
+    return ["/bin/sh", "-c", CRASH_ONCE_SCRIPT, "fault-agent", error]
+
+
 def base_config(data_dir: Path, **extra: Any) -> dict[str, Any]:
     """Fast intervals so that every case is bounded in seconds; no real orchestrator."""
     cfg: dict[str, Any] = {

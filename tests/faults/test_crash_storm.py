@@ -11,8 +11,6 @@ import asyncio
 import time
 from collections.abc import Callable
 
-import pytest
-
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from tests.faults import storm
 from tests.faults.kit import MonitorFactory, Orchestrator, count, q
@@ -20,7 +18,7 @@ from tests.helpers import wait_until
 
 STORM_WATCH = 5.0  # seconds of key presses from the storm's start (its busiest part)
 KEY_BOUND = 0.2  # seconds from key press to its action, during the storm
-CYCLE_BOUND = 1.5  # seconds one full check may take, lock waits included, mid-storm
+CYCLE_BOUND = 2.0  # seconds one full check may take, lock waits included, mid-storm
 
 
 def test_crash_storm_engine(orch: Orchestrator, ohm: MonitorFactory) -> None:
@@ -67,11 +65,6 @@ async def _until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
         await asyncio.sleep(0.002)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="console blocks its UI thread in DataTable column-width updates during the "
-    "storm (ohm_tui/tui/keyed_table.py: update_cell(update_width=True)); see report",
-)
 async def test_crash_storm_console_stays_responsive(
     orch: Orchestrator, ohm: MonitorFactory
 ) -> None:

@@ -4,6 +4,7 @@ such agents every 11 seconds, forever)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import time
@@ -16,7 +17,12 @@ from tests.helpers import wait_until
 
 EXIT_0 = ["/bin/sh", "-c", "exit 0"]
 ROUNDS = 6
-FLAP = {"flap_threshold": 3, "flap_min_runtime": 5.0, "flap_window": 600.0}
+FLAP = {
+    "flap_threshold": 3,
+    "flap_min_runtime": 5.0,
+    "flap_window": 600.0,
+    "heartbeat_interval": 5.0,  # exit codes from exit records, never a "gone" timeout
+}
 
 
 def flapping(mon: OrchestratorHealthMonitor) -> list[str]:
@@ -36,7 +42,7 @@ def test_instant_clean_exit_through_ohm_is_flapping_and_never_respawned(
 
     for _ in range(ROUNDS):
         key = mon.spawn_agent(EXIT_0, agent_type="code_developer", task_id="impl-loop").key
-        wait_until(lambda k=key: ended(k), timeout=5, message="run ended")
+        wait_until(functools.partial(ended, key), timeout=5, message="run ended")
     errors = flapping(mon)
     assert errors and "task:impl-loop" in errors[0], errors
     report = mon.check()

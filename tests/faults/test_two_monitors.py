@@ -22,19 +22,16 @@ import psutil
 
 from ohm_tui import OrchestratorHealthMonitor
 from tests.faults.kit import (
-    CRASH_SCRIPT,
     PY,
     MonitorFactory,
     Orchestrator,
     base_config,
     count,
+    crash_once_argv,
     python_env,
     q,
 )
 
-# The orchestrator's own run waits on its stdin pipe, then crashes. A respawned run
-# (stdin is /dev/null under ohm's runner) works quietly, so one crash is one respawn.
-ONCE = f'if [ -p /dev/stdin ]; then {CRASH_SCRIPT}; else exec sleep 600; fi'
 IMPORT_ERROR = (
     "ImportError: cannot import name 'SkillNames' from 'coffee_maker.autonomous.skill_loader'"
 )
@@ -57,9 +54,7 @@ def _holder(database: Path) -> tuple[str, int] | None:
 
 
 def _respawns_of(database: Path, key: str) -> int:
-    return count(
-        database, "SELECT COUNT(*) FROM ohm_respawns WHERE old_key=? AND ok=1", (key,)
-    )
+    return count(database, "SELECT COUNT(*) FROM ohm_respawns WHERE old_key=? AND ok=1", (key,))
 
 
 def _checks_by(database: Path, prefix: str) -> int:
@@ -79,8 +74,8 @@ async def test_console_watch_and_api_share_one_state_dir(
 ) -> None:
     from ohm_tui.tui.app import make_app
 
-    a = orch.start("architect", "spec-a", argv=["/bin/sh", "-c", ONCE, "agent", IMPORT_ERROR])
-    b = orch.start("code_developer", "impl-b", argv=["/bin/sh", "-c", ONCE, "agent", "x"])
+    a = orch.start("architect", "spec-a", argv=crash_once_argv(IMPORT_ERROR))
+    b = orch.start("code_developer", "impl-b", argv=crash_once_argv())
     cfg = base_config(data_dir, health_check_interval=0.2, lease_ttl=30.0)
     conf = tmp_path / "ohm.toml"
     conf.write_text(_toml(cfg))
@@ -115,8 +110,10 @@ async def test_console_watch_and_api_share_one_state_dir(
             await _until(lambda: count(database, "SELECT COUNT(*) FROM bugs") >= 1, what="bug")
             seen = (_checks_by(database, "api"), _checks_by(database, "console"))
             await _until(
-                lambda: _checks_by(database, "api") >= seen[0] + 3
-                and _checks_by(database, "console") >= seen[1] + 3,
+                lambda: (
+                    _checks_by(database, "api") >= seen[0] + 3
+                    and _checks_by(database, "console") >= seen[1] + 3
+                ),
                 what="more cycles by every monitor",
             )
             assert _respawns_of(database, a.key) == 1
@@ -126,8 +123,10 @@ async def test_console_watch_and_api_share_one_state_dir(
             assert count(database, "SELECT COUNT(*) FROM ohm_events WHERE kind='crashed'") == 1
             # The console observed it all the same.
             await _until(
-                lambda: app.snapshot is not None
-                and any(c.agent_key == a.key for c in app.snapshot.crashes),
+                lambda: (
+                    app.snapshot is not None
+                    and any(c.agent_key == a.key for c in app.snapshot.crashes)
+                ),
                 what="console shows the crash",
             )
 
@@ -144,8 +143,10 @@ async def test_console_watch_and_api_share_one_state_dir(
             assert _spawner_of(database, b.key) == os.getpid()
             seen = (_checks_by(database, "api"), _checks_by(database, "console"))
             await _until(
-                lambda: _checks_by(database, "api") >= seen[0] + 3
-                and _checks_by(database, "console") >= seen[1] + 3,
+                lambda: (
+                    _checks_by(database, "api") >= seen[0] + 3
+                    and _checks_by(database, "console") >= seen[1] + 3
+                ),
                 what="more cycles by every monitor",
             )
             assert _respawns_of(database, b.key) == 1
