@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         " the result compares the median with the target. Timings are wall-clock and the"
         " machine is shared, so run-to-run spread is real.",
         "",
+        "",
     ]
     notes = [f"- {s.name}: {n}" for s in sections for n in s.notes]
     text = "\n".join(header) + render_markdown(rows) + "\n"

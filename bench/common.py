@@ -95,7 +95,7 @@ def stat_row(
 
 
 def render_markdown(rows: Sequence[Row]) -> str:
-    head = ["#", "figure", "median", "min - max", "n", "target", "result", "notes"]
+    head = ["figure", "what", "median", "min - max", "n", "target", "result", "notes"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r.figure, r.what, r.median, r.spread, r.n, r.target, r.verdict, r.note]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist
 
 Row = tuple[str, Sequence[Text]]
 
@@ -92,7 +92,7 @@ class KeyedTable(DataTable[Text]):
                         # Re-measuring a column walks all its cells: only do it when
                         # the new value is wider than the column (a crash storm
                         # otherwise blocks the UI thread for seconds).
-                        column = self.columns[column_keys[index]]
+                        column = self.columns[ColumnKey(column_keys[index])]
                         wider = _cell_width(after) > column.content_width
                         self.update_cell(key, column_keys[index], after, update_width=wider)
                         merged[index] = after
