@@ -23,10 +23,18 @@ def crash_action(row: CrashRow) -> str:
     return out.clean(action)
 
 
+TABLE_LIMIT = 200  # a terminal shows a few screens; scripts use --json
+
+
 def cmd_crashes(args: argparse.Namespace) -> int:
     since = timeutil.now() - args.last.seconds
+    limit = args.limit if args.limit is not None else (None if args.json else TABLE_LIMIT)
+    limit = limit or None  # 0 means all
     with open_monitor(args) as monitor:
-        rows = monitor.crashes(since, agent_type=args.agent, task_id=args.task)
+        rows = monitor.crashes(since, agent_type=args.agent, task_id=args.task, limit=limit)
+        total = len(rows)
+        if limit is not None and total == limit:
+            total = monitor.store.count_crashes(since, agent_type=args.agent, task_id=args.task)
     if args.json:
         out.emit_json([r.to_dict() for r in rows])
         return 0
@@ -53,6 +61,11 @@ def cmd_crashes(args: argparse.Namespace) -> int:
         fixed=(0,),
     )
     out.emit(table)
+    if total > len(rows):
+        out.emit(
+            f"({len(rows)} newest of {total} crashes in the last {args.last.text}; "
+            "--limit 0 shows all)"
+        )
     return 0
 
 

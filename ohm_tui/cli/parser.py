@@ -54,7 +54,8 @@ Exit codes (monitoring-plugin convention):
     "crashes": """\
   ohm crashes                       # last 24 hours
   ohm crashes --last=90m --agent architect
-  ohm crashes --last=7d --task spec-20 --json""",
+  ohm crashes --last=7d --task spec-20 --json
+  ohm crashes --last=7d --limit 0   # every row, not only the newest 200""",
     "events": """\
   ohm events                        # last hour: crashed, respawned, gave_up, bug_filed...
   ohm events --last=24h --json""",
@@ -250,6 +251,13 @@ def build_parser() -> OhmParser:
     _last(p, "24h")
     p.add_argument("--agent", metavar="TYPE", help="only this agent type")
     p.add_argument("--task", metavar="ID", help="only this task id")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="newest N rows (default: 200 in the table, all with --json; 0 = all)",
+    )
     _json(p)
     p.set_defaults(handler=history.cmd_crashes)
 

@@ -175,7 +175,7 @@ class AgentsPanel(Vertical):
         if self.filter_text:
             title += f" · filter: {text.one_line(text.clean(self.filter_text), 30)}"
         # One title line, not a subtitle: at 24 lines panels have no bottom border.
-        self.border_title = Text(title)
+        text.set_border_title(self, title)
 
     def _cells(self, agent: AgentView, now: float) -> list[Text]:
         status_style = tone(self.app, STATUS_TONES.get(agent.status, ""), bold=True)

@@ -58,7 +58,7 @@ class BugsPanel(Vertical):
         )
         self.bugs = {str(b.bug_number): b for b in ordered}
         self.table.sync([(str(b.bug_number), self._cells(b, now)) for b in ordered])
-        self.border_title = Text(f"3 Bugs ({open_count} open)")
+        text.set_border_title(self, f"3 Bugs ({open_count} open)")
 
     def _cells(self, bug: BugRow, now: float) -> list[Text]:
         style = tone(self.app, PRIORITY_TONES.get(bug.priority, ""), bold=True)

@@ -135,14 +135,19 @@ class HeaderStrip(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.state = HeaderState()
+        self._last_packed: object = None
 
     def show(self, state: HeaderState) -> None:
         self.state = state
         self._render_state()
 
     def on_resize(self, event: Resize) -> None:
+        self._last_packed = None  # same text, new width: draw again
         self._render_state()
 
     def _render_state(self) -> None:
         width = self.content_region.width or self.app.size.width
-        self.update(pack(chips(self.state), width, max_lines(self.state)))
+        packed = pack(chips(self.state), width, max_lines(self.state))
+        if packed != self._last_packed:  # unchanged header: no repaint, no bytes
+            self._last_packed = packed
+            self.update(packed)

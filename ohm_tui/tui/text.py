@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import humanize
 from rich.style import Style
@@ -123,3 +124,11 @@ def rate(value: float | None) -> str:
     if value is None:
         return "n/a"
     return f"{value * 100:.0f}%"
+
+
+def set_border_title(widget: Any, title: str) -> None:
+    """Assign a border title only when it changed: each assignment repaints the
+    whole panel, and over SSH every repaint is bytes on the wire."""
+    if getattr(widget, "_ohm_title", None) != title:
+        widget._ohm_title = title
+        widget.border_title = Text(title)

@@ -69,15 +69,18 @@ class TimelinePanel(Vertical):
         peak = max(snapshot.crash_histogram, default=0)
         caption = f"crashes per {text.duration(snapshot.histogram_bucket_seconds)}"
         caption += f" (peak {peak}) · newest first below"
-        self.query_one("#crash-spark-label", Static).update(Text(caption))
+        label = self.query_one("#crash-spark-label", Static)
+        if getattr(label, "_ohm_caption", None) != caption:  # unchanged: no repaint
+            label._ohm_caption = caption  # type: ignore[attr-defined]
+            label.update(Text(caption))
         ordered = sorted(snapshot.crashes, key=lambda c: (c.crashed_at, c.crash_id), reverse=True)
         self.crashes = {str(c.crash_id): c for c in ordered}
         self.table.sync([(str(c.crash_id), self._cells(c, now)) for c in ordered])
         if histogram:
             window = text.duration(len(histogram) * snapshot.histogram_bucket_seconds)
-            self.border_title = Text(f"2 Crash timeline ({total} in {window})")
+            text.set_border_title(self, f"2 Crash timeline ({total} in {window})")
         else:
-            self.border_title = Text(f"2 Crash timeline ({len(snapshot.crashes)} shown)")
+            text.set_border_title(self, f"2 Crash timeline ({len(snapshot.crashes)} shown)")
 
     def _cells(self, crash: CrashRow, now: float) -> list[Text]:
         error_style = tone(self.app, "text-error", bold=True)

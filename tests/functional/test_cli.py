@@ -937,3 +937,37 @@ def test_demo_keep_keeps_the_state_dir(tmp_path: Path) -> None:
             import shutil
 
             shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def test_crashes_table_shows_the_newest_200_and_says_how_many_more(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from ohm_tui.engine.models import CrashInfo
+    from ohm_tui.engine.store import Store
+
+    data = make_state_dir(tmp_path)
+    now = time.time()
+    with Store(data / "orchestrator.db") as store:
+        for i in range(205):
+            store.record_crash(
+                agent_key=f"{1000 + i}@{int(now)}",
+                agent_pid=1000 + i,
+                agent_type="architect",
+                task_id=f"spec-{i}",
+                crashed_at=now - i,
+                exit_code=1,
+                info=CrashInfo(error_type="RuntimeError", error_message=f"boom {i}"),
+                log_file=None,
+                command_text="x",
+                cwd=None,
+                source="real",
+                fix_state="skipped",
+            )
+    rc, out, _ = run_main(capsys, "crashes", "--last=1h", "--data-dir", str(data))
+    assert rc == 0
+    assert "(200 newest of 205 crashes in the last 1h; --limit 0 shows all)" in out
+    assert "boom 0" in out and "boom 204" not in out
+    rc, out, _ = run_main(capsys, "crashes", "--last=1h", "--limit", "0", "--data-dir", str(data))
+    assert "boom 204" in out and "newest of" not in out
+    rc, out, _ = run_main(capsys, "crashes", "--last=1h", "--json", "--data-dir", str(data))
+    assert len(json.loads(out)) == 205
