@@ -64,7 +64,9 @@ class BugReporter:
         now = timeutil.now()
         crashes = [
             c
-            for c in store.list_crashes(since=now - CRASH_WINDOW, limit=5000)
+            # Summary rows: stack traces and log excerpts are read for the one
+            # crash a bug is filed from, not for every crash every cycle.
+            for c in store.list_crashes(since=now - CRASH_WINDOW, limit=5000, summary=True)
             if c.error_type != "Stopped"
         ]
         groups: dict[str, list[CrashRow]] = defaultdict(list)
@@ -89,6 +91,7 @@ class BugReporter:
             held = self._held_back.get(fp)
             if held is not None and now - held < RATE_LIMIT_RETRY:
                 continue  # rate-limited a moment ago: one event, not one per cycle
+            newest = store.get_crash(newest.crash_id) or newest
             outcome = self.m.tracker.report(
                 issue_type="agent_crash",
                 fingerprint=fp,
