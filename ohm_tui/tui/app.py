@@ -33,7 +33,9 @@ from ohm_tui.tui.messages import BugFormRequested, EngineEvent, SnapshotReady
 from ohm_tui.tui.screens.bug_form import draft_from_agent, draft_from_crash
 from ohm_tui.tui.screens.help import HelpScreen
 
-REFRESH_INTERVAL = 1.0
+# Every engine event (a crash, a respawn...) refreshes at once; this timer only
+# ages the clocks on screen, so it can be slow: over SSH each redraw costs bytes.
+REFRESH_INTERVAL = 2.0
 ALERT_WINDOW = 8.0
 ALERTS_PER_WINDOW = 2
 SOON = 0.02  # "at once", for a refresh asked for while one was running (a 0 s timer is invalid)
