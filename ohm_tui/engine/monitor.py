@@ -11,12 +11,9 @@ covers everything a death event cannot see (heartbeats, logs, stale entries).
 from __future__ import annotations
 
 import contextlib
-import fnmatch
-import itertools
 import json
 import logging
 import os
-import re
 import shlex
 import threading
 import time
@@ -28,7 +25,8 @@ from ohm_tui.engine import detect, logparse, procs, statefile, timeutil
 from ohm_tui.engine.bugs import BugTracker
 from ohm_tui.engine.config import Config, load_config
 from ohm_tui.engine.detect import ExitInfo, Observation
-from ohm_tui.engine.fixes import Fixer, slug, task_key
+from ohm_tui.engine.fixes import Fixer, task_key
+from ohm_tui.engine.logfind import LogFinder
 from ohm_tui.engine.models import (
     STATUS_ORDER,
     ActionResult,
@@ -104,10 +102,7 @@ class OrchestratorHealthMonitor:
         self._log_offsets: dict[str, int] = {}
         self._log_inodes: dict[str, int | None] = {}
         self._write_error: str | None = None  # first failed history write of this check
-        self._log_paths: dict[str, str | None] = {}
-        self._log_misses: dict[str, float] = {}
-        self._listings: dict[str, tuple[tuple[int, int], _LogListing]] = {}
-        self._pass_listings: dict[str, _LogListing | None] | None = None
+        self._logs = LogFinder(self.config)
         self._last_lines: dict[str, tuple[tuple[int, int, int], str | None]] = {}
         self._orch_scan: tuple[dict[int, procs.RawProc], list[int]] | None = None
         self._zombie_since: dict[str, float] = {}
@@ -219,13 +214,10 @@ class OrchestratorHealthMonitor:
                 )
             )
         records: list[AgentRecord] = list(self._last_view.agents) if self._last_view else []
-        self._pass_listings = {}
-        try:
+        with self._logs.one_pass():
             for rec in records:
                 if not rec.log_file:
-                    rec.log_file = self._find_log(rec)
-        finally:
-            self._pass_listings = None
+                    rec.log_file = self._logs.find(rec)
         try:
             ohm = self._ohm_records()
         except StoreError as exc:
@@ -266,64 +258,6 @@ class OrchestratorHealthMonitor:
         view = statefile.read_agent_state(path)
         self._view_sig = sig
         return view
-
-    def _log_listing(self, directory: Path) -> _LogListing | None:
-        """One listing of a log directory serves every agent's ``agent_log_pattern``
-        lookup; listed again only when the directory changed (settled as above)."""
-        key = str(directory)
-        this_pass = self._pass_listings
-        if this_pass is not None and key in this_pass:
-            return this_pass[key]  # one look per directory per check, settled or not
-        listing: _LogListing | None = None
-        try:
-            st = os.stat(directory)
-            sig = (st.st_ino, st.st_mtime_ns)
-            cached = self._listings.get(key)
-            if cached is not None and cached[0] == sig:
-                listing = cached[1]
-            else:
-                listing = _LogListing(os.listdir(directory))
-                if time.time() - st.st_mtime > 1.0:
-                    self._listings[key] = (sig, listing)
-        except OSError:
-            listing = None
-        if this_pass is not None:
-            this_pass[key] = listing
-        return listing
-
-    def _find_log(self, rec: AgentRecord) -> str | None:
-        """Locate the log of an entry that names none, via ``agent_log_pattern`` (cached)."""
-        if rec.key in self._log_paths:
-            return self._log_paths[rec.key]
-        missed = self._log_misses.get(rec.key)
-        if missed is not None and time.monotonic() - missed < 10.0:
-            return None  # looked a moment ago: globbing every entry every check is costly
-        found: str | None = None
-        pattern = self.config.agent_log_pattern
-        if pattern:
-            try:
-                text = pattern.format(
-                    pid=rec.pid, agent_type=slug(rec.agent_type), task_id=slug(rec.task_id, "none")
-                )
-            except (KeyError, IndexError, ValueError):
-                text = ""
-            if text:
-                base = self.config.path(text)
-                if any(ch in text for ch in "*?["):
-                    # One listing and an index by PID, not a glob per agent: 1,000
-                    # globs over a 1,000-file folder took seconds.
-                    listing = self._log_listing(base.parent)
-                    hint = _pid_hint(pattern, rec.pid)
-                    hit = listing.last_match(base.name, hint) if listing else None
-                    found = str(base.parent / hit) if hit else None
-                elif base.is_file():
-                    found = str(base)
-        if found is not None:
-            self._log_paths[rec.key] = found
-            self._log_misses.pop(rec.key, None)
-        else:
-            self._log_misses[rec.key] = time.monotonic()
-        return found
 
     def _from_state_file(self, rec: AgentRecord) -> bool:
         return rec.source in ("real", "ohm")
@@ -1320,8 +1254,11 @@ def _process_alive(pid: int, create_time: float) -> bool:
 
 
 def _read_exit_file(path: Path) -> ExitInfo | None:
+    """The runner's exit record as an ``ExitInfo``; ``None`` when partial or foreign."""
+    data = procs.read_exit_record(path)
+    if data is None:
+        return None
     try:
-        data = json.loads(path.read_text())
         return ExitInfo(
             pid=int(data["pid"]),
             started_at=timeutil.to_epoch(data.get("started_at")),
@@ -1329,8 +1266,8 @@ def _read_exit_file(path: Path) -> ExitInfo | None:
             exit_code=None if data.get("exit_code") is None else int(data["exit_code"]),
             path=path,
         )
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    except (ValueError, KeyError, TypeError):
+        return None  # e.g. a failed start: {"pid": null, "error": ...}
 
 
 def _wait_exit_file(
@@ -1355,69 +1292,6 @@ def _wait_exit_file(
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.0005)
-
-
-_DIGIT_RUN = re.compile(r"\d+")
-
-
-class _LogListing:
-    """The names in one log directory, indexed by the runs of digits in them."""
-
-    __slots__ = ("by_digits", "names")
-
-    def __init__(self, names: list[str]) -> None:
-        self.names = names
-        self.by_digits: dict[str, list[str]] = {}
-        for name in names:
-            for run in _DIGIT_RUN.findall(name):
-                self.by_digits.setdefault(run, []).append(name)
-
-    def last_match(self, pattern: str, digits: str | None) -> str | None:
-        """The greatest name matching the glob ``pattern`` (as ``sorted(glob)[-1]``).
-
-        ``digits``: a run of digits every matching name holds (see ``_pid_hint``),
-        so only names holding it are tried.
-        """
-        pool = self.names if digits is None else self.by_digits.get(digits, [])
-        hits = [n for n in pool if _glob_match(n, pattern)]
-        return max(hits) if hits else None
-
-
-def _glob_match(name: str, pattern: str) -> bool:
-    """``fnmatch.fnmatchcase`` without compiling a regex per pattern when ``*`` is the
-    only wildcard (each agent's pattern differs, and compiling dominated)."""
-    if "?" in pattern or "[" in pattern:
-        return fnmatch.fnmatchcase(name, pattern)
-    parts = pattern.split("*")
-    if len(parts) == 1:
-        return name == pattern
-    first, last = parts[0], parts[-1]
-    end = len(name) - len(last)
-    if end < len(first) or not name.startswith(first) or not name.endswith(last):
-        return False
-    pos = len(first)
-    for middle in parts[1:-1]:  # leftmost fit of each piece in turn is exact for '*'
-        at = name.find(middle, pos, end)
-        if at < 0:
-            return False
-        pos = at + len(middle)
-    return True
-
-
-def _pid_hint(template: str, pid: int) -> str | None:
-    """``str(pid)`` when every ``{pid}`` in the template's file name sits between
-    characters that are neither digits, wildcards nor other placeholders: then a
-    matching name holds exactly that run of digits. ``None``: no such promise."""
-    name = template.rsplit("/", 1)[-1]
-    if "{pid}" not in name or "{{" in name or "}}" in name:
-        return None
-    parts = name.split("{pid}")
-    for before, after in itertools.pairwise(parts):
-        if before and (before[-1].isdigit() or before[-1] in "*?[]}"):
-            return None
-        if after and (after[0].isdigit() or after[0] in "*?[]{"):
-            return None
-    return str(pid)
 
 
 def default_data_dir() -> Path:
