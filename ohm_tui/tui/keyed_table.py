@@ -87,8 +87,10 @@ class KeyedTable(DataTable[Text]):
                     self._cells[key] = new
                     continue
                 merged = list(old)
+                if len(old) == len(new) and all(b is a for b, a in zip(old, new, strict=True)):
+                    continue  # the very same cells: nothing to compare or draw
                 for index, (before, after) in enumerate(zip(old, new, strict=True)):
-                    if before != after:
+                    if before is not after and before != after:
                         # Re-measuring a column walks all its cells: only do it when
                         # the new value is wider than the column (a crash storm
                         # otherwise blocks the UI thread for seconds).
