@@ -13,7 +13,7 @@ from textual.widgets import Input
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.models import AgentView
 from ohm_tui.tui import text
-from ohm_tui.tui.keyed_table import KeyedTable
+from ohm_tui.tui.keyed_table import CellCache, KeyedTable
 from ohm_tui.tui.tones import STATUS_TONES, tone
 
 COLUMNS: list[tuple[str, str]] = [
@@ -93,7 +93,7 @@ class AgentsPanel(Vertical):
         self.filter_text = ""
         self.sort_index = 0
         self._now = timeutil.now()
-        self._cell_cache: dict[str, tuple[tuple[object, ...], list[Text]]] = {}
+        self._cell_cache = CellCache()
 
     def compose(self) -> ComposeResult:
         yield KeyedTable(COLUMNS, id="agents-table")
@@ -163,8 +163,7 @@ class AgentsPanel(Vertical):
 
     def _sync(self) -> None:
         now = self._now
-        for gone in self._cell_cache.keys() - self.agents.keys():
-            del self._cell_cache[gone]
+        self._cell_cache.keep_only(self.agents)
         shown = [a for a in self.agents.values() if matches(a, self.filter_text, now)]
         order = self.sort
         shown.sort(key=lambda a: order.key(a, now), reverse=order.reverse)
@@ -185,12 +184,7 @@ class AgentsPanel(Vertical):
         sanitizing nine Texts for a thousand rows every frame is most of a frame."""
         up = uptime(agent, now)
         signature = (agent, status_label(agent, now), text.duration(up) if up is not None else "-")
-        cached = self._cell_cache.get(agent.key)
-        if cached is not None and cached[0] == signature:
-            return cached[1]
-        cells = self._build_cells(agent, now)
-        self._cell_cache[agent.key] = (signature, cells)
-        return cells
+        return self._cell_cache.get(agent.key, signature, lambda: self._build_cells(agent, now))
 
     def _build_cells(self, agent: AgentView, now: float) -> list[Text]:
         status_style = tone(self.app, STATUS_TONES.get(agent.status, ""), bold=True)

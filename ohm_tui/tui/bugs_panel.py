@@ -8,7 +8,7 @@ from textual.containers import Vertical
 
 from ohm_tui.engine.models import BugRow
 from ohm_tui.tui import text
-from ohm_tui.tui.keyed_table import KeyedTable
+from ohm_tui.tui.keyed_table import CellCache, KeyedTable
 from ohm_tui.tui.tones import PRIORITY_TONES, tone
 
 COLUMNS: list[tuple[str, str]] = [
@@ -30,6 +30,7 @@ class BugsPanel(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.bugs: dict[str, BugRow] = {}
+        self._cell_cache = CellCache()
 
     def compose(self) -> ComposeResult:
         yield KeyedTable(COLUMNS, id="bugs-table")
@@ -57,8 +58,14 @@ class BugsPanel(Vertical):
             ),
         )
         self.bugs = {str(b.bug_number): b for b in ordered}
-        self.table.sync([(str(b.bug_number), self._cells(b, now)) for b in ordered])
+        self._cell_cache.keep_only(self.bugs)
+        self.table.sync([(str(b.bug_number), self._cached_cells(b, now)) for b in ordered])
         text.set_border_title(self, f"3 Bugs ({open_count} open)")
+
+    def _cached_cells(self, bug: BugRow, now: float) -> list[Text]:
+        last = bug.last_seen or bug.updated_at or bug.created_at
+        signature = (bug, text.ago(last, now))
+        return self._cell_cache.get(str(bug.bug_number), signature, lambda: self._cells(bug, now))
 
     def _cells(self, bug: BugRow, now: float) -> list[Text]:
         style = tone(self.app, PRIORITY_TONES.get(bug.priority, ""), bold=True)

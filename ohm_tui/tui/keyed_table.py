@@ -8,7 +8,7 @@ changed, and reorders in place; the cursor stays on the same *key*.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from rich.text import Text
 from textual.coordinate import Coordinate
@@ -116,3 +116,28 @@ def _cell_width(cell: object) -> int:
     from rich.text import Text
 
     return cell.cell_len if isinstance(cell, Text) else len(str(cell))
+
+
+class CellCache:
+    """A row's cells, kept while the row's signature (what it shows) is unchanged.
+
+    Building and sanitizing Rich Texts for a thousand rows every frame is most of
+    a frame; a row whose data did not change hands back the same objects, which
+    ``KeyedTable.sync`` then skips without comparing.
+    """
+
+    def __init__(self) -> None:
+        self._rows: dict[str, tuple[object, list[Text]]] = {}
+
+    def get(self, key: str, signature: object, build: Callable[[], list[Text]]) -> list[Text]:
+        cached = self._rows.get(key)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        cells = build()
+        self._rows[key] = (signature, cells)
+        return cells
+
+    def keep_only(self, keys: Iterable[str]) -> None:
+        wanted = set(keys)
+        for gone in self._rows.keys() - wanted:
+            del self._rows[gone]

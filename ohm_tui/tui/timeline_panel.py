@@ -9,7 +9,7 @@ from textual.widgets import Sparkline, Static
 
 from ohm_tui.engine.models import CrashRow, Snapshot, format_bug_number
 from ohm_tui.tui import text
-from ohm_tui.tui.keyed_table import KeyedTable
+from ohm_tui.tui.keyed_table import CellCache, KeyedTable
 from ohm_tui.tui.tones import tone
 
 COLUMNS: list[tuple[str, str]] = [
@@ -42,6 +42,7 @@ class TimelinePanel(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.crashes: dict[str, CrashRow] = {}
+        self._cell_cache = CellCache()
 
     def compose(self) -> ComposeResult:
         yield Static(Text("crashes"), id="crash-spark-label")
@@ -75,12 +76,17 @@ class TimelinePanel(Vertical):
             label.update(Text(caption))
         ordered = sorted(snapshot.crashes, key=lambda c: (c.crashed_at, c.crash_id), reverse=True)
         self.crashes = {str(c.crash_id): c for c in ordered}
-        self.table.sync([(str(c.crash_id), self._cells(c, now)) for c in ordered])
+        self._cell_cache.keep_only(self.crashes)
+        self.table.sync([(str(c.crash_id), self._cached_cells(c, now)) for c in ordered])
         if histogram:
             window = text.duration(len(histogram) * snapshot.histogram_bucket_seconds)
             text.set_border_title(self, f"2 Crash timeline ({total} in {window})")
         else:
             text.set_border_title(self, f"2 Crash timeline ({len(snapshot.crashes)} shown)")
+
+    def _cached_cells(self, crash: CrashRow, now: float) -> list[Text]:
+        signature = (crash, text.ago(crash.crashed_at, now))
+        return self._cell_cache.get(str(crash.crash_id), signature, lambda: self._cells(crash, now))
 
     def _cells(self, crash: CrashRow, now: float) -> list[Text]:
         error_style = tone(self.app, "text-error", bold=True)
