@@ -50,6 +50,28 @@ def status_label(agent: AgentView, now: float) -> str:
     return agent.status.replace("_", " ")
 
 
+def shown_signature(agent: AgentView, now: float) -> tuple[object, ...]:
+    """What a row shows, cheaply: equal signatures draw the same row.
+
+    Raw CPU and memory jitter every sample while the shown "13.8 MiB" and "0.0%"
+    do not, so the signature holds the shown texts (from cached formatters), not
+    the raw numbers; building nine Rich cells for a thousand rows was most of a frame.
+    """
+    up = uptime(agent, now)
+    return (
+        agent.pid,
+        agent.agent_type,
+        agent.task_id,
+        status_label(agent, now),
+        text.duration(up),
+        text.percent(agent.cpu_percent),
+        text.size(agent.rss_bytes),
+        agent.respawns,
+        agent.max_respawns,
+        agent.last_log_line,
+    )
+
+
 def uptime(agent: AgentView, now: float) -> float | None:
     if agent.status not in LIVE_STATUSES:
         return None
@@ -182,9 +204,9 @@ class AgentsPanel(Vertical):
     def _cells(self, agent: AgentView, now: float) -> list[Text]:
         """A row's cells, reused while nothing shown in it changed: building and
         sanitizing nine Texts for a thousand rows every frame is most of a frame."""
-        up = uptime(agent, now)
-        signature = (agent, status_label(agent, now), text.duration(up) if up is not None else "-")
-        return self._cell_cache.get(agent.key, signature, lambda: self._build_cells(agent, now))
+        return self._cell_cache.get(
+            agent.key, shown_signature(agent, now), lambda: self._build_cells(agent, now)
+        )
 
     def _build_cells(self, agent: AgentView, now: float) -> list[Text]:
         status_style = tone(self.app, STATUS_TONES.get(agent.status, ""), bold=True)

@@ -132,3 +132,45 @@ def test_status_filter_priority_and_action_rules() -> None:
     assert action_text(crash(action_taken="respawned 2/3")) == "respawned 2/3"
     assert action_text(crash(action_taken="gave up", bug_number=4)) == "gave up, bug BUG-004"
     assert action_text(crash()) == "-"
+
+
+def test_rows_with_equal_signatures_show_the_same_text() -> None:
+    """The agents table reuses a row while its signature is unchanged: that is
+    only right if an equal signature always means equal shown text."""
+    from ohm_tui.engine.models import AgentView
+    from ohm_tui.tui import text
+    from ohm_tui.tui.agents_panel import shown_signature, uptime
+
+    def view(rss: int, cpu: float, started: float) -> AgentView:
+        return AgentView(
+            key="1@1", pid=1, agent_type="architect", task_id="spec-20", status="running",
+            source="real", started_at=started, cpu_percent=cpu, rss_bytes=rss, respawns=0,
+            max_respawns=3, next_respawn_at=None, last_log_line="x", command_text="x",
+            cwd=None, log_file=None,
+        )  # fmt: skip
+
+    now = 2_000_000_000.0
+    seen: dict[tuple[object, ...], tuple[str, str, str]] = {}
+    for rss in range(10 << 20, (10 << 20) + 3_000_000, 7_919):  # ~380 sizes around 10 MiB
+        for cpu in (0.0, 0.04, 0.05, 0.06, 12.34, 12.36):
+            for age in (
+                5.0,
+                59.0,
+                61.0,
+                119.0,
+                121.0,
+                3599.0,
+                3601.0,
+                5399.0,
+                5401.0,
+                7199.0,
+                7201.0,
+                90_000.0,
+                129_600.0,
+                172_801.0,
+            ):
+                agent = view(rss, cpu, now - age)
+                up = uptime(agent, now)
+                shown = (text.size(rss), text.percent(cpu), text.duration(up))
+                sig = shown_signature(agent, now)
+                assert seen.setdefault(sig, shown) == shown, (sig, shown, seen[sig])
