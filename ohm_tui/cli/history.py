@@ -9,6 +9,7 @@ from ohm_tui.cli.context import open_monitor
 from ohm_tui.cli.table import render_table
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.models import AgentView, CrashRow
+from ohm_tui.engine.sources.invocations import format_usd
 
 
 def crash_action(row: CrashRow) -> str:
@@ -126,6 +127,10 @@ def cmd_agents(args: argparse.Namespace) -> int:
         out.emit("No agents.")
         return 0
     at = timeutil.now()
+    # Cost and tokens (of the agent's task, last 24 h) only where they are known:
+    # session agents with a claude_invocations.db.
+    costed = any(a.cost_usd is not None for a in agents)
+    spend = ["COST", "TOKENS"] if costed else []
     out.emit(
         render_table(
             [
@@ -137,6 +142,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
                 "CPU",
                 "MEMORY",
                 "RESPAWNS",
+                *spend,
                 "LAST LOG LINE",
             ],
             [
@@ -149,11 +155,19 @@ def cmd_agents(args: argparse.Namespace) -> int:
                     out.percent(a.cpu_percent),
                     out.size(a.rss_bytes),
                     f"{a.respawns}/{a.max_respawns}",
+                    *(_spend(a) if costed else []),
                     out.clean(a.last_log_line),
                 ]
                 for a in agents
             ],
-            fixed=(0, 3, 5, 6, 7),
+            fixed=(0, 3, 5, 6, 7, 8, 9) if costed else (0, 3, 5, 6, 7),
         )
     )
     return 0
+
+
+def _spend(agent: AgentView) -> list[str]:
+    if agent.cost_usd is None:
+        return [out.DASH, out.DASH]
+    tokens = (agent.input_tokens or 0) + (agent.output_tokens or 0)
+    return [format_usd(agent.cost_usd), f"{tokens:,}"]

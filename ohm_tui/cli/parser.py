@@ -12,7 +12,7 @@ import sys
 from typing import Any, NamedTuple, NoReturn
 
 from ohm_tui import __version__
-from ohm_tui.cli import actions, bugs, check, console, demo, history, watch
+from ohm_tui.cli import actions, bugs, check, console, cost, demo, history, watch
 from ohm_tui.engine.config import PRIORITIES
 from ohm_tui.engine.models import parse_bug_number
 from ohm_tui.engine.simulate import KNOWN_ERRORS
@@ -62,6 +62,10 @@ Exit codes (monitoring-plugin convention):
     "agents": """\
   ohm agents
   ohm agents --json | jq '.[] | select(.status == "crashed")'""",
+    "cost": """\
+  ohm cost                          # last 24 hours, by agent type
+  ohm cost --last 1h --by task      # where this hour's money went
+  ohm cost --last 7d --by hour --json""",
     "bugs": """\
   ohm bugs                          # open bugs
   ohm bugs --status all --json""",
@@ -270,6 +274,14 @@ def build_parser() -> OhmParser:
     p = add("agents", "live agents: pid, type, task, status, uptime, cpu, memory")
     _json(p)
     p.set_defaults(handler=history.cmd_agents)
+
+    p = add("cost", "spend and tokens of session agents (claude_invocations.db)")
+    _last(p, "24h")
+    p.add_argument(
+        "--by", choices=["type", "task", "hour"], default="type", help="group by (default: type)"
+    )
+    _json(p)
+    p.set_defaults(handler=cost.cmd_cost)
 
     p = add("bugs", "list bugs")
     p.add_argument("--status", choices=["open", "all"], default="open", help="default: open")

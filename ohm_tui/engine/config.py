@@ -97,6 +97,9 @@ class Config:
     notify_command: list[str] | None = None
     sound: bool = False
     default_assignee: str = "code_developer"
+    # Spend of session agents per rolling hour (claude_invocations.db) above which
+    # status is degraded; twice it files a bug. None: no budget.
+    cost_budget_per_hour: float | None = None
 
     # -- operation
     auto_fix: bool = True
@@ -167,6 +170,7 @@ _POSITIVE = {
     "restart_verify_timeout",
     "stalled_after",
     "flap_window",
+    "cost_budget_per_hour",
 }
 _NON_NEGATIVE = {
     "max_respawn_attempts",
@@ -246,6 +250,8 @@ def _validate(key: str, value: Any) -> Any:
         return _check_number(key, value, float)
     if ftype in ("int",):
         return _check_number(key, value, int)
+    if ftype == "float | None":
+        return None if value is None else _check_number(key, value, float)
     if ftype == "int | None":
         return None if value is None else _check_number(key, value, int)
     if ftype == "bool":

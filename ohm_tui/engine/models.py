@@ -46,6 +46,7 @@ IssueType = Literal[
     "crash_storm",
     "state_file_error",
     "storage_error",
+    "cost_over_budget",
 ]
 
 
@@ -162,6 +163,10 @@ class AgentView:
     cwd: str | None
     log_file: str | None
     exit_code: int | None = None
+    # Spend of the agent's task in the cost window (session agents only; None = unknown).
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -297,6 +302,75 @@ class Snapshot:
     is_fixer: bool  # this monitor holds the fixer lease
     read_only: bool
     errors: list[str] = field(default_factory=list)
+    cost: CostSummary | None = None  # None: no claude_invocations.db (eras 1 and 2)
+
+
+@dataclass(slots=True)
+class CostRow:
+    """Calls, tokens and spend of one group of ``claude_invocations`` rows.
+
+    ``key`` is the agent type, the task id (``None``: not attributable) or the
+    hour's start (UTC epoch seconds), depending on how rows were grouped.
+    """
+
+    key: str | float | None
+    calls: int = 0
+    errors: int = 0  # status error or timeout
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    duration_ms: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["tokens"] = self.tokens
+        return d
+
+
+@dataclass(slots=True)
+class CostSummary:
+    """Spend of session agents, from ``claude_invocations.db``, ready to render.
+
+    ``last_hour`` is the rolling last hour (the header's "$/h"); the ``by_*``
+    lists cover ``since``..``until``. ``problem`` says why figures are missing
+    (a locked or corrupt database) while the file exists.
+    """
+
+    database: str
+    since: float
+    until: float
+    total: CostRow
+    last_hour: CostRow
+    by_type: list[CostRow] = field(default_factory=list)
+    by_task: list[CostRow] = field(default_factory=list)
+    budget_per_hour: float | None = None
+    problem: str | None = None
+
+    @property
+    def over_budget(self) -> bool:
+        return self.budget_per_hour is not None and self.last_hour.cost_usd > self.budget_per_hour
+
+    def tasks(self) -> dict[str, CostRow]:
+        """The window's figures by task id (calls that could be attributed)."""
+        return {str(r.key): r for r in self.by_task if r.key is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "since": self.since,
+            "until": self.until,
+            "total": self.total.to_dict(),
+            "last_hour": self.last_hour.to_dict(),
+            "by_type": [r.to_dict() for r in self.by_type],
+            "by_task": [r.to_dict() for r in self.by_task],
+            "budget_per_hour": self.budget_per_hour,
+            "over_budget": self.over_budget,
+            "problem": self.problem,
+        }
 
 
 @dataclass(slots=True)

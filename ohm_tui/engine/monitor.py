@@ -45,6 +45,7 @@ from ohm_tui.engine.models import (
 from ohm_tui.engine.notify import Notifier
 from ohm_tui.engine.pidwatch import PidWatcher
 from ohm_tui.engine.reporting import BugReporter
+from ohm_tui.engine.sources.invocations import CostTracker, invocations_path
 from ohm_tui.engine.store import Store, StoreError
 
 log = logging.getLogger("ohm.monitor")
@@ -121,6 +122,11 @@ class OrchestratorHealthMonitor:
         self.notifier = Notifier(self.config)
         self.fixer = Fixer(self)
         self.reporter = BugReporter(self)
+        self.cost = CostTracker(
+            invocations_path(self.config.data_dir),
+            lifecycle_db=self.config.database_path,
+            budget_per_hour=self.config.cost_budget_per_hour,
+        )
 
     # ------------------------------------------------------------ internals
     @property
@@ -360,6 +366,8 @@ class OrchestratorHealthMonitor:
             issues.extend(self._zombie_children_issues(table, observations))
             orch_issues, last_poll = self._orchestrator_issues(table, now)
             issues.extend(orch_issues)
+            cost = self.cost.summary(now)  # None without claude_invocations.db
+            issues.extend(self.cost.issues(now))
             crashed_last_hour = 0
             rate: float | None = None
             if store_ok:
@@ -381,6 +389,7 @@ class OrchestratorHealthMonitor:
                 )
             if self._write_error is not None:
                 issues.append(self._history_issue(self._write_error))
+            cost_metrics = {} if cost is None else {"cost_last_hour_usd": cost.last_hour.cost_usd}
             self._annotate_crash_issues(issues)
             status: Status = "healthy"
             for issue in issues:
@@ -405,6 +414,7 @@ class OrchestratorHealthMonitor:
                         len(i.details.get("entries", [])) for i in issues if i.type == "zombie"
                     ),
                     "state_file_ok": self._state_ok,
+                    **cost_metrics,
                 },
             )
             if store_ok:
@@ -947,6 +957,15 @@ class OrchestratorHealthMonitor:
             shown = {o.record.log_file for o in self._observations.values()}
             self._last_lines = {p: v for p, v in self._last_lines.items() if p in shown}
             agents.sort(key=lambda a: (a.status != "running", a.agent_type, a.pid))
+            cost = self.cost.last
+            if cost is not None:
+                by_task = cost.tasks()
+                for agent in agents:
+                    spent = by_task.get(agent.task_id or "")
+                    if spent is not None:
+                        agent.cost_usd = spent.cost_usd
+                        agent.input_tokens = spent.input_tokens
+                        agent.output_tokens = spent.output_tokens
             if self._store_error:
                 errors.append(self._store_error)
             return Snapshot(
@@ -962,6 +981,7 @@ class OrchestratorHealthMonitor:
                 is_fixer=self._is_fixer,
                 read_only=self.read_only,
                 errors=errors,
+                cost=cost,
             )
 
     def _last_log_line(self, path: str) -> str | None:

@@ -3,7 +3,8 @@ deduplication and rate limiting; this module decides *what* is worth a bug.
 
 Rules (issue 2): ``crash_threshold_for_bug`` crashes on one task, any
 ImportError/ModuleNotFoundError crash, a given-up agent, a frozen loop
-(Critical), zombies and stale entries (Low), flapping, a failed restart.
+(Critical), zombies and stale entries (Low), flapping, a failed restart, and
+session agents spending twice ``cost_budget_per_hour`` (Medium).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ log = logging.getLogger("ohm.reporting")
 
 IMPORT_ERRORS = ("ImportError", "ModuleNotFoundError")
 CRASH_WINDOW = 24 * 3600.0
+# Over budget is degraded; this many times the budget is a bug. Medium, not High:
+# the orchestrator picks up High bugs and spends more on a fixing agent.
+COST_BUG_RATIO = 2.0
 RATE_LIMIT_RETRY = 300.0  # seconds before a rate-limited crash bug is tried again
 
 
@@ -44,6 +48,7 @@ class BugReporter:
         numbers += self._freeze_bug(report)
         numbers += self._zombie_bug(report)
         numbers += self._flapping_bugs(report)
+        numbers += self._cost_bug(report)
         self._conditions = self._current
         return sorted(set(numbers))
 
@@ -238,6 +243,41 @@ class BugReporter:
             )
             n = self._done(outcome, numbers)
             issue.bug_reported, issue.bug_number = n is not None, n
+        return numbers
+
+    def _cost_bug(self, report: HealthReport) -> list[int]:
+        """One bug while spend stays at twice the budget or more (one occurrence per episode)."""
+        over = [
+            i
+            for i in report.issues
+            if i.type == "cost_over_budget" and float(i.details.get("ratio", 0.0)) >= COST_BUG_RATIO
+        ]
+        if not over:
+            return []
+        issue = over[0]
+        fp = f"cost_over_budget:{issue.details.get('database')}"
+        if not self._new_condition(fp):
+            return []
+        numbers: list[int] = []
+        outcome = self.m.tracker.report(
+            issue_type="cost_over_budget",
+            fingerprint=fp,
+            title="Session agents spend over twice the hourly cost budget",
+            description=issue.error
+            + f"\nCalls in the last hour: {issue.details.get('calls_last_hour')}, "
+            f"tokens: {issue.details.get('tokens_last_hour')}."
+            + "\nSee where it goes: ohm cost --last 1h --by task",
+            priority="Medium",
+            category="cost",
+            root_cause=issue.error,
+            related_files=[str(issue.details.get("database"))],
+            metadata={
+                k: issue.details.get(k)
+                for k in ("cost_last_hour_usd", "budget_per_hour", "ratio", "calls_last_hour")
+            },
+        )
+        n = self._done(outcome, numbers)
+        issue.bug_reported, issue.bug_number = n is not None, n
         return numbers
 
 

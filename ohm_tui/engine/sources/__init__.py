@@ -1,0 +1,1 @@
+"""Readers of what the orchestrator writes, one module per table or file."""
