@@ -12,6 +12,7 @@ from textual.widgets import Input
 
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.models import AgentView
+from ohm_tui.engine.sources.invocations import format_usd
 from ohm_tui.tui import text
 from ohm_tui.tui.keyed_table import CellCache, KeyedTable
 from ohm_tui.tui.tones import STATUS_TONES, tone
@@ -25,6 +26,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("CPU", "cpu"),
     ("Memory", "mem"),
     ("Resp", "respawns"),
+    ("Cost", "cost"),  # the task's spend, last 24 h (session agents; "-" when unknown)
     ("Last log line", "last"),
 ]
 
@@ -68,8 +70,14 @@ def shown_signature(agent: AgentView, now: float) -> tuple[object, ...]:
         text.size(agent.rss_bytes),
         agent.respawns,
         agent.max_respawns,
+        cost_label(agent),
         agent.last_log_line,
     )
+
+
+def cost_label(agent: AgentView) -> str:
+    """The agent's task spend (``$0.75``), ``-`` when no invocation names it."""
+    return "-" if agent.cost_usd is None else format_usd(agent.cost_usd)
 
 
 def uptime(agent: AgentView, now: float) -> float | None:
@@ -93,6 +101,7 @@ SORTS: list[SortKey] = [
     SortKey("type", lambda a, n: (a.agent_type, a.task_id or "")),
     SortKey("task", lambda a, n: (a.task_id or "", a.agent_type)),
     SortKey("respawns", lambda a, n: (a.respawns,), reverse=True),
+    SortKey("cost", lambda a, n: (a.cost_usd or 0.0,), reverse=True),
     SortKey("PID", lambda a, n: (a.pid,)),
 ]
 
@@ -219,5 +228,6 @@ class AgentsPanel(Vertical):
             Text(text.percent(agent.cpu_percent), justify="right"),
             Text(text.size(agent.rss_bytes or None), justify="right"),
             Text(f"{agent.respawns}/{agent.max_respawns}"),
+            Text(cost_label(agent), justify="right"),
             text.literal(text.log_message(text.clean(agent.last_log_line or "")), max_len=60),
         ]

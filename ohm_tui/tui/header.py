@@ -15,7 +15,8 @@ from textual.content import Content
 from textual.events import Resize
 from textual.widgets import Static
 
-from ohm_tui.engine.models import Snapshot
+from ohm_tui.engine.models import CostSummary, Snapshot
+from ohm_tui.engine.sources.invocations import format_usd
 from ohm_tui.tui import text
 
 BADGE_STYLES: dict[str, str] = {
@@ -65,6 +66,8 @@ def chips(state: HeaderState) -> list[Chip]:
         crash_style = "bold $text-error" if report.crashed_agents_last_hour else ""
         out.append((f"{report.crashed_agents_last_hour} crashes/h", crash_style))
         out.append((f"respawn ok {text.rate(report.respawn_success_rate)}", ""))
+        if snap.cost is not None:  # session agents' spend (era 3 only)
+            out.append(cost_chip(snap.cost))
         bug_style = "$text-warning" if snap.open_bugs else ""
         plural = "" if snap.open_bugs == 1 else "s"
         out.append((f"{snap.open_bugs} open bug{plural}", bug_style))
@@ -86,6 +89,16 @@ def chips(state: HeaderState) -> list[Chip]:
     for problem in problems:
         out.append((f"error: {text.one_line(text.clean(problem), 200)}", "bold $text-error"))
     return out
+
+
+def cost_chip(cost: CostSummary) -> Chip:
+    """``$3.20/h``: spend in the last hour; words too when over budget or unreadable."""
+    spent = f"{format_usd(cost.last_hour.cost_usd)}/h"
+    if cost.over_budget and cost.budget_per_hour is not None:
+        return (f"{spent} (over {format_usd(cost.budget_per_hour)}/h budget)", "bold $text-error")
+    if cost.problem is not None:
+        return (f"{spent} (cost stale)", "$text-warning")
+    return (spent, "")
 
 
 def max_lines(state: HeaderState) -> int:
