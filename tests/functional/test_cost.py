@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from ohm_tui.engine.models import CostRow
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from ohm_tui.engine.sources import invocations as inv
 from tests.helpers import ProcessReaper
-from tests.invocations_db import InvocationsDB, add_session_run, local_naive
+from tests.invocations_db import InvocationsDB, add_session_run, local_naive, utc_naive
 
 MIN = 60.0
 
@@ -66,26 +67,27 @@ def write_day(data_dir: Path, now: float) -> InvocationsDB:
     )
     add_session_run(data_dir, "code_developer", "impl-8", started=now - 50 * MIN)
     db = InvocationsDB(data_dir)
-    # spec-20 by agent type and time (the architect run was going then)
-    db.call("architect", invoked=now - 30 * MIN, completed=now - 29 * MIN,
-            input_tokens=1000, output_tokens=200, cost_usd=0.50)  # fmt: skip
-    db.call("architect", invoked=now - 10 * MIN, completed=now - 9 * MIN,
-            input_tokens=500, output_tokens=100, cost_usd=0.25,
-            status="error", error="API Error: 529 overloaded")  # fmt: skip
-    # impl-8: "code-developer" is the lifecycle's "code_developer"
-    db.call("code-developer", invoked=now - 20 * MIN, completed=now - 19 * MIN,
-            input_tokens=100, output_tokens=50, cost_usd=0.10)  # fmt: skip
+    # In the order the invoker inserts them: when each call starts.
+    # Outside a 24 h window:
+    db.call("architect", invoked=now - 30 * 3600, completed=now - 30 * 3600 + 60,
+            input_tokens=99999, output_tokens=99999, cost_usd=9.00)  # fmt: skip
     # impl-7 by its worktree, although no "assistant" run exists
     db.call("assistant", invoked=now - 150 * MIN, completed=now - 149 * MIN,
             input_tokens=2000, output_tokens=400, cost_usd=1.00,
             working_dir="/wt/impl-7")  # fmt: skip
+    # spec-20 by agent type and time (the architect run was going then)
+    db.call("architect", invoked=now - 30 * MIN, completed=now - 29 * MIN,
+            input_tokens=1000, output_tokens=200, cost_usd=0.50)  # fmt: skip
+    # impl-8: "code-developer" is the lifecycle's "code_developer"
+    db.call("code-developer", invoked=now - 20 * MIN, completed=now - 19 * MIN,
+            input_tokens=100, output_tokens=50, cost_usd=0.10)  # fmt: skip
+    db.call("architect", invoked=now - 10 * MIN, completed=now - 9 * MIN,
+            input_tokens=500, output_tokens=100, cost_usd=0.25,
+            status="error", error="API Error: 529 overloaded")  # fmt: skip
     # spec-99 by metadata, which wins over the running architect
     db.call("architect", invoked=now - 5 * MIN, completed=now - 4 * MIN,
             input_tokens=10, output_tokens=10, cost_usd=0.05,
             metadata={"task_id": "spec-99"})  # fmt: skip
-    # outside a 24 h window
-    db.call("architect", invoked=now - 30 * 3600, completed=now - 30 * 3600 + 60,
-            input_tokens=99999, output_tokens=99999, cost_usd=9.00)  # fmt: skip
     # still running: a call with no cost yet, and no task known
     db.call("project_manager", invoked=now - 2 * MIN, completed=None)
     return db
@@ -133,6 +135,38 @@ def test_aggregates_by_type_task_and_hour(data_dir: Path) -> None:
     last_hour = inv.read_invocations(db.path, now - 3600, until_epoch=now, by="type")
     assert inv.total(last_hour).cost_usd == pytest.approx(0.90)  # not 14 hours off
     assert inv.total(last_hour).calls == 5
+
+
+def test_a_long_history_is_not_scanned_and_sums_stay_exact(data_dir: Path) -> None:
+    """Ten days of calls, one every 10 minutes: the window's sums are exact, and the
+    scan starts near the window (rowids grow with ``invoked_at``), not at row one."""
+    now = time.time()
+    db = InvocationsDB(data_dir)
+    with closing(sqlite3.connect(db.path)) as conn:
+        conn.executemany(
+            "INSERT INTO claude_invocations (agent_type, prompt, input_tokens, output_tokens, "
+            "cost_usd, duration_ms, status, invoked_at, completed_at) "
+            "VALUES ('architect', 'p', 10, 5, 0.01, 60000, 'success', ?, ?)",
+            [
+                (utc_naive(now - k * 600), utc_naive(now - k * 600 + 60))
+                for k in range(10 * 144, 0, -1)
+            ],
+        )
+        conn.commit()
+    rows = inv.read_invocations(db.path, now - 86400, until_epoch=now)
+    assert inv.total(rows).calls == 144  # completed within the last 24 h
+    assert inv.total(rows).cost_usd == pytest.approx(1.44)
+    with closing(inv.open_invocations(db.path)) as conn:
+        first = inv._first_rowid(conn, now - 86400 - inv.MAX_CALL_SECONDS)
+        (invoked,) = conn.execute(
+            "SELECT invoked_at FROM claude_invocations WHERE rowid = ?", (first,)
+        ).fetchone()
+    assert first > 10 * 144 - 144 - 40  # about 30 h of 10 days: most rows never read
+    assert abs(to_epoch_utc(invoked) - (now - 30 * 3600)) <= 600
+
+
+def to_epoch_utc(naive: str) -> float:
+    return datetime.fromisoformat(naive).replace(tzinfo=UTC).timestamp()
 
 
 def test_summary_and_snapshot_figures(data_dir: Path) -> None:

@@ -55,3 +55,13 @@ def test_typo_in_file_names_key(tmp_path: Path) -> None:
 def test_commands_are_argv(tmp_path: Path) -> None:
     cfg = load_config({"orchestrator_restart_command": "poetry run orchestrator start"})
     assert cfg.orchestrator_restart_command == ["poetry", "run", "orchestrator", "start"]
+
+
+def test_cost_budget_per_hour(tmp_path: Path) -> None:
+    assert load_config({}, search_cwd=False).cost_budget_per_hour is None  # no budget
+    (tmp_path / "ohm.toml").write_text("cost_budget_per_hour = 5\n")
+    assert load_config(tmp_path / "ohm.toml").cost_budget_per_hour == 5.0
+    for bad in (0, -1.5, "5 dollars", True, float("nan")):
+        with pytest.raises(ConfigError) as err:
+            load_config({"cost_budget_per_hour": bad}, search_cwd=False)
+        assert err.value.key == "cost_budget_per_hour"

@@ -48,6 +48,11 @@ RUNS_LIMIT = 5000  # newest agent_lifecycle rows considered for task attribution
 SLACK = 5.0  # seconds of clock slack between the two databases' writers
 LOCKED_GRACE = 60.0  # a lock held this long is a problem worth an issue
 DEFAULT_WINDOW = 24 * 3600.0
+# Rows are inserted when a call starts, so invocation_id grows with invoked_at: the
+# window's first row is found by binary search and the scan starts there. A call
+# counts when it completes, so the search reaches back this much further (the
+# invoker's timeout is 600 s; a clock step of less than this is harmless too).
+MAX_CALL_SECONDS = 6 * 3600.0
 
 GroupBy = Literal["type", "task", "hour"]
 GROUPS: tuple[GroupBy, ...] = ("type", "task", "hour")
@@ -148,7 +153,7 @@ def _rows_sql(present: set[str]) -> str:
     invoked = _EPOCH.format(col("invoked_at"))
     ts = f"COALESCE({_EPOCH.format(col('completed_at'))}, {invoked})"
     return (
-        f"SELECT {col('agent_type')} AS agent_type, {ts} AS ts, "
+        f"SELECT rowid AS rid, {col('agent_type')} AS agent_type, {ts} AS ts, "
         f"COALESCE({invoked}, {ts}) AS t_inv, "
         f"CAST(COALESCE({col('input_tokens')}, 0) AS INTEGER) AS inp, "
         f"CAST(COALESCE({col('output_tokens')}, 0) AS INTEGER) AS outp, "
@@ -251,7 +256,9 @@ def _query(
             f"FROM ({_rows_sql(present)}) AS i WHERE i.ts >= ? AND i.ts < ? "
             f"GROUP BY k ORDER BY {order}"
         )
-        rows = conn.execute(sql, (since, until)).fetchall()
+        sql = sql.replace("WHERE i.ts", "WHERE i.rid >= ? AND i.ts", 1)
+        first = _first_rowid(conn, since - MAX_CALL_SECONDS) if "invoked_at" in present else 0
+        rows = conn.execute(sql, (first, since, until)).fetchall()
     except sqlite3.Error as exc:
         raise _error(path, exc) from None
     return [
@@ -266,6 +273,30 @@ def _query(
         )
         for k, calls, errors, inp, outp, cost, dur in rows
     ]
+
+
+def _first_rowid(conn: sqlite3.Connection, since: float) -> int:
+    """The smallest rowid whose ``invoked_at`` is at or after ``since``, in O(log n) reads.
+
+    Bounds the scan to the window instead of the table's whole history. A row
+    whose time cannot be read counts as recent, so the search only ever widens.
+    """
+    lo_hi = conn.execute(f"SELECT MIN(rowid), MAX(rowid) FROM {TABLE}").fetchone()
+    if lo_hi is None or lo_hi[0] is None:
+        return 0
+    lo, hi = int(lo_hi[0]), int(lo_hi[1])
+    probe = (
+        f"SELECT rowid, {_EPOCH.format('invoked_at')} FROM {TABLE} "
+        "WHERE rowid >= ? ORDER BY rowid LIMIT 1"
+    )
+    while lo < hi:
+        mid = (lo + hi) // 2
+        row = conn.execute(probe, (mid,)).fetchone()
+        if row is None or row[1] is None or float(row[1]) >= since:
+            hi = mid
+        else:
+            lo = int(row[0]) + 1
+    return lo
 
 
 @contextmanager
