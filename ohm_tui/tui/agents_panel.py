@@ -119,9 +119,12 @@ class AgentsPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield KeyedTable(COLUMNS, id="agents-table")
+        # Compact: one line that shows what is typed. A bordered Input needs three
+        # lines, and squeezed into one it draws only its borders.
         yield Input(
             placeholder="filter by type, task or status (enter: keep, esc: clear)",
             id="agents-filter",
+            compact=True,
         )
 
     def on_mount(self) -> None:
