@@ -81,20 +81,27 @@ def uptime(agent: AgentView, now: float) -> float | None:
 @dataclass(frozen=True)
 class SortKey:
     label: str
+    column: str
+    """The column whose label carries the direction arrow."""
     key: Callable[[AgentView, float], tuple[object, ...]]
     reverse: bool = False
 
 
 SORTS: list[SortKey] = [
-    SortKey("problems first", lambda a, n: (STATUS_RANK.get(a.status, 9), -(a.started_at or 0))),
-    SortKey("CPU", lambda a, n: (a.cpu_percent or 0.0,), reverse=True),
-    SortKey("memory", lambda a, n: (a.rss_bytes or 0,), reverse=True),
-    SortKey("uptime", lambda a, n: (uptime(a, n) or 0.0,), reverse=True),
-    SortKey("type", lambda a, n: (a.agent_type, a.task_id or "")),
-    SortKey("task", lambda a, n: (a.task_id or "", a.agent_type)),
-    SortKey("respawns", lambda a, n: (a.respawns,), reverse=True),
-    SortKey("PID", lambda a, n: (a.pid,)),
+    SortKey(
+        "problems first",
+        "status",
+        lambda a, n: (STATUS_RANK.get(a.status, 9), -(a.started_at or 0)),
+    ),
+    SortKey("CPU", "cpu", lambda a, n: (a.cpu_percent or 0.0,), reverse=True),
+    SortKey("memory", "mem", lambda a, n: (a.rss_bytes or 0,), reverse=True),
+    SortKey("uptime", "uptime", lambda a, n: (uptime(a, n) or 0.0,), reverse=True),
+    SortKey("type", "type", lambda a, n: (a.agent_type, a.task_id or "")),
+    SortKey("task", "task", lambda a, n: (a.task_id or "", a.agent_type)),
+    SortKey("respawns", "respawns", lambda a, n: (a.respawns,), reverse=True),
+    SortKey("PID", "pid", lambda a, n: (a.pid,)),
 ]
+ASCENDING, DESCENDING = "▲", "▼"
 
 
 def matches(agent: AgentView, needle: str, now: float) -> bool:
@@ -114,6 +121,8 @@ class AgentsPanel(Vertical):
         self.agents: dict[str, AgentView] = {}
         self.filter_text = ""
         self.sort_index = 0
+        self.sort_reversed = False
+        """The operator reversed the current sort (``S``)."""
         self._now = timeutil.now()
         self._cell_cache = CellCache()
 
@@ -129,6 +138,7 @@ class AgentsPanel(Vertical):
 
     def on_mount(self) -> None:
         self.query_one("#agents-filter", Input).display = False
+        self._show_sort_arrow()
         self._update_title()
 
     @property
@@ -155,10 +165,30 @@ class AgentsPanel(Vertical):
         """A filter is set or its input is open (so escape has something to clear)."""
         return bool(self.filter_text) or bool(self.query_one("#agents-filter", Input).display)
 
+    @property
+    def sort_arrow(self) -> str:
+        """▲ ascending or ▼ descending, as the table is sorted now."""
+        return DESCENDING if self.sort.reverse != self.sort_reversed else ASCENDING
+
+    @property
+    def sort_label(self) -> str:
+        """``"CPU ▼"``: the order and its direction."""
+        if self.sort_reversed and self.sort.label == "problems first":
+            return f"problems last {self.sort_arrow}"
+        return f"{self.sort.label} {self.sort_arrow}"
+
     def cycle_sort(self) -> str:
+        """The next sort order, in its natural direction; returns its label."""
         self.sort_index = (self.sort_index + 1) % len(SORTS)
+        self.sort_reversed = False
         self._sync()
-        return self.sort.label
+        return self.sort_label
+
+    def reverse_sort(self) -> str:
+        """The same order, the other way round; returns its label."""
+        self.sort_reversed = not self.sort_reversed
+        self._sync()
+        return self.sort_label
 
     def open_filter(self) -> None:
         field = self.query_one("#agents-filter", Input)
@@ -191,18 +221,25 @@ class AgentsPanel(Vertical):
         self._cell_cache.keep_only(self.agents)
         shown = [a for a in self.agents.values() if matches(a, self.filter_text, now)]
         order = self.sort
-        shown.sort(key=lambda a: order.key(a, now), reverse=order.reverse)
+        shown.sort(key=lambda a: order.key(a, now), reverse=order.reverse != self.sort_reversed)
         self.table.sync([(a.key, self._cells(a, now)) for a in shown])
+        self._show_sort_arrow()
         self._update_title(len(shown))
 
     def _update_title(self, shown: int | None = None) -> None:
         total = len(self.agents)
         count = f"{total}" if shown is None or shown == total else f"{shown} of {total}"
-        title = f"1 Agents ({count}) · sort: {self.sort.label}"
+        title = f"1 Agents ({count}) · sort: {self.sort_label}"
         if self.filter_text:
             title += f" · filter: {text.one_line(text.clean(self.filter_text), 30)}"
         # One title line, not a subtitle: at 24 lines panels have no bottom border.
         text.set_border_title(self, title)
+
+    def _show_sort_arrow(self) -> None:
+        """The sorted column's label carries ▲ or ▼; the others carry none."""
+        for label, key in COLUMNS:
+            shown = f"{label} {self.sort_arrow}" if key == self.sort.column else label
+            self.table.set_column_label(key, shown)
 
     def _cells(self, agent: AgentView, now: float) -> list[Text]:
         """A row's cells, reused while nothing shown in it changed: building and

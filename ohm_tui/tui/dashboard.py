@@ -13,7 +13,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Container, Vertical
+from textual.containers import Container
 from textual.events import ScreenResume
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
@@ -25,6 +25,7 @@ from ohm_tui.tui.agents_panel import AgentsPanel
 from ohm_tui.tui.bugs_panel import BugsPanel
 from ohm_tui.tui.commands import PaletteEntry
 from ohm_tui.tui.header import HeaderState, HeaderStrip
+from ohm_tui.tui.layout import Panes
 from ohm_tui.tui.messages import ActionDone
 from ohm_tui.tui.screens.agent_detail import AgentDetailScreen
 from ohm_tui.tui.screens.bug_detail import BugDetailScreen
@@ -110,6 +111,7 @@ class DashboardScreen(Screen[None]):
             "clean_zombies",
             "Zombies",
             id="zombies.clean",
+            show=False,  # the 80-column footer keeps enter and s instead (all are in ?)
             tooltip="List zombies and stale entries, then reap and clean them",
         ),
         Binding(
@@ -119,7 +121,14 @@ class DashboardScreen(Screen[None]):
             id="bug.file",
             tooltip="File a bug (prefilled from the selected crash or agent)",
         ),
-        Binding("l", "log", "Log", id="agent.log", tooltip="Follow the selected agent's log"),
+        Binding(
+            "l",
+            "log",
+            "Log",
+            id="agent.log",
+            show=False,
+            tooltip="Follow the selected agent's log",
+        ),
         Binding(
             "slash",
             "filter",
@@ -127,10 +136,23 @@ class DashboardScreen(Screen[None]):
             id="agents.filter",
             tooltip="Filter agents by type, task or status",
         ),
+        Binding("s", "sort", "Sort", id="agents.sort", tooltip="Cycle the agents sort column"),
         Binding(
-            "s", "sort", "Sort", id="agents.sort", show=False, tooltip="Cycle the agents sort order"
+            "S",
+            "reverse_sort",
+            "Reverse sort",
+            id="agents.reverse_sort",
+            show=False,
+            tooltip="Reverse the agents sort (▲ ascending, ▼ descending in the column label)",
         ),
-        Binding("p", "pause", "Pause", id="refresh.pause", tooltip="Pause or resume live refresh"),
+        Binding(
+            "p",
+            "pause",
+            "Pause",
+            id="refresh.pause",
+            show=False,
+            tooltip="Pause or resume live refresh",
+        ),
         Binding(
             "f",
             "toggle_auto_fix",
@@ -180,7 +202,7 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield HeaderStrip(id="header")
-        with Vertical(id="panes"):
+        with Panes(id="panes"):
             yield AgentsPanel(id="agents")
             with Container(id="lower"):
                 yield TimelinePanel(id="timeline")
@@ -201,6 +223,7 @@ class DashboardScreen(Screen[None]):
         self.query_one(AgentsPanel).show_agents(snapshot.agents, now)
         self.query_one(TimelinePanel).show_snapshot(snapshot, now)
         self.query_one(BugsPanel).show_bugs(snapshot.bugs, snapshot.open_bugs, now)
+        self.query_one(Panes).fit()
         self.show_header()
         has_agent = self.target_agent is not None
         if has_agent != self._had_agent:  # only then can r / k / l change state
@@ -326,6 +349,7 @@ class DashboardScreen(Screen[None]):
 
     def action_filter(self) -> None:
         self.query_one(AgentsPanel).open_filter()
+        self.call_after_refresh(self.query_one(Panes).fit)  # the input takes a line
 
     def action_clear_filter(self) -> None:
         self.query_one(AgentsPanel).close_filter(clear=True)
@@ -333,6 +357,10 @@ class DashboardScreen(Screen[None]):
 
     def action_sort(self) -> None:
         label = self.query_one(AgentsPanel).cycle_sort()
+        self.notify(f"Agents sorted by {label} (S reverses)", timeout=2)
+
+    def action_reverse_sort(self) -> None:
+        label = self.query_one(AgentsPanel).reverse_sort()
         self.notify(f"Agents sorted by {label}", timeout=2)
 
     def action_pause(self) -> None:

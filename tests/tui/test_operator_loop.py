@@ -5,14 +5,17 @@ the panels share the screen by content. Real agents, real crashes, the real cons
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 from rich.console import Console
 from textual.notifications import Notify
-from textual.widgets import Input, Static
+from textual.widgets import Input, Sparkline, Static
 
+from ohm_tui.engine.models import CrashInfo
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from ohm_tui.tui.app import OhmApp
+from ohm_tui.tui.layout import wanted_height
 from ohm_tui.tui.messages import ActionDone
 from ohm_tui.tui.screens.confirm import ConfirmScreen
 from ohm_tui.tui.timeline_panel import CrashTable, TimelinePanel
@@ -22,6 +25,7 @@ from tests.tui.test_console import (
     agent_pids,
     console,
     crash_rows,
+    rendered,
     table,
     watched,
 )
@@ -214,3 +218,96 @@ async def test_filter_shows_its_placeholder_and_what_is_typed(
         await pilot.press("enter")  # kept: still shown under the table, unfocused
         await pilot.pause()
         assert "code_dev" in filter_line(app), filter_line(app)
+
+
+def record_past_crashes(monitor: OrchestratorHealthMonitor, count: int, over: float) -> None:
+    """Crash rows from a run before this one, spread over the last ``over`` seconds,
+    written to the real ``agent_crashes`` table as the engine writes them."""
+    now = time.time()
+    for n in range(count):
+        monitor.store.record_crash(
+            agent_key=f"{4000 + n}@{int(now - over)}",
+            agent_pid=4000 + n,
+            agent_type="code_developer",
+            task_id=f"impl-{n}",
+            crashed_at=now - over + n * over / count,
+            exit_code=1,
+            info=CrashInfo(error_type="RuntimeError", error_message=f"boom {n}"),
+            log_file=None,
+            command_text="poetry run code-developer",
+            cwd=str(monitor.config.data_dir),
+            source="real",
+        )
+
+
+async def test_panels_share_the_height_by_content_and_the_sparkline_fits(
+    state_dir: StateDir,
+) -> None:
+    agent = state_dir.start_agent("architect", "spec-20")
+    state_dir.start_agent("code_developer", "impl-7")
+    monitor = state_dir.monitor(health_check_interval=30.0)
+    record_past_crashes(monitor, 40, over=120.0)  # two minutes of history, not six hours
+    monitor.file_bug("One bug", "Low", "the bug list holds one row")
+    app = console(monitor)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: agent.pid in agent_pids(app), message="agent rows")
+        await wait_for(pilot, lambda: watched(monitor, agent.pid), message="death watch")
+        agent.crash()  # and one real crash now
+        await wait_for(pilot, lambda: len(crash_rows(app)) == 41, message="41 crash rows")
+        frames = app.frames
+        await wait_for(pilot, lambda: app.frames >= frames + 2, message="laid out")
+        dashboard = app.dashboard
+        agents_panel = dashboard.query_one("#agents")
+        timeline = dashboard.query_one("#timeline")
+        bugs = dashboard.query_one("#bugs")
+        crashes = dashboard.query_one("#crashes-table", CrashTable)
+        # Small panels get what their rows need, no empty rows; the timeline the rest
+        # (with a fixed split it showed six crashes under a half-empty bug list).
+        assert bugs.outer_size.height == wanted_height(bugs) == 4
+        assert agents_panel.outer_size.height == wanted_height(agents_panel) == 5
+        available = dashboard.query_one("#panes").size.height
+        assert timeline.outer_size.height == available - 4 - 5
+        assert crashes.size.height - 1 >= 20, crashes.size  # crash rows below its header
+        assert "ImportError" in rendered(crashes)  # following: the newest is on screen
+        # The sparkline's window fits the two minutes there are: crashes spread out.
+        assert app.snapshot is not None and app.snapshot.histogram_bucket_seconds == 5
+        spark = dashboard.query_one("#crash-spark", Sparkline)
+        filled = [n for n in (spark.data or []) if n]
+        assert len(filled) >= 10, spark.data
+        assert "in 3 minutes" in str(timeline.border_title)
+        caption = str(dashboard.query_one("#crash-spark-label", Static).content)
+        assert caption.startswith("crashes per 5 seconds")
+
+
+async def test_small_footer_keeps_enter_and_s_and_s_shows_its_direction(
+    state_dir: StateDir,
+) -> None:
+    started = [state_dir.start_agent("architect", f"spec-{n}") for n in range(3)]
+    app = console(state_dir.monitor())
+    async with app.run_test(size=(80, 24)) as pilot:
+        agents = table(app, "agents-table")
+        await wait_for(pilot, lambda: {a.key for a in started} <= set(agents.keys))
+
+        def footer() -> str:
+            return screen_text(app).splitlines()[-1]
+
+        await wait_for(pilot, lambda: "Help" in footer(), message="footer drawn")
+        for item in ("⏎ Details", "? Help", "r Respawn", "s Sort", "q Quit"):
+            assert item in footer(), footer()
+        title = app.dashboard.query_one("#agents")
+        await pilot.press(*["s"] * 7)  # problems first, CPU, ..., PID
+        assert "sort: PID ▲" in str(title.border_title)
+        await wait_for(pilot, lambda: "PID ▲" in rendered(agents).splitlines()[0])
+        pids = [int(agents.cell_text(key, "pid")) for key in agents.keys]
+        assert pids == sorted(pids)
+        await pilot.press("S")  # the same column, the other way round
+        assert "sort: PID ▼" in str(title.border_title)
+        await wait_for(pilot, lambda: "PID ▼" in rendered(agents).splitlines()[0])
+        pids = [int(agents.cell_text(key, "pid")) for key in agents.keys]
+        assert pids == sorted(pids, reverse=True)
+        frames = app.frames
+        await wait_for(pilot, lambda: app.frames >= frames + 2, message="refreshes")
+        assert [int(agents.cell_text(key, "pid")) for key in agents.keys] == pids
+        await pilot.press("s")  # the next column starts in its own direction
+        assert "sort: problems first ▲" in str(title.border_title)
+        assert "PID ▼" not in rendered(agents).splitlines()[0]
