@@ -97,14 +97,17 @@ class DashboardScreen(Screen[None]):
             "respawn",
             "Respawn",
             id="agent.respawn",
-            tooltip="Respawn the selected agent (shows what will run, then asks)",
+            tooltip=(
+                "Respawn the selected agent, or the selected crash's"
+                " (shows what will run, then asks)"
+            ),
         ),
         Binding(
             "k",
             "stop",
             "Stop",
             id="agent.stop",
-            tooltip="Stop the selected agent: SIGTERM, then SIGKILL after the grace period",
+            tooltip="Stop the selected agent, or the selected crash's: SIGTERM, then SIGKILL",
         ),
         Binding(
             "z",
@@ -127,7 +130,7 @@ class DashboardScreen(Screen[None]):
             "Log",
             id="agent.log",
             show=False,
-            tooltip="Follow the selected agent's log",
+            tooltip="Follow the log of the selected agent, or of the selected crash's",
         ),
         Binding(
             "slash",
