@@ -81,26 +81,32 @@ def uptime(agent: AgentView, now: float) -> float | None:
 @dataclass(frozen=True)
 class SortKey:
     label: str
-    column: str
-    """The column whose label carries the direction arrow."""
     key: Callable[[AgentView, float], tuple[object, ...]]
     reverse: bool = False
 
 
 SORTS: list[SortKey] = [
-    SortKey(
-        "problems first",
-        "status",
-        lambda a, n: (STATUS_RANK.get(a.status, 9), -(a.started_at or 0)),
-    ),
-    SortKey("CPU", "cpu", lambda a, n: (a.cpu_percent or 0.0,), reverse=True),
-    SortKey("memory", "mem", lambda a, n: (a.rss_bytes or 0,), reverse=True),
-    SortKey("uptime", "uptime", lambda a, n: (uptime(a, n) or 0.0,), reverse=True),
-    SortKey("type", "type", lambda a, n: (a.agent_type, a.task_id or "")),
-    SortKey("task", "task", lambda a, n: (a.task_id or "", a.agent_type)),
-    SortKey("respawns", "respawns", lambda a, n: (a.respawns,), reverse=True),
-    SortKey("PID", "pid", lambda a, n: (a.pid,)),
+    SortKey("problems first", lambda a, n: (STATUS_RANK.get(a.status, 9), -(a.started_at or 0))),
+    SortKey("CPU", lambda a, n: (a.cpu_percent or 0.0,), reverse=True),
+    SortKey("memory", lambda a, n: (a.rss_bytes or 0,), reverse=True),
+    SortKey("uptime", lambda a, n: (uptime(a, n) or 0.0,), reverse=True),
+    SortKey("type", lambda a, n: (a.agent_type, a.task_id or "")),
+    SortKey("task", lambda a, n: (a.task_id or "", a.agent_type)),
+    SortKey("respawns", lambda a, n: (a.respawns,), reverse=True),
+    SortKey("PID", lambda a, n: (a.pid,)),
 ]
+# The column whose label carries a sort's direction arrow.
+SORT_COLUMNS = {
+    "problems first": "status",
+    "CPU": "cpu",
+    "memory": "mem",
+    "uptime": "uptime",
+    "type": "type",
+    "task": "task",
+    "respawns": "respawns",
+    "cost": "cost",
+    "PID": "pid",
+}
 ASCENDING, DESCENDING = "▲", "▼"
 
 
@@ -238,7 +244,8 @@ class AgentsPanel(Vertical):
     def _show_sort_arrow(self) -> None:
         """The sorted column's label carries ▲ or ▼; the others carry none."""
         for label, key in COLUMNS:
-            shown = f"{label} {self.sort_arrow}" if key == self.sort.column else label
+            sorted_by = SORT_COLUMNS.get(self.sort.label)
+            shown = f"{label} {self.sort_arrow}" if key == sorted_by else label
             self.table.set_column_label(key, shown)
 
     def _cells(self, agent: AgentView, now: float) -> list[Text]:
