@@ -940,15 +940,23 @@ class OrchestratorHealthMonitor:
             bugs: list[BugRow] = []
             events: list[Event] = []
             hist: list[int] = []
-            bucket = 600
+            bucket = timeutil.histogram_bucket(None)
             open_bugs = 0
             try:
                 store = self.store
                 crashes = store.list_crashes(limit=crash_limit)
                 bugs = store.list_bugs(status="all", limit=bug_limit)
                 events = store.list_events(limit=200)
+                # The window fits the history there is (up to six hours), ending now:
+                # the last report may be a check interval old.
+                at = timeutil.now()
+                longest = timeutil.HISTOGRAM_STEPS[-1] * timeutil.HISTOGRAM_BUCKETS
+                oldest = store.oldest_crash_since(at - longest)
+                bucket = timeutil.histogram_bucket(None if oldest is None else at - oldest)
                 hist = store.crash_histogram(
-                    since=report.checked_at - 6 * 3600, bucket_seconds=bucket, buckets=36
+                    since=at - bucket * timeutil.HISTOGRAM_BUCKETS,
+                    bucket_seconds=bucket,
+                    buckets=timeutil.HISTOGRAM_BUCKETS,
                 )
                 open_bugs = store.count_open_bugs()
             except StoreError as exc:

@@ -956,6 +956,11 @@ class Store:
             out[int(b)] += int(n)
         return out
 
+    def oldest_crash_since(self, since: float) -> float | None:
+        """When the oldest crash at or after ``since`` happened (what a histogram must cover)."""
+        row = self._one("SELECT MIN(crashed_ts) FROM agent_crashes WHERE crashed_ts >= ?", (since,))
+        return None if row is None or row[0] is None else float(row[0])
+
     def pending_crashes(self) -> list[CrashRow]:
         rows = self._rows(
             f"SELECT {_CRASH_FULL} FROM agent_crashes WHERE fix_state='pending' "

@@ -87,3 +87,24 @@ def parse_duration(text: str) -> float:
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: must be greater than zero")
     return seconds
+
+
+HISTOGRAM_BUCKETS = 36
+"""Columns of the crash histogram (the sparkline stretches them to its width)."""
+HISTOGRAM_STEPS = (5, 10, 20, 60, 120, 300, 600)
+"""Seconds per bucket, smallest first: windows of 3 minutes up to 6 hours."""
+
+
+def histogram_bucket(span: float | None) -> int:
+    """Seconds per bucket so that the histogram covers ``span`` seconds of history.
+
+    ``span`` is the age of the oldest crash worth showing. Fitting the window to
+    it keeps crashes spread over the columns: a six-hour scale in a two-minute-old
+    session puts every crash in the last column, which says nothing.
+    """
+    if span is not None and math.isfinite(span):
+        for step in HISTOGRAM_STEPS:
+            if step * HISTOGRAM_BUCKETS >= span:
+                return step
+        return HISTOGRAM_STEPS[-1]
+    return HISTOGRAM_STEPS[0]

@@ -104,6 +104,19 @@ SORTS: list[SortKey] = [
     SortKey("cost", lambda a, n: (a.cost_usd or 0.0,), reverse=True),
     SortKey("PID", lambda a, n: (a.pid,)),
 ]
+# The column whose label carries a sort's direction arrow.
+SORT_COLUMNS = {
+    "problems first": "status",
+    "CPU": "cpu",
+    "memory": "mem",
+    "uptime": "uptime",
+    "type": "type",
+    "task": "task",
+    "respawns": "respawns",
+    "cost": "cost",
+    "PID": "pid",
+}
+ASCENDING, DESCENDING = "▲", "▼"
 
 
 def matches(agent: AgentView, needle: str, now: float) -> bool:
@@ -123,18 +136,24 @@ class AgentsPanel(Vertical):
         self.agents: dict[str, AgentView] = {}
         self.filter_text = ""
         self.sort_index = 0
+        self.sort_reversed = False
+        """The operator reversed the current sort (``S``)."""
         self._now = timeutil.now()
         self._cell_cache = CellCache()
 
     def compose(self) -> ComposeResult:
         yield KeyedTable(COLUMNS, id="agents-table")
+        # Compact: one line that shows what is typed. A bordered Input needs three
+        # lines, and squeezed into one it draws only its borders.
         yield Input(
             placeholder="filter by type, task or status (enter: keep, esc: clear)",
             id="agents-filter",
+            compact=True,
         )
 
     def on_mount(self) -> None:
         self.query_one("#agents-filter", Input).display = False
+        self._show_sort_arrow()
         self._update_title()
 
     @property
@@ -161,10 +180,30 @@ class AgentsPanel(Vertical):
         """A filter is set or its input is open (so escape has something to clear)."""
         return bool(self.filter_text) or bool(self.query_one("#agents-filter", Input).display)
 
+    @property
+    def sort_arrow(self) -> str:
+        """▲ ascending or ▼ descending, as the table is sorted now."""
+        return DESCENDING if self.sort.reverse != self.sort_reversed else ASCENDING
+
+    @property
+    def sort_label(self) -> str:
+        """``"CPU ▼"``: the order and its direction."""
+        if self.sort_reversed and self.sort.label == "problems first":
+            return f"problems last {self.sort_arrow}"
+        return f"{self.sort.label} {self.sort_arrow}"
+
     def cycle_sort(self) -> str:
+        """The next sort order, in its natural direction; returns its label."""
         self.sort_index = (self.sort_index + 1) % len(SORTS)
+        self.sort_reversed = False
         self._sync()
-        return self.sort.label
+        return self.sort_label
+
+    def reverse_sort(self) -> str:
+        """The same order, the other way round; returns its label."""
+        self.sort_reversed = not self.sort_reversed
+        self._sync()
+        return self.sort_label
 
     def open_filter(self) -> None:
         field = self.query_one("#agents-filter", Input)
@@ -197,18 +236,26 @@ class AgentsPanel(Vertical):
         self._cell_cache.keep_only(self.agents)
         shown = [a for a in self.agents.values() if matches(a, self.filter_text, now)]
         order = self.sort
-        shown.sort(key=lambda a: order.key(a, now), reverse=order.reverse)
+        shown.sort(key=lambda a: order.key(a, now), reverse=order.reverse != self.sort_reversed)
         self.table.sync([(a.key, self._cells(a, now)) for a in shown])
+        self._show_sort_arrow()
         self._update_title(len(shown))
 
     def _update_title(self, shown: int | None = None) -> None:
         total = len(self.agents)
         count = f"{total}" if shown is None or shown == total else f"{shown} of {total}"
-        title = f"1 Agents ({count}) · sort: {self.sort.label}"
+        title = f"1 Agents ({count}) · sort: {self.sort_label}"
         if self.filter_text:
             title += f" · filter: {text.one_line(text.clean(self.filter_text), 30)}"
         # One title line, not a subtitle: at 24 lines panels have no bottom border.
         text.set_border_title(self, title)
+
+    def _show_sort_arrow(self) -> None:
+        """The sorted column's label carries ▲ or ▼; the others carry none."""
+        for label, key in COLUMNS:
+            sorted_by = SORT_COLUMNS.get(self.sort.label)
+            shown = f"{label} {self.sort_arrow}" if key == sorted_by else label
+            self.table.set_column_label(key, shown)
 
     def _cells(self, agent: AgentView, now: float) -> list[Text]:
         """A row's cells, reused while nothing shown in it changed: building and

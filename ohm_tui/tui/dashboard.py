@@ -13,7 +13,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Container, Vertical
+from textual.containers import Container
 from textual.events import ScreenResume
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
@@ -25,6 +25,7 @@ from ohm_tui.tui.agents_panel import AgentsPanel
 from ohm_tui.tui.bugs_panel import BugsPanel
 from ohm_tui.tui.commands import PaletteEntry
 from ohm_tui.tui.header import HeaderState, HeaderStrip
+from ohm_tui.tui.layout import Panes
 from ohm_tui.tui.messages import ActionDone
 from ohm_tui.tui.screens.agent_detail import AgentDetailScreen
 from ohm_tui.tui.screens.bug_detail import BugDetailScreen
@@ -41,7 +42,14 @@ from ohm_tui.tui.timeline_panel import TimelinePanel
 if TYPE_CHECKING:
     from ohm_tui.tui.app import OhmApp
 
-MUTATING = {"respawn", "stop", "clean_zombies", "file_bug", "toggle_auto_fix"}
+# Changes, by what the read-only toast calls them ("read-only: respawn is disabled").
+MUTATING = {
+    "respawn": "respawn",
+    "stop": "stop",
+    "clean_zombies": "zombie cleanup",
+    "file_bug": "filing bugs",
+    "toggle_auto_fix": "auto-fix",
+}
 NEEDS_AGENT = {"respawn", "stop", "log"}
 PANELS = {"agents": "#agents-table", "timeline": "#crashes-table", "bugs": "#bugs-table"}
 
@@ -89,20 +97,24 @@ class DashboardScreen(Screen[None]):
             "respawn",
             "Respawn",
             id="agent.respawn",
-            tooltip="Respawn the selected agent (shows what will run, then asks)",
+            tooltip=(
+                "Respawn the selected agent, or the selected crash's"
+                " (shows what will run, then asks)"
+            ),
         ),
         Binding(
             "k",
             "stop",
             "Stop",
             id="agent.stop",
-            tooltip="Stop the selected agent: SIGTERM, then SIGKILL after the grace period",
+            tooltip="Stop the selected agent, or the selected crash's: SIGTERM, then SIGKILL",
         ),
         Binding(
             "z",
             "clean_zombies",
             "Zombies",
             id="zombies.clean",
+            show=False,  # the 80-column footer keeps enter and s instead (all are in ?)
             tooltip="List zombies and stale entries, then reap and clean them",
         ),
         Binding(
@@ -112,7 +124,14 @@ class DashboardScreen(Screen[None]):
             id="bug.file",
             tooltip="File a bug (prefilled from the selected crash or agent)",
         ),
-        Binding("l", "log", "Log", id="agent.log", tooltip="Follow the selected agent's log"),
+        Binding(
+            "l",
+            "log",
+            "Log",
+            id="agent.log",
+            show=False,
+            tooltip="Follow the log of the selected agent, or of the selected crash's",
+        ),
         Binding(
             "slash",
             "filter",
@@ -120,10 +139,23 @@ class DashboardScreen(Screen[None]):
             id="agents.filter",
             tooltip="Filter agents by type, task or status",
         ),
+        Binding("s", "sort", "Sort", id="agents.sort", tooltip="Cycle the agents sort column"),
         Binding(
-            "s", "sort", "Sort", id="agents.sort", show=False, tooltip="Cycle the agents sort order"
+            "S",
+            "reverse_sort",
+            "Reverse sort",
+            id="agents.reverse_sort",
+            show=False,
+            tooltip="Reverse the agents sort (▲ ascending, ▼ descending in the column label)",
         ),
-        Binding("p", "pause", "Pause", id="refresh.pause", tooltip="Pause or resume live refresh"),
+        Binding(
+            "p",
+            "pause",
+            "Pause",
+            id="refresh.pause",
+            show=False,
+            tooltip="Pause or resume live refresh",
+        ),
         Binding(
             "f",
             "toggle_auto_fix",
@@ -141,6 +173,19 @@ class DashboardScreen(Screen[None]):
         ),
         Binding(
             "q", "quit", "Quit", id="quit", tooltip="Quit ohm (the orchestrator keeps running)"
+        ),
+        # Reached only when the key's own action above is greyed out (Textual tries the
+        # next binding of a key whose action is disabled): a toast says why, never silence.
+        *(
+            Binding(key, f"refuse('{action}')", show=False, system=True)
+            for key, action in (
+                ("r", "respawn"),
+                ("k", "stop"),
+                ("l", "log"),
+                ("z", "clean_zombies"),
+                ("b", "file_bug"),
+                ("f", "toggle_auto_fix"),
+            )
         ),
     ]
 
@@ -160,7 +205,7 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield HeaderStrip(id="header")
-        with Vertical(id="panes"):
+        with Panes(id="panes"):
             yield AgentsPanel(id="agents")
             with Container(id="lower"):
                 yield TimelinePanel(id="timeline")
@@ -181,8 +226,9 @@ class DashboardScreen(Screen[None]):
         self.query_one(AgentsPanel).show_agents(snapshot.agents, now)
         self.query_one(TimelinePanel).show_snapshot(snapshot, now)
         self.query_one(BugsPanel).show_bugs(snapshot.bugs, snapshot.open_bugs, now)
+        self.query_one(Panes).fit()
         self.show_header()
-        has_agent = self.selected_agent is not None
+        has_agent = self.target_agent is not None
         if has_agent != self._had_agent:  # only then can r / k / l change state
             self._had_agent = has_agent
             self.refresh_bindings()
@@ -213,6 +259,24 @@ class DashboardScreen(Screen[None]):
     def selected_agent(self) -> AgentView | None:
         return self.query_one(AgentsPanel).selected
 
+    @property
+    def target_agent(self) -> AgentView | None:
+        """The agent ``r`` / ``k`` / ``l`` act on: the focused panel's.
+
+        From the crash timeline that is the selected crash's own run, while the
+        agents table still lists it; a bug names no agent run, so from the bug list
+        there is none (the keys are greyed out).
+        """
+        panel = self.focused_panel()
+        if panel == "bugs":
+            return None
+        if panel == "timeline":
+            crash = self.query_one(TimelinePanel).selected
+            if crash is None:
+                return None
+            return self.query_one(AgentsPanel).agents.get(crash.agent_key)
+        return self.selected_agent
+
     def focused_panel(self) -> str | None:
         focused = self.focused
         for name, selector in PANELS.items():
@@ -229,14 +293,36 @@ class DashboardScreen(Screen[None]):
         event.stop()
         self.action_details()
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def why_not(self, action: str) -> str | None:
+        """Why ``action`` cannot run now (its key is greyed out), or ``None`` if it can."""
         if action in MUTATING and self.ohm.read_only:
-            return None
-        if action in NEEDS_AGENT and self.selected_agent is None:
+            return f"read-only: {MUTATING[action]} is disabled"
+        if action in NEEDS_AGENT and self.target_agent is None:
+            what = action if action != "log" else "the log"
+            panel = self.focused_panel()
+            if panel == "bugs":
+                return f"No agent for {what}: a bug is not an agent run (pick an agent or a crash)"
+            if panel == "timeline":
+                if self.query_one(TimelinePanel).selected is None:
+                    return f"No agent for {what}: no crash selected"
+                return f"No agent for {what}: this crash's run is no longer listed"
+            return f"No agent for {what}: no agent selected"
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "refuse":  # the toast behind a greyed-out key
+            return bool(parameters) and self.why_not(str(parameters[0])) is not None
+        if self.why_not(action) is not None:
             return None
         if action == "clear_filter":
             return self.query_one(AgentsPanel).filter_active
         return True
+
+    def action_refuse(self, action: str) -> None:
+        """Say why a greyed-out key did nothing."""
+        reason = self.why_not(action)
+        if reason is not None:
+            self.notify(reason, severity="warning", timeout=3, markup=False)
 
     # -- navigation and views -----------------------------------------------
     def action_focus_panel(self, name: str) -> None:
@@ -260,12 +346,13 @@ class DashboardScreen(Screen[None]):
                 self.app.push_screen(AgentDetailScreen(monitor, agent))
 
     def action_log(self) -> None:
-        agent = self.selected_agent
+        agent = self.target_agent
         if agent is not None:
             self.app.push_screen(AgentDetailScreen(self.ohm.monitor, agent, log_only=True))
 
     def action_filter(self) -> None:
         self.query_one(AgentsPanel).open_filter()
+        self.call_after_refresh(self.query_one(Panes).fit)  # the input takes a line
 
     def action_clear_filter(self) -> None:
         self.query_one(AgentsPanel).close_filter(clear=True)
@@ -273,6 +360,10 @@ class DashboardScreen(Screen[None]):
 
     def action_sort(self) -> None:
         label = self.query_one(AgentsPanel).cycle_sort()
+        self.notify(f"Agents sorted by {label} (S reverses)", timeout=2)
+
+    def action_reverse_sort(self) -> None:
+        label = self.query_one(AgentsPanel).reverse_sort()
         self.notify(f"Agents sorted by {label}", timeout=2)
 
     def action_pause(self) -> None:
@@ -289,7 +380,7 @@ class DashboardScreen(Screen[None]):
 
     # -- fixes ----------------------------------------------------------------
     def action_respawn(self) -> None:
-        agent = self.selected_agent
+        agent = self.target_agent
         if agent is None:
             return
         monitor = self.ohm.monitor
@@ -308,7 +399,7 @@ class DashboardScreen(Screen[None]):
         self._prepare("respawn", lambda: monitor.describe_respawn(agent.key), confirm)
 
     def action_stop(self) -> None:
-        agent = self.selected_agent
+        agent = self.target_agent
         if agent is None:
             return
         monitor = self.ohm.monitor
@@ -360,7 +451,7 @@ class DashboardScreen(Screen[None]):
 
     def open_bug_form(self, draft: BugDraft) -> None:
         if self.ohm.read_only:
-            self.notify("Read-only mode: filing bugs is disabled.", severity="warning")
+            self.notify(self.why_not("file_bug") or "", severity="warning", markup=False)
             return
         monitor = self.ohm.monitor
 

@@ -9,8 +9,10 @@ changed, and reorders in place; the cursor stays on the same *key*.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import ClassVar
 
 from rich.text import Text
+from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist
@@ -23,6 +25,12 @@ class KeyedTable(DataTable[Text]):
 
     Cells are ``Text`` because a ``str`` cell is parsed as markup by ``DataTable``.
     """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        # DataTable's own enter, shown: the footer lists the focused widget's keys
+        # first, so the screen's "enter Details" would never be drawn at all.
+        Binding("enter", "select_cursor", "Details", tooltip="Open the selected row"),
+    ]
 
     def __init__(
         self,
@@ -60,6 +68,18 @@ class KeyedTable(DataTable[Text]):
             raise KeyError(key)
         index = [k for _, k in self._column_spec].index(column)
         return cells[index].plain
+
+    def set_column_label(self, key: str, label: str) -> None:
+        """Relabel a column (a sort arrow); the column never narrows, so nothing jumps."""
+        column = self.columns[ColumnKey(key)]
+        if column.label.plain == label:
+            return
+        column.label = Text(label)
+        column.content_width = max(column.content_width, _cell_width(column.label))
+        # DataTable has no public relabel: its render caches hold the old header.
+        self._clear_caches()
+        self._require_update_dimensions = True
+        self.refresh()
 
     def move_to_key(self, key: str) -> bool:
         """Put the cursor on ``key``; ``False`` when there is no such row."""

@@ -422,6 +422,8 @@ async def test_help_lists_every_binding_and_palette_has_every_action(
         bindings = [b for b in DashboardScreen.BINDINGS if isinstance(b, Binding)]
         assert len(bindings) == len(DashboardScreen.BINDINGS)
         for binding in bindings:
+            if not binding.description:  # a greyed-out key's "why not" toast
+                continue
             if binding.action in ("respawn", "stop", "log"):  # need a selected agent
                 continue
             if binding.action == "clear_filter":  # only while a filter is set
@@ -433,7 +435,8 @@ async def test_help_lists_every_binding_and_palette_has_every_action(
         assert isinstance(help_screen, HelpScreen)
         text = "\n".join(json.dumps(row) for _, rows in help_screen.sections for row in rows)
         for binding in bindings:
-            assert json.dumps(binding.description) in text
+            if binding.description:
+                assert json.dumps(binding.description) in text
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is app.dashboard)
         await pilot.press("q")

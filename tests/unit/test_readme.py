@@ -26,3 +26,21 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 def test_quick_start_has_the_demo_command() -> None:
     assert "python3 -m venv .venv && .venv/bin/pip install . && .venv/bin/ohm demo" in README
+
+
+def test_every_console_key_is_in_the_keys_table() -> None:
+    from textual.binding import Binding
+
+    from ohm_tui.tui.dashboard import DashboardScreen
+    from ohm_tui.tui.timeline_panel import CrashTable
+
+    section = README.split("## The console", 1)[1].split("\n## ", 1)[0]
+    shown = {"question_mark": "?", "slash": "/", "end": "End", "escape": "esc"}
+    missing = []
+    for binding in [*DashboardScreen.BINDINGS, *CrashTable.BINDINGS]:
+        if not isinstance(binding, Binding) or not binding.description:
+            continue  # description-less bindings are the "why not" toasts behind greyed keys
+        for key in binding.key.split(","):
+            if f"`{shown.get(key, key)}`" not in section:
+                missing.append(key)
+    assert missing == []
