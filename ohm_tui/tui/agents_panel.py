@@ -32,6 +32,7 @@ COLUMNS: list[tuple[str, str]] = [
 STATUS_RANK: dict[str, int] = {
     "crashed": 0,
     "given_up": 1,
+    "respawn_failed": 1,
     "respawning": 2,
     "zombie": 3,
     "stalled": 4,
@@ -68,7 +69,7 @@ def shown_signature(agent: AgentView, now: float) -> tuple[object, ...]:
         text.size(agent.rss_bytes),
         agent.respawns,
         agent.max_respawns,
-        agent.last_log_line,
+        agent.reason or agent.last_log_line,
     )
 
 
@@ -219,5 +220,8 @@ class AgentsPanel(Vertical):
             Text(text.percent(agent.cpu_percent), justify="right"),
             Text(text.size(agent.rss_bytes or None), justify="right"),
             Text(f"{agent.respawns}/{agent.max_respawns}"),
-            text.literal(text.log_message(text.clean(agent.last_log_line or "")), max_len=60),
+            # Why it is not running (e.g. its respawn could not start) beats its last line.
+            text.literal(
+                text.log_message(text.clean(agent.reason or agent.last_log_line or "")), max_len=60
+            ),
         ]

@@ -65,6 +65,8 @@ def chips(state: HeaderState) -> list[Chip]:
         crash_style = "bold $text-error" if report.crashed_agents_last_hour else ""
         out.append((f"{report.crashed_agents_last_hour} crashes/h", crash_style))
         out.append((f"respawn ok {text.rate(report.respawn_success_rate)}", ""))
+        if snap.given_up:
+            out.append((f"{snap.given_up} given up", "bold $text-error"))
         bug_style = "$text-warning" if snap.open_bugs else ""
         plural = "" if snap.open_bugs == 1 else "s"
         out.append((f"{snap.open_bugs} open bug{plural}", bug_style))
