@@ -567,6 +567,8 @@ class Fixer:
             cwd, why = self.respawn_cwd(rec)
             if cwd is None:
                 raise ValueError(why)
+            if not os.path.isdir(cwd):  # said plainly: a removed worktree is common
+                raise ValueError(f"working directory does not exist: {cwd}")
             self._trust_source(rec)
             new = self.spawn(
                 rec.command,

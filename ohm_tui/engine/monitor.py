@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shlex
 import threading
 import time
@@ -657,7 +658,11 @@ class OrchestratorHealthMonitor:
                     agent_key=key,
                     crash_id=row["crash_id"],
                     action_taken="respawn failed",
-                    details={"task_key": tk, "reason": row["message"], "since": row["ts"]},
+                    details={
+                        "task_key": tk,
+                        "reason": failure_reason(str(row["message"] or "")),
+                        "since": row["ts"],
+                    },
                 )
             )
         self._failed_respawns = failed
@@ -1125,7 +1130,7 @@ class OrchestratorHealthMonitor:
                     cwd=crash.cwd,
                     log_file=crash.log_file,
                     exit_code=crash.exit_code,
-                    reason=str(row.get("message") or "respawn failed"),
+                    reason=failure_reason(str(row.get("message") or "respawn failed")),
                 )
             )
         return views
@@ -1149,7 +1154,8 @@ class OrchestratorHealthMonitor:
             status = "stale"
         failed = self._failed_respawns.get(rec.key)
         if failed is not None and obs.liveness != "alive":
-            status, reason = "respawn_failed", str(failed.get("message") or "respawn failed")
+            status = "respawn_failed"
+            reason = failure_reason(str(failed.get("message") or "respawn failed"))
         elif obs.liveness != "alive" and self._operator_stopped.get(rec.key):
             status, reason = "completed", "stopped by operator"
         last_line = self._last_log_line(rec.log_file) if rec.log_file else None
@@ -1437,6 +1443,12 @@ def _ohm_record(row: Mapping[str, Any]) -> AgentRecord:
         create_time=row.get("create_time"),
         raw=dict(row),
     )
+
+
+def failure_reason(message: str) -> str:
+    """Why a respawn failed, without the "respawn 1/3 of X failed:" preamble."""
+    text = message.split(" failed: ", 1)[-1]
+    return re.sub(r"^\[Errno \d+\] ", "", text)
 
 
 def _task_of(tk: str) -> str | None:
