@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import psutil
 from textual.widgets import Static
@@ -39,8 +40,26 @@ def copies(agent: Agent) -> list[int]:
     return out
 
 
+def start_in(state_dir: StateDir, home: Path, kind: str, task: str) -> Agent:
+    """An orchestrator's agent running in ``home`` (its entry names no directory)."""
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(state_dir.script, home / "agent.py")
+    trigger = state_dir.triggers / f"{kind}-{task}"
+    argv = [sys.executable, "agent.py", str(state_dir.logs), kind, task, str(trigger)]
+    popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, cwd=home)
+    state_dir.reaper.add(popen)
+    threading.Thread(target=popen.wait, daemon=True).start()
+    agent = Agent(popen, kind, task, trigger, time.time())
+    state_dir.agents.append(agent)
+    state_dir._argv[popen.pid] = argv
+    state_dir.write_state()
+    return agent
+
+
 async def test_r_on_a_running_agent_is_a_restart_and_leaves_one_copy(state_dir: StateDir) -> None:
-    agent = state_dir.start_agent("architect", "spec-20")
+    home = state_dir.root / "orchestrator-home"
+    agent = start_in(state_dir, home, "architect", "spec-20")
+    assert Path.cwd() != home
     monitor = state_dir.monitor()
     recorder = Recorder()
     app = console(monitor)
@@ -53,7 +72,8 @@ async def test_r_on_a_running_agent_is_a_restart_and_leaves_one_copy(state_dir: 
         body = str(app.screen.query_one("#confirm-body", Static).content)
         assert f"Restart architect PID {agent.pid}" in body
         assert "is running: it will be stopped first" in body
-        assert "1. stop" in body and "2. run:" in body and f"(in {state_dir.root})" in body
+        assert "1. stop" in body and "2. run:" in body
+        assert f"(in {home})" in body  # where it ran, not where ohm runs
         await pilot.press("y")
         await wait_for(pilot, lambda: recorder.of(ActionDone), timeout=15, message="restarted")
         (done,) = recorder.of(ActionDone)
@@ -63,6 +83,7 @@ async def test_r_on_a_running_agent_is_a_restart_and_leaves_one_copy(state_dir: 
         await wait_for(pilot, lambda: agent.popen.poll() is not None, message="old one stopped")
         await wait_for(pilot, lambda: new_pid in agent_pids(app), message="new row")
         assert copies(agent) == [new_pid]
+        assert psutil.Process(new_pid).cwd() == str(home)
         assert crash_rows(app) == []  # restarted by the operator: no crash
         assert monitor.crashes() == []
 
@@ -99,17 +120,7 @@ async def test_a_respawn_that_cannot_start_shows_in_the_table_and_the_header(
     state_dir: StateDir,
 ) -> None:
     home = state_dir.root / "gone"
-    home.mkdir()
-    shutil.copy(state_dir.script, home / "agent.py")
-    trigger = state_dir.triggers / "gone"
-    argv = [sys.executable, "agent.py", str(state_dir.logs), "architect", "spec-8", str(trigger)]
-    popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, cwd=home)
-    state_dir.reaper.add(popen)
-    threading.Thread(target=popen.wait, daemon=True).start()
-    agent = Agent(popen, "architect", "spec-8", trigger, time.time())
-    state_dir.agents.append(agent)
-    state_dir._argv[popen.pid] = argv
-    state_dir.write_state()
+    agent = start_in(state_dir, home, "architect", "spec-8")
     monitor = state_dir.monitor()
     app = console(monitor)
     async with app.run_test(size=(80, 24)) as pilot:
