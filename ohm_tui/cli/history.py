@@ -107,7 +107,7 @@ def agent_status(agent: AgentView, at: float) -> str:
     if agent.status == "respawning" and agent.next_respawn_at is not None:
         wait = max(0.0, agent.next_respawn_at - at)
         return f"respawning in {wait:.0f}s"
-    return agent.status
+    return agent.status.replace("_", " ")
 
 
 def uptime(agent: AgentView, at: float) -> str:
@@ -156,7 +156,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
                     out.size(a.rss_bytes),
                     f"{a.respawns}/{a.max_respawns}",
                     *(_spend(a) if costed else []),
-                    out.clean(a.last_log_line),
+                    out.clean(a.reason or a.last_log_line),  # why it is not running, if known
                 ]
                 for a in agents
             ],

@@ -103,8 +103,12 @@ class BugTracker:
         assigned_to: str | None = None,
         metadata: dict[str, Any] | None = None,
         now: float | None = None,
+        occurrences: int = 1,
     ) -> BugOutcome:
         """File a bug for a fault, or count one more occurrence of its open bug.
+
+        ``occurrences``: how many new occurrences this report stands for (several
+        crashes seen in one pass each count).
 
         Raises ``BugDedupError`` when the open-bug lookup or the rate-limit lookup
         fails (nothing is filed then), ``StoreError`` when filing itself fails.
@@ -126,7 +130,9 @@ class BugTracker:
             existing = self._open_bug(issue_type, fingerprint)
             if existing is not None:
                 number = existing.bug_number
-                outcome, escalated = self._count_again(existing, priority, category, at)
+                outcome, escalated = self._count_again(
+                    existing, priority, category, at, max(1, occurrences)
+                )
             else:
                 limited = self._rate_limit(issue_type, fingerprint, title, at)
                 if limited is not None:
@@ -148,6 +154,8 @@ class BugTracker:
                     stack_trace=stack_trace,
                     now=at,
                 )
+                if occurrences > 1:
+                    self.store.touch_bug(number, occurrences_delta=occurrences - 1, last_seen=at)
                 self._note_ticket_path(number)
                 label = format_bug_number(number)
                 self.store.add_event(
@@ -177,17 +185,20 @@ class BugTracker:
             ) from exc
 
     def _count_again(
-        self, bug: BugRow, priority: str, category: str, at: float
+        self, bug: BugRow, priority: str, category: str, at: float, delta: int = 1
     ) -> tuple[BugOutcome, bool]:
-        """One more occurrence: raise the priority if needed (never lower it)."""
-        occurrences = bug.occurrences + 1
+        """More occurrences: raise the priority if needed (never lower it)."""
+        occurrences = bug.occurrences + delta
         new_priority = more_severe(bug.priority, priority)
         crash_bug = _CRASH_CATEGORY in (category, bug.category)
         if crash_bug and occurrences > self.config.critical_crash_count:
             new_priority = "Critical"
         changed = new_priority != bug.priority
         self.store.touch_bug(
-            bug.bug_number, last_seen=at, priority=new_priority if changed else None
+            bug.bug_number,
+            occurrences_delta=delta,
+            last_seen=at,
+            priority=new_priority if changed else None,
         )
         if changed:
             self.store.add_event(

@@ -21,8 +21,8 @@ from ohm_tui.engine.detect import Observation
 from ohm_tui.engine.models import (
     ActionResult,
     AgentRecord,
-    CrashInfo,
     CrashRow,
+    EventKind,
     HealthReport,
     Issue,
 )
@@ -286,6 +286,14 @@ class Fixer:
             return self._give_up(crash, st, rec, "flapping: exits soon after every start")
         if st.attempts >= self.cfg.max_respawn_attempts:
             return self._give_up(crash, st, rec, f"{st.attempts} respawns did not help")
+        other = self.other_live_run(rec)
+        if other is not None:  # respawned by hand, or by the orchestrator: never two copies
+            store.finish_crash(
+                crash.crash_id,
+                action_taken=f"not respawned: task runs again as pid {other.pid}",
+                respawned=False,
+            )
+            return None
         due = crash.crashed_at + self.backoff(st.attempts)
         if now < due:
             st.next_allowed_ts = due
@@ -510,23 +518,63 @@ class Fixer:
         if rec.source in ("real", "ohm") and not self.cfg.allow_insecure_files:
             check_file_trust(self.cfg.agent_state_path, "state file")
 
+    def respawn_cwd(self, rec: AgentRecord) -> tuple[str | None, str]:
+        """Where a respawn of ``rec`` runs, and where that came from.
+
+        The entry's own ``cwd`` or ``worktree_path``; else the directory the
+        process itself ran in (read while it was alive); else the orchestrator's.
+        Never ohm's own: an agent run from ohm's directory imports another copy of
+        the code (the demo's ImportError got two fingerprints that way).
+        """
+        if rec.cwd:
+            return rec.cwd, "its entry"
+        if rec.worktree_path:
+            return rec.worktree_path, "its worktree_path"
+        seen = self.m.process_cwd(rec.key)
+        if seen:
+            return seen, "where it ran"
+        orch = self.m.orchestrator_cwd()
+        if orch:
+            return orch, "the orchestrator's directory"
+        return (
+            None,
+            "no working directory known (none in its entry, not seen alive, no orchestrator)",
+        )
+
     def _respawn(
-        self, rec: AgentRecord, *, crash: CrashRow | None, st: RespawnState, manual: bool
+        self,
+        rec: AgentRecord,
+        *,
+        crash: CrashRow | None,
+        st: RespawnState,
+        manual: bool,
+        restarted: bool = False,
     ) -> ActionResult:
         store = self.m.store
         now = timeutil.now()
         crash_id = crash.crash_id if crash else None
         attempt = st.attempts + 1
-        label = "manual respawn" if manual else f"respawn {attempt}/{self.cfg.max_respawn_attempts}"
+        label = (
+            "restart"
+            if restarted
+            else "manual respawn"
+            if manual
+            else f"respawn {attempt}/{self.cfg.max_respawn_attempts}"
+        )
         try:
             if not rec.command:
                 raise ValueError("no command known for this agent")
+            cwd, why = self.respawn_cwd(rec)
+            if cwd is None:
+                raise ValueError(why)
+            if not os.path.isdir(cwd):  # said plainly: a removed worktree is common
+                raise ValueError(f"working directory does not exist: {cwd}")
             self._trust_source(rec)
             new = self.spawn(
                 rec.command,
                 agent_type=rec.agent_type,
                 task_id=rec.task_id,
-                cwd=rec.cwd,
+                cwd=cwd,
                 env=None,
                 respawn_of=rec,
             )
@@ -547,7 +595,7 @@ class Fixer:
             if crash is not None:
                 store.finish_crash(crash.crash_id, action_taken=f"{label} failed", respawned=False)
             self.m.event(
-                "respawn_failed",
+                EventKind.RESPAWN_FAILED,
                 msg[:500],
                 agent_key=rec.key,
                 agent_pid=rec.pid,
@@ -555,6 +603,8 @@ class Fixer:
                 task_id=rec.task_id,
                 crash_id=crash_id,
             )
+            # Nothing runs this task now: say so loudly (the check keeps it visible).
+            self.m.notifier.alert("warning", msg)
             return ActionResult(False, "respawn", msg, agent_key=rec.key)
         st.attempts = 0 if manual else attempt
         if manual:
@@ -564,7 +614,9 @@ class Fixer:
         st.next_allowed_ts = None
         st.last_start_ts = now
         action = (
-            "respawned by hand"
+            "restarted by operator"
+            if restarted
+            else "respawned by hand"
             if manual
             else f"respawned {attempt}/{self.cfg.max_respawn_attempts}"
         )
@@ -585,7 +637,7 @@ class Fixer:
                 store.finish_crash(crash.crash_id, action_taken=action, respawned=True)
         msg = f"{action}: {rec.agent_type} {rec.task_id or ''} as pid {new.pid} (was {rec.pid})"
         self.m.event(
-            "respawned",
+            EventKind.RESPAWNED,
             msg,
             agent_key=new.key,
             agent_pid=new.pid,
@@ -595,15 +647,81 @@ class Fixer:
             data={"old_key": rec.key},
         )
         if rec.source in ("real", "ohm"):
-            self._write_back(rec, new)
+            self._write_back(rec, new, restarted=restarted)
         return ActionResult(True, "respawn", msg, agent_key=new.key, new_pid=new.pid)
 
-    def manual_respawn(self, rec: AgentRecord) -> ActionResult:
+    def is_running(self, rec: AgentRecord) -> bool:
+        """Is this very run alive now (PID, start time and command checked)?"""
+        raw = procs.read_proc(rec.pid)
+        if raw is None or raw.state in "ZXx":
+            return False
+        return procs.identity_matches(
+            rec.pid,
+            started_at=rec.started_at,
+            create_time=rec.create_time,
+            tolerance=self.cfg.pid_start_tolerance,
+            command=rec.command or None,
+            raw=raw,
+        )
+
+    def other_live_run(self, rec: AgentRecord) -> AgentRecord | None:
+        """Another live run on the same task (a respawn would make it two copies)."""
+        if not rec.task_id:
+            return None  # agents without a task may legitimately run side by side
+        for obs in list(self.m._observations.values()):
+            other = obs.record
+            if (
+                other.key != rec.key
+                and obs.liveness == "alive"
+                and task_key(other.agent_type, other.task_id)
+                == task_key(rec.agent_type, rec.task_id)
+                and self.is_running(other)
+            ):
+                return other
+        return None
+
+    def manual_respawn(self, rec: AgentRecord, *, restarted: bool = False) -> ActionResult:
+        """Respawn by hand (the monitor's lock held). ``restarted``: the old run was
+        just stopped by ``restart``. A run that is alive is never started twice."""
+        if self.is_running(rec):
+            return ActionResult(
+                False,
+                "respawn",
+                f"not respawned: {rec.agent_type} pid {rec.pid} is still running "
+                "(a respawn of a live agent is a restart: stop it first)",
+                agent_key=rec.key,
+            )
+        other = self.other_live_run(rec)
+        if other is not None:
+            return ActionResult(
+                False,
+                "respawn",
+                f"not respawned: task {rec.task_id} already runs as {other.agent_type} "
+                f"pid {other.pid}; restart that one instead",
+                agent_key=rec.key,
+            )
         st = self.m.store.get_respawn_state(task_key(rec.agent_type, rec.task_id))
         crash = self.m.store.crash_by_key(rec.key)
         if crash is not None and not self.m.store.claim_crash(crash.crash_id, self.m._holder):
             crash = None  # already handled: still respawn (the operator asked), do not touch it
-        return self._respawn(rec, crash=crash, st=st, manual=True)
+        return self._respawn(rec, crash=crash, st=st, manual=True, restarted=restarted)
+
+    def restart(self, rec: AgentRecord) -> ActionResult:
+        """Respawn of a live agent: stop it (identity-checked), and only once it is
+        gone start the new run. If it will not die, nothing is started.
+
+        Called WITHOUT the monitor's lock (the stop waits out a grace period).
+        """
+        stopped = self.stop(rec, restart=True)
+        if not stopped.ok:
+            return ActionResult(
+                False,
+                "respawn",
+                f"not restarted: {stopped.message}; nothing was started",
+                agent_key=rec.key,
+            )
+        with self.m._lock:
+            return self.manual_respawn(rec, restarted=True)
 
     def spawn(
         self,
@@ -641,7 +759,7 @@ class Fixer:
             source="ohm_spawned",
             command=list(argv),
             command_text=shlex.join(argv),
-            cwd=cwd,
+            cwd=res.cwd,  # where it really runs: its own respawns run there too
             log_file=str(log_file),
             started_at=res.create_time,
             status="running",
@@ -655,7 +773,7 @@ class Fixer:
             task_id=task_id,
             argv=list(argv),
             command_text=rec.command_text,
-            cwd=cwd,
+            cwd=res.cwd,
             log_file=str(log_file),
             source_file=str(self.cfg.agent_state_path)
             if respawn_of and respawn_of.source != "ohm_spawned"
@@ -674,8 +792,12 @@ class Fixer:
             )
         return rec
 
-    def _write_back(self, old: AgentRecord, new: AgentRecord) -> None:
-        """Tell the orchestrator: the new PID runs this task now, the old one ended."""
+    def _write_back(self, old: AgentRecord, new: AgentRecord, *, restarted: bool = False) -> None:
+        """Tell the orchestrator: the new PID runs this task now, the old one ended.
+
+        A restarted run was stopped on purpose: it is booked ``killed``, as the
+        orchestrator books its own kills, never as a crash.
+        """
         fmt = self.m._last_view.format if self.m._last_view else "real"
 
         def mutate(data: dict[str, Any]) -> None:
@@ -702,9 +824,11 @@ class Fixer:
                         data,
                         str(old.pid),
                         completed_at=timeutil.now(),
-                        status="failed",
+                        status="killed" if restarted else "failed",
                         exit_code=old.exit_code,
-                        reason="crashed; respawned by ohm",
+                        reason="restarted by operator"
+                        if restarted
+                        else "crashed; respawned by ohm",
                     )
             started = new.create_time or timeutil.now()
             entry.update(
@@ -734,56 +858,99 @@ class Fixer:
             )
 
     # ------------------------------------------------------------ stop
-    def stop(self, rec: AgentRecord) -> ActionResult:
+    def stop(self, rec: AgentRecord, *, restart: bool = False) -> ActionResult:
         """SIGTERM, then SIGKILL after the grace period, only after checking identity.
 
-        A crash row marked "stopped by operator" is written first, so the death
-        that follows is history, never a crash to respawn (in any monitor).
+        The operator's intent is recorded first, as a ``stopped_by_operator`` (or
+        ``restarted_by_operator``) event: the death that follows is then never
+        taken for a crash, by this monitor or any other (no crash row, no
+        crash-storm count, no respawn). A stop that does not happen cancels it.
+        Called WITHOUT the monitor's lock: it waits out a grace period.
         """
-        raw = procs.read_proc(rec.pid)
-        create_time = rec.create_time
-        if create_time is None and raw is not None and rec.started_at is None:
-            create_time = None  # unknown start: identity falls back to the command line
-        with self.m._lock:
-            try:
-                self.m.store.record_crash(
-                    agent_key=rec.key,
-                    agent_pid=rec.pid,
-                    agent_type=rec.agent_type,
-                    task_id=rec.task_id,
-                    crashed_at=timeutil.now(),
-                    exit_code=None,
-                    info=CrashInfo(error_type="Stopped", error_message="stopped by operator"),
-                    log_file=rec.log_file,
-                    command_text=rec.command_text,
-                    cwd=rec.cwd,
-                    source=rec.source,
-                    action_taken="stopped by operator",
-                    fix_state="skipped",
+        kind = EventKind.RESTARTED_BY_OPERATOR if restart else EventKind.STOPPED_BY_OPERATOR
+        grace = self.cfg.stop_grace_period
+        who = f"{rec.agent_type} pid {rec.pid}"
+        fields: dict[str, Any] = {
+            "agent_key": rec.key,
+            "agent_pid": rec.pid,
+            "agent_type": rec.agent_type,
+            "task_id": rec.task_id,
+        }
+        # Only a live run gets the marker: one that died already (maybe unseen yet)
+        # crashed, and its crash must be recorded, never explained away.
+        alive = self.is_running(rec)
+        if alive:
+            with self.m._lock:
+                marked = self.m.event(
+                    kind,
+                    f"{who} {'restarted' if restart else 'stopped'} by operator "
+                    f"(SIGTERM, then SIGKILL after {grace:g}s)",
+                    **fields,
                 )
-            except StoreError as exc:
-                return ActionResult(False, "stop", f"not stopped: cannot record it first: {exc}")
+            if marked is None:
+                return ActionResult(
+                    False, "stop", f"not stopped: cannot record the stop first ({who})", rec.key
+                )
         outcome = procs.terminate_verified(
             rec.pid,
-            create_time=create_time,
+            create_time=rec.create_time,
             started_at=rec.started_at,
             tolerance=self.cfg.pid_start_tolerance,
             command=rec.command or None,
-            grace=self.cfg.stop_grace_period,
+            grace=grace,
+            group=True,
         )
-        ok = outcome in ("terminated", "killed", "not_running")
-        msg = f"stop {rec.agent_type} pid {rec.pid}: {outcome.replace('_', ' ')}"
+        gone: tuple[str, ...] = ("terminated", "killed", "not_running")
+        if restart:  # the old run is gone either way: a zombie is dead, a new PID owner not it
+            gone += ("zombie", "identity_mismatch")
+        ok = outcome in gone
+        msg = f"stop {who}: {outcome.replace('_', ' ')}"
         if outcome == "identity_mismatch":
             msg += " (PID now belongs to another process: not signalled)"
-        self.m.event(
-            "stopped",
-            msg,
-            agent_key=rec.key,
-            agent_pid=rec.pid,
-            agent_type=rec.agent_type,
-            task_id=rec.task_id,
-        )
+        elif outcome == "still_running":
+            msg += " (still there after SIGKILL; it will not die)"
+        with self.m._lock:
+            if not restart or not ok:
+                self.m.event(EventKind.STOPPED, msg, **fields)
+            if alive and not ok:
+                self.m.event(EventKind.STOP_FAILED, f"{who} was not stopped", **fields)
+            elif alive and not restart and rec.source in ("real", "ohm"):
+                self._book_stopped(rec)
         return ActionResult(ok, "stop", msg, agent_key=rec.key)
+
+    def _book_stopped(self, rec: AgentRecord) -> None:
+        """Move a stopped entry to ``completed_agents`` as ``killed`` (as the
+        orchestrator books its own kills), so no check takes it for a crash."""
+
+        def mutate(data: dict[str, Any]) -> None:
+            active = data.get("active_agents")
+            entry = active.get(str(rec.pid)) if isinstance(active, dict) else None
+            if not isinstance(entry, dict):
+                return
+            same = timeutil.to_epoch(entry.get("started_at"))
+            if (
+                rec.started_at is not None
+                and same is not None
+                and abs(same - rec.started_at) > self.cfg.pid_start_tolerance
+            ):
+                return  # a newer run under this PID: not ours to move
+            statefile.move_to_completed(
+                data,
+                str(rec.pid),
+                completed_at=timeutil.now(),
+                status="killed",
+                exit_code=rec.exit_code,
+                reason="stopped by operator",
+            )
+
+        try:
+            statefile.update_agent_state(self.cfg.agent_state_path, mutate)
+        except (statefile.StateFileError, OSError) as exc:
+            self.m.event(
+                "write_back_failed",
+                f"could not book stopped pid {rec.pid} in the state file: {exc}"[:500],
+                agent_key=rec.key,
+            )
 
     # ------------------------------------------------------------ cleanup
     def _stale(self, observations: list[Observation]) -> list[Observation]:

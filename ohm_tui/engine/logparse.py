@@ -489,7 +489,7 @@ def root_cause(error_type: str | None, message: str | None, frames: list[Frame])
 _HEX = re.compile(r"0x[0-9a-fA-F]+|\b[0-9a-fA-F]{8,}\b")
 _NUM = re.compile(r"\d+")
 _QUOTED_PATH = re.compile(r"""(['"])(?:[A-Za-z]:)?[/\\][^'"\n]*\1""")
-_TMPDIR = re.compile(r"(?:^|/)(?:tmp|temp|var/folders)/[^/]+/")
+_PAREN_PATH = re.compile(r"\((?:[A-Za-z]:)?[/\\][^()\n]*\)")  # "... (/where/it/is.py)"
 
 
 def _norm_name(s: str) -> str:
@@ -497,35 +497,67 @@ def _norm_name(s: str) -> str:
     return _NUM.sub("<n>", s)
 
 
-def _relative_frames(frames: list[Frame]) -> list[tuple[str, str]]:
-    """Frame paths relative to their common directory, so checkouts compare equal."""
-    paths = [f[0].replace("\\", "/") for f in frames]
-    rel = paths
-    absolute = [p for p in paths if p.startswith("/")]
-    if absolute and len(absolute) == len(paths):
-        try:
-            common = posixpath.commonpath([posixpath.dirname(p) for p in paths])
-        except ValueError:
-            common = ""
-        rel = [p[len(common) :].lstrip("/") if common else p for p in paths]
-        if common == "/" or not common:
-            rel = [_TMPDIR.sub("", p.lstrip("/")) for p in paths]
-    elif absolute:  # mixed relative and absolute paths: names only
-        rel = [posixpath.basename(p) for p in paths]
-    if len(rel) == 1:
-        rel = [posixpath.basename(rel[0])]
-    return [(_norm_name(r), _norm_name(f[2])) for r, f in zip(rel, frames, strict=True)]
+_INSTALLED = re.compile(r"/(?:site|dist)-packages/(?P<rest>.+)$")
+_PYTHON_LIB = re.compile(r"/lib/(?:python|pypy)\d+(?:\.\d+)*/|/Lib/|^<")
+_PACKAGE_CACHE_MAX = 1024
+_package_roots: dict[str, str] = {}  # directory -> the directory holding its top package
+
+
+def _is_stdlib(path: str) -> bool:
+    """Python's own modules (and ``<frozen ...>``, ``<string>``): never the project's.
+
+    Installed packages (site-packages) are not stdlib: the project itself may be
+    installed, and its frames must count the same as from a source tree.
+    """
+    p = path.replace("\\", "/")
+    return bool(_PYTHON_LIB.search(p)) and not _INSTALLED.search(p)
+
+
+def _package_root(directory: str) -> str:
+    """The directory that holds the top package ``directory`` belongs to (walking up
+    while ``__init__.py`` exists); ``directory`` itself when it is no package."""
+    hit = _package_roots.get(directory)
+    if hit is not None:
+        return hit
+    root = directory
+    while root not in ("", "/") and os.path.isfile(posixpath.join(root, "__init__.py")):
+        root = posixpath.dirname(root)
+    if len(_package_roots) >= _PACKAGE_CACHE_MAX:
+        _package_roots.clear()
+    _package_roots[directory] = root
+    return root
+
+
+def module_path(path: str) -> str:
+    """A frame's file as its package sees it (``coffee_maker/autonomous/agent.py``),
+    the same wherever the code is installed: site-packages, a source tree, a
+    worktree, a venv. A file outside any package (a script) is its name alone.
+    """
+    p = path.replace("\\", "/")
+    m = _INSTALLED.search(p)
+    if m:
+        return m.group("rest")
+    if not p.startswith("/"):
+        return posixpath.basename(p)
+    directory = posixpath.dirname(p)
+    root = _package_root(directory)
+    return p[len(root) :].lstrip("/") if root != directory else posixpath.basename(p)
 
 
 def _norm_message(message: str) -> str:
     s = _QUOTED_PATH.sub("<path>", message)
+    s = _PAREN_PATH.sub("(<path>)", s)
     s = _HEX.sub("<hex>", s)
     s = _NUM.sub("<n>", s)
     return " ".join(s.split())
 
 
 def fingerprint(error_type: str | None, frames: list[Frame], message: str | None = None) -> str:
-    """A stable group id: sha1 of the type and in-project frames, line numbers dropped.
+    """A stable group id: sha1 of the type and the frames, line numbers dropped.
+
+    Frames are taken as their package sees them (``module_path``) and Python's
+    own are left out, so the same crash groups together wherever the code is
+    installed: from the orchestrator's source tree and from a venv alike.
 
     Without frames the normalised message stands in (numbers, hex and quoted
     paths replaced), so ``pid 123 died`` and ``pid 456 died`` group together.
@@ -533,10 +565,11 @@ def fingerprint(error_type: str | None, frames: list[Frame], message: str | None
     h = hashlib.sha1(usedforsecurity=False)
     h.update((error_type or "").encode("utf-8", "replace"))
     h.update(b"\0")
-    own = [f for f in frames if not _is_library(f[0])] or list(frames)
+    own = [f for f in frames if not _is_stdlib(f[0])] or list(frames)
     if own:
-        for path, func in _relative_frames(own):
-            h.update(f"{path}|{func}\n".encode("utf-8", "replace"))
+        for path, _line, func in own:
+            entry = f"{_norm_name(module_path(path))}|{_norm_name(func)}\n"
+            h.update(entry.encode("utf-8", "replace"))
     else:
         h.update(_norm_message(message or "").encode("utf-8", "replace"))
     return h.hexdigest()[:16]

@@ -11,6 +11,7 @@ people: faces do that with ``humanize``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 Status = Literal["healthy", "degraded", "critical"]
@@ -29,6 +30,7 @@ AgentStatus = Literal[
     "stalled",
     "completed",
     "stale",
+    "respawn_failed",  # crashed, and its respawn could not start: nothing runs the task
 ]
 
 IssueType = Literal[
@@ -47,7 +49,35 @@ IssueType = Literal[
     "state_file_error",
     "storage_error",
     "cost_over_budget",
+    "respawn_failed",
 ]
+
+
+class IssueKind(StrEnum):
+    """Issue types added since ``IssueType`` (a ``StrEnum`` compares equal to its text)."""
+
+    # A crash whose respawn could not be started (no executable, cwd gone, no
+    # permission): its own type so that it can be acknowledged on its own.
+    RESPAWN_FAILED = "respawn_failed"
+
+
+class EventKind(StrEnum):
+    """Timeline event kinds (stored as their text in ``ohm_events.kind``)."""
+
+    # Written *before* the signal, so that the death it causes is never taken for a
+    # crash (by this monitor or any other watching the same data dir).
+    STOPPED_BY_OPERATOR = "stopped_by_operator"
+    RESTARTED_BY_OPERATOR = "restarted_by_operator"
+    # The stop did not happen (permission denied, the process would not die):
+    # cancels the marker above, so a later real crash of that run is a crash.
+    STOP_FAILED = "stop_failed"
+    STOPPED = "stopped"
+    RESPAWNED = "respawned"
+    RESPAWN_FAILED = "respawn_failed"
+
+
+# What an operator did to a run on purpose: its death is not a crash.
+OPERATOR_STOPS = (EventKind.STOPPED_BY_OPERATOR, EventKind.RESTARTED_BY_OPERATOR)
 
 
 @dataclass(slots=True)
@@ -167,6 +197,7 @@ class AgentView:
     cost_usd: float | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    reason: str | None = None  # why it is not running, e.g. why its respawn could not start
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -303,6 +334,9 @@ class Snapshot:
     read_only: bool
     errors: list[str] = field(default_factory=list)
     cost: CostSummary | None = None  # None: no claude_invocations.db (eras 1 and 2)
+    # Agents ohm no longer tries to run: given up after its respawns, or whose
+    # respawn could not start. Nothing runs their task until someone acts.
+    given_up: int = 0
 
 
 @dataclass(slots=True)
@@ -371,6 +405,17 @@ class CostSummary:
             "over_budget": self.over_budget,
             "problem": self.problem,
         }
+
+
+@dataclass(slots=True)
+class RespawnPlan:
+    """What a respawn will do: for a live agent, stop it first (a restart)."""
+
+    restart: bool  # the agent is alive: it is stopped, and the new run starts once it is gone
+    text: str  # the steps, one per line, exactly as the faces show them
+
+    def __str__(self) -> str:
+        return self.text
 
 
 @dataclass(slots=True)

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shlex
 import threading
 import time
@@ -28,6 +29,7 @@ from ohm_tui.engine.detect import ExitInfo, Observation
 from ohm_tui.engine.fixes import Fixer, task_key
 from ohm_tui.engine.logfind import LogFinder
 from ohm_tui.engine.models import (
+    OPERATOR_STOPS,
     STATUS_ORDER,
     ActionResult,
     AgentRecord,
@@ -38,6 +40,8 @@ from ohm_tui.engine.models import (
     Event,
     HealthReport,
     Issue,
+    IssueKind,
+    RespawnPlan,
     Snapshot,
     Status,
     parse_bug_number,
@@ -54,6 +58,8 @@ ConfigSource = Config | Mapping[str, Any] | str | os.PathLike[str] | None
 
 FIXER_LEASE = "fixer"
 ZOMBIE_GRACE = 2.0  # seconds a process may stay a zombie before it is reported
+CWD_CACHE_MAX = 4096  # working directories remembered for agents seen alive
+OPERATOR_STOP_LOOKBACK = 86400.0  # an operator's stop older than this no longer explains a death
 
 
 class UnknownBugError(KeyError):
@@ -98,6 +104,13 @@ class OrchestratorHealthMonitor:
         # Exact start time of each run seen alive: a PID reused within
         # ``pid_start_tolerance`` of the file's ``started_at`` is still told apart.
         self._create_times: dict[str, float] = {}
+        # Each live run's working directory, read when first seen alive: its respawn
+        # runs there even when its entry names none (bounded: pruned to listed runs).
+        self._proc_cwds: dict[str, str] = {}
+        self._orch_cwd: tuple[int, str | None] | None = None
+        self._operator_stopped: dict[str, bool] = {}
+        # Tasks whose respawn could not start (old agent key -> row), as of the last check.
+        self._failed_respawns: dict[str, dict[str, Any]] = {}
         self._seen_cache: set[str] = set()
         self._dead_since: dict[str, float] = {}
         self._log_offsets: dict[str, int] = {}
@@ -327,6 +340,8 @@ class OrchestratorHealthMonitor:
                     if rec.create_time is None:
                         rec.create_time = obs.raw.start_time
                     self._create_times.setdefault(rec.key, obs.raw.start_time)
+                    if rec.key not in self._proc_cwds and not rec.cwd:
+                        self._remember_cwd(rec.key, rec.pid)
                 elif obs.liveness == "dead" and rec.key in self._alive_keys:
                     self._dead_since.setdefault(rec.key, now)
                     if obs.died_at is None:
@@ -346,6 +361,10 @@ class OrchestratorHealthMonitor:
             self._zombie_since = zombies_now
             listed = {r.key for r in records}
             self._create_times = {k: v for k, v in self._create_times.items() if k in listed}
+            self._proc_cwds = {k: v for k, v in self._proc_cwds.items() if k in listed}
+            self._operator_stopped = {
+                k: v for k, v in self._operator_stopped.items() if k in listed
+            }
             self._cpu.forget_missing({(o.raw.pid, o.raw.start_time) for o in observations if o.raw})
             self._write_error = None
             if store_ok:
@@ -373,11 +392,15 @@ class OrchestratorHealthMonitor:
             if store_ok:
                 try:
                     crashed_last_hour = store.count_crashes(now - 3600)
-                    rate = store.respawn_success_rate(now - 86400)
+                    rate = store.recovery_rate(
+                        since=now - 86400, stable_after=self.config.respawn_stable_after, now=now
+                    )
                     issues.extend(self.fixer.flapping_issues(now))
                     issues.extend(self.fixer.given_up_issues())
                 except StoreError as exc:
                     issues.append(Issue(type="storage_error", severity="degraded", error=str(exc)))
+            if store_ok:
+                issues.extend(self._respawn_failed_issues(observations))
             if crashed_last_hour > self.config.crash_storm_threshold:
                 issues.append(
                     Issue(
@@ -476,10 +499,58 @@ class OrchestratorHealthMonitor:
             if obs.is_crash and obs.crash is not None:
                 self._record_crash(obs, now)
 
+    def _stopped_by_operator(self, key: str, now: float) -> bool:
+        """Did an operator stop (or restart) this run? Then its death is no crash.
+
+        Read from the timeline, so a stop made by another process (``ohm stop``
+        while the console watches) counts too; remembered per run.
+        """
+        known = self._operator_stopped.get(key)
+        if known is not None:
+            return known
+        try:
+            kind = self.store.operator_stop(key, now - OPERATOR_STOP_LOOKBACK)
+        except StoreError:
+            return False  # cannot tell: record the crash rather than hide one
+        stopped = kind in OPERATOR_STOPS
+        self._operator_stopped[key] = stopped
+        return stopped
+
+    def _remember_cwd(self, key: str, pid: int) -> None:
+        cwd = procs.read_cwd(pid)
+        if cwd is None:
+            return
+        if len(self._proc_cwds) >= CWD_CACHE_MAX:
+            self._proc_cwds.pop(next(iter(self._proc_cwds)))
+        self._proc_cwds[key] = cwd
+
+    def process_cwd(self, key: str) -> str | None:
+        """The working directory the run ``key`` had while it was alive, if seen."""
+        return self._proc_cwds.get(key)
+
+    def orchestrator_cwd(self) -> str | None:
+        """The orchestrator's working directory: its process's (read once per process,
+        kept after it is gone), else ``orchestrator_restart_cwd``, else the directory
+        holding its state directory (it names ``data/...`` relative to where it runs)."""
+        pid = self.fixer._orch_pid
+        if pid is not None and (self._orch_cwd is None or self._orch_cwd[0] != pid):
+            self._orch_cwd = (pid, procs.read_cwd(pid) or (self._orch_cwd or (0, None))[1])
+        if self._orch_cwd is not None and self._orch_cwd[1]:
+            return self._orch_cwd[1]
+        if self.config.orchestrator_restart_cwd:
+            return os.path.abspath(os.path.expanduser(self.config.orchestrator_restart_cwd))
+        return str(Path(self.config.data_dir).expanduser().absolute().parent)
+
     def _record_crash(self, obs: Observation, now: float) -> int | None:
         rec = obs.record
         info = obs.crash
         assert info is not None
+        if self._stopped_by_operator(rec.key, now):
+            # Stopped on purpose: history has its event; no crash row, no respawn.
+            obs.is_crash = False
+            obs.crash = None
+            self.fixer._noted.add(rec.key)  # nor a fast exit (flapping)
+            return None
         actionable = obs.recent and bool(rec.command) and not self.read_only
         try:
             crash_id, created = self.store.record_crash(
@@ -492,7 +563,7 @@ class OrchestratorHealthMonitor:
                 info=info,
                 log_file=rec.log_file,
                 command_text=rec.command_text,
-                cwd=rec.cwd,
+                cwd=rec.cwd or rec.worktree_path or self._proc_cwds.get(rec.key),
                 source=rec.source,
                 action_taken=None if actionable else "not respawned: died before ohm was watching",
                 fix_state="pending" if actionable else "skipped",
@@ -563,6 +634,49 @@ class OrchestratorHealthMonitor:
             for c in pending
             if c.agent_key not in known
         ]
+
+    def _respawn_failed_issues(self, observations: list[Observation]) -> list[Issue]:
+        """Crashes whose respawn could not start stay an issue of their own (it can
+        be acknowledged) until the task runs again: nothing runs it meanwhile."""
+        try:
+            rows = self.store.failed_respawns()
+        except StoreError:
+            return []
+        running: dict[str, float] = {}
+        for o in observations:
+            if o.liveness == "alive":
+                tk = task_key(o.record.agent_type, o.record.task_id)
+                started = o.record.started_at or 0.0
+                running[tk] = max(running.get(tk, 0.0), started)
+        failed: dict[str, dict[str, Any]] = {}
+        issues = []
+        for row in rows:
+            tk = str(row["task_key"])
+            if running.get(tk, -1.0) >= float(row["ts"]) - 1.0:
+                continue  # the task runs again
+            crash = self.store.get_crash(row["crash_id"]) if row["crash_id"] else None
+            key = str(row["old_key"] or (crash.agent_key if crash else tk))
+            failed[key] = {**row, "crash": crash}
+            issues.append(
+                Issue(
+                    type=IssueKind.RESPAWN_FAILED,
+                    severity="degraded",
+                    error=str(row["message"] or "respawn failed"),
+                    agent_pid=crash.agent_pid if crash else None,
+                    agent_type=crash.agent_type if crash else None,
+                    task_id=crash.task_id if crash else _task_of(tk),
+                    agent_key=key,
+                    crash_id=row["crash_id"],
+                    action_taken="respawn failed",
+                    details={
+                        "task_key": tk,
+                        "reason": failure_reason(str(row["message"] or "")),
+                        "since": row["ts"],
+                    },
+                )
+            )
+        self._failed_respawns = failed
+        return issues
 
     def _error_line_issues(self, observations: list[Observation]) -> list[Issue]:
         issues = []
@@ -962,6 +1076,13 @@ class OrchestratorHealthMonitor:
             except StoreError as exc:
                 errors.append(str(exc))
             agents = [self._agent_view(o) for o in self._observations.values()]
+            agents += self._failed_respawn_views({a.key for a in agents})
+            given_up = sum(
+                1
+                for i in report.issues
+                if i.type == IssueKind.RESPAWN_FAILED
+                or (i.type == "agent_crash" and i.details.get("given_up"))
+            )
             shown = {o.record.log_file for o in self._observations.values()}
             self._last_lines = {p: v for p, v in self._last_lines.items() if p in shown}
             agents.sort(key=lambda a: (a.status != "running", a.agent_type, a.pid))
@@ -990,6 +1111,7 @@ class OrchestratorHealthMonitor:
                 read_only=self.read_only,
                 errors=errors,
                 cost=cost,
+                given_up=given_up,
             )
 
     def _last_log_line(self, path: str) -> str | None:
@@ -1007,9 +1129,44 @@ class OrchestratorHealthMonitor:
         self._last_lines[path] = (sig, line)
         return line
 
+    def _failed_respawn_views(self, shown: set[str]) -> list[AgentView]:
+        """Agents whose respawn could not start, after their entry left the state
+        file: still shown (as ``respawn_failed``, with why) until the task runs again."""
+        views = []
+        for key, row in self._failed_respawns.items():
+            crash: CrashRow | None = row.get("crash")
+            if key in shown or crash is None:
+                continue
+            rec = self.fixer.record_from_crash(crash)
+            respawns, _given_up, _next = self.fixer.respawn_status(rec)
+            views.append(
+                AgentView(
+                    key=key,
+                    pid=crash.agent_pid,
+                    agent_type=crash.agent_type,
+                    task_id=crash.task_id,
+                    status="respawn_failed",
+                    source=rec.source,
+                    started_at=None,
+                    cpu_percent=None,
+                    rss_bytes=None,
+                    respawns=respawns,
+                    max_respawns=self.config.max_respawn_attempts,
+                    next_respawn_at=None,
+                    last_log_line=self._last_log_line(crash.log_file) if crash.log_file else None,
+                    command_text=crash.command_text or "",
+                    cwd=crash.cwd,
+                    log_file=crash.log_file,
+                    exit_code=crash.exit_code,
+                    reason=failure_reason(str(row.get("message") or "respawn failed")),
+                )
+            )
+        return views
+
     def _agent_view(self, obs: Observation) -> AgentView:
         rec = obs.record
         respawns, given_up, next_at = self.fixer.respawn_status(rec)
+        reason: str | None = None
         status: AgentStatus
         if obs.liveness == "alive":
             status = "running"
@@ -1023,6 +1180,12 @@ class OrchestratorHealthMonitor:
             status = "given_up" if given_up else ("respawning" if next_at else "crashed")
         else:
             status = "stale"
+        failed = self._failed_respawns.get(rec.key)
+        if failed is not None and obs.liveness != "alive":
+            status = "respawn_failed"
+            reason = failure_reason(str(failed.get("message") or "respawn failed"))
+        elif obs.liveness != "alive" and self._operator_stopped.get(rec.key):
+            status, reason = "completed", "stopped by operator"
         last_line = self._last_log_line(rec.log_file) if rec.log_file else None
         return AgentView(
             key=rec.key,
@@ -1042,6 +1205,7 @@ class OrchestratorHealthMonitor:
             cwd=rec.cwd,
             log_file=rec.log_file,
             exit_code=obs.exit_code,
+            reason=reason,
         )
 
     def crashes(
@@ -1128,19 +1292,52 @@ class OrchestratorHealthMonitor:
             return self._agent_view(self._adopt(rec))
 
     def describe_respawn(self, agent: str | int) -> str:
-        rec = self.resolve_agent(agent)
-        cwd = rec.cwd or os.getcwd()
-        return f"{shlex.join(rec.command) if rec.command else rec.command_text}  (in {cwd})"
+        """Exactly what ``respawn`` would do, for confirmation prompts and ``--dry-run``.
+
+        For a live agent that is two steps: stop it, then run the command.
+        """
+        return self.respawn_plan(agent).text
+
+    def respawn_plan(self, agent: str | int) -> RespawnPlan:
+        """``describe_respawn`` with whether it is a restart (the console's dialog says so)."""
+        with self._lock:
+            rec = self.resolve_agent(agent)
+            cwd, why = self.fixer.respawn_cwd(rec)
+            running = self.fixer.is_running(rec)
+        cmd = shlex.join(rec.command) if rec.command else rec.command_text
+        where = f"(in {cwd})" if cwd else f"(cannot run: {why})"
+        run = f"{cmd}  {where}"
+        if not running:
+            return RespawnPlan(False, run)
+        grace = self.config.stop_grace_period
+        return RespawnPlan(
+            True,
+            f"{rec.agent_type} PID {rec.pid} is running: it will be stopped first.\n"
+            f"1. stop PID {rec.pid}: SIGTERM (its process group too, if it leads one), "
+            f"then SIGKILL after {grace:g}s; nothing starts unless it is gone\n"
+            f"2. run: {run}",
+        )
 
     def respawn(self, agent: str | int) -> ActionResult:
-        """Manual respawn: runs even for a given-up agent, and resets its count."""
+        """Manual respawn: runs even for a given-up agent, and resets its count.
+
+        A live agent is restarted: stopped first (identity-checked), and the new
+        run starts only once the old one is gone. Never two copies.
+        """
         self._require_writable("respawn")
         with self._lock:
             rec = self.resolve_agent(agent)
-            result = self.fixer.manual_respawn(rec)
-            self._emit_new_events()
-            self._wake.set()
-            return result
+            running = self.fixer.is_running(rec)
+            if not running:
+                result = self.fixer.manual_respawn(rec)
+        if running:
+            result = self.fixer.restart(rec)  # outside the lock: the stop waits a grace period
+        if result.ok and result.agent_key:
+            with self._lock:  # watched (and counted as the task's live run) at once
+                self._adopt_spawned(result.agent_key)
+        self._emit_new_events()
+        self._wake.set()
+        return result
 
     def stop_agent(self, agent: str | int) -> ActionResult:
         self._require_writable("stop")
@@ -1274,6 +1471,17 @@ def _ohm_record(row: Mapping[str, Any]) -> AgentRecord:
         create_time=row.get("create_time"),
         raw=dict(row),
     )
+
+
+def failure_reason(message: str) -> str:
+    """Why a respawn failed, without the "respawn 1/3 of X failed:" preamble."""
+    text = message.split(" failed: ", 1)[-1]
+    return re.sub(r"^\[Errno \d+\] ", "", text)
+
+
+def _task_of(tk: str) -> str | None:
+    """The task id of a ``task_key`` (``None`` for a per-type key)."""
+    return tk.split(":", 1)[1] if tk.startswith("task:") else None
 
 
 def _process_alive(pid: int, create_time: float) -> bool:

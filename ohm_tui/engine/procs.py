@@ -80,7 +80,13 @@ _PSUTIL_STATES["waiting"] = "S"
 _PSUTIL_STATES["locked"] = "D"
 
 TerminateOutcome = Literal[
-    "not_running", "identity_mismatch", "terminated", "killed", "zombie", "permission_denied"
+    "not_running",
+    "identity_mismatch",
+    "terminated",
+    "killed",
+    "zombie",
+    "permission_denied",
+    "still_running",  # SIGKILLed and still there after the wait (D state): not stopped
 ]
 
 
@@ -281,6 +287,19 @@ def cmdline(pid: int) -> list[str] | None:
 
 
 # ----------------------------------------------------------------- identity
+def read_cwd(pid: int) -> str | None:
+    """The working directory of ``pid``; ``None`` when gone or not ours to read."""
+    try:
+        path = os.readlink(f"/proc/{pid}/cwd")
+        return path.removesuffix(" (deleted)")  # gone now: its respawn will say so
+    except OSError:
+        try:
+            cwd: str = psutil.Process(pid).cwd()
+            return cwd or None
+        except (psutil.Error, OSError):
+            return None
+
+
 def _command_matches(pid: int, command: list[str]) -> bool:
     argv = cmdline(pid)
     if not argv or not command:
@@ -549,12 +568,16 @@ def terminate_verified(
     tolerance: float,
     command: list[str] | None,
     grace: float,
+    group: bool = False,
 ) -> TerminateOutcome:
     """SIGTERM, wait up to ``grace``, then SIGKILL; only ever to the recorded process.
 
     Identity is checked before each signal. With a pidfd the signals go to the
     very process that was checked (a reused PID cannot be hit); without one,
-    psutil re-checks the create time before each signal.
+    psutil re-checks the create time before each signal. With ``group``, a
+    process that leads its own process group gets each signal through its group
+    (its children too: a wrapper such as ``poetry run`` must not leave the real
+    agent behind); the group id is its PID, which cannot be reused while it lives.
     """
     try:
         pidfd = _pidfd_open(pid)
@@ -578,10 +601,11 @@ def terminate_verified(
         if raw.state in "ZXx":
             _reap_if_child(pid)
             return "not_running" if read_proc(pid) is None else "zombie"
+        leader = group and _leads_group(pid)
         if pidfd is not None:
-            result = _terminate_pidfd(pidfd, pid, raw.start_time, grace)
+            result = _terminate_pidfd(pidfd, pid, raw.start_time, grace, leader)
         else:
-            result = _terminate_psutil(pid, raw.start_time, grace)
+            result = _terminate_psutil(pid, raw.start_time, grace, leader)
         if result in ("terminated", "killed"):
             _reap_if_child(pid)
         return result
@@ -590,9 +614,27 @@ def terminate_verified(
             os.close(pidfd)
 
 
-def _terminate_pidfd(pidfd: int, pid: int, start: float, grace: float) -> TerminateOutcome:
+def _leads_group(pid: int) -> bool:
+    """True when ``pid`` is the leader of its own process group."""
+    try:
+        return os.getpgid(pid) == pid
+    except OSError:
+        return False
+
+
+def _group_signal(pid: int, sig: int) -> None:
+    """Signal the group ``pid`` leads (called only while the leader is verified alive)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+
+
+def _terminate_pidfd(
+    pidfd: int, pid: int, start: float, grace: float, group: bool = False
+) -> TerminateOutcome:
     try:
         signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+        if group:
+            _group_signal(pid, signal.SIGTERM)
     except ProcessLookupError:
         return "terminated"
     except PermissionError:
@@ -605,20 +647,26 @@ def _terminate_pidfd(pidfd: int, pid: int, start: float, grace: float) -> Termin
         return "terminated"
     try:
         signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        if group:
+            _group_signal(pid, signal.SIGKILL)
     except ProcessLookupError:
         return "terminated"
     except PermissionError:
         return "permission_denied"
     _wait_pidfd(pidfd, 2.0)  # SIGKILL cannot be caught: only D state delays it
-    return "killed"
+    return "killed" if _is_gone(pid, start) else "still_running"
 
 
-def _terminate_psutil(pid: int, start: float, grace: float) -> TerminateOutcome:
+def _terminate_psutil(
+    pid: int, start: float, grace: float, group: bool = False
+) -> TerminateOutcome:
     try:
         proc = psutil.Process(pid)
         if not same_start(proc.create_time(), start):
             return "identity_mismatch"
         proc.terminate()  # psutil re-checks create time before signalling
+        if group:
+            _group_signal(pid, signal.SIGTERM)
     except psutil.NoSuchProcess:
         return "terminated"
     except psutil.AccessDenied:
@@ -634,6 +682,8 @@ def _terminate_psutil(pid: int, start: float, grace: float) -> TerminateOutcome:
         return "terminated"
     try:
         proc.kill()
+        if group and not _is_gone(pid, start):
+            _group_signal(pid, signal.SIGKILL)
     except psutil.NoSuchProcess:
         return "terminated"
     except psutil.AccessDenied:
@@ -641,7 +691,7 @@ def _terminate_psutil(pid: int, start: float, grace: float) -> TerminateOutcome:
     deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline and not _is_gone(pid, start):
         time.sleep(0.005)
-    return "killed"
+    return "killed" if _is_gone(pid, start) else "still_running"
 
 
 # ----------------------------------------------------------------- children

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.bugs import BugOutcome
 from ohm_tui.engine.fixes import task_key
-from ohm_tui.engine.models import CrashRow, HealthReport
+from ohm_tui.engine.models import CrashRow, HealthReport, IssueKind
 
 if TYPE_CHECKING:
     from ohm_tui.engine.monitor import OrchestratorHealthMonitor
@@ -49,6 +49,7 @@ class BugReporter:
         numbers += self._zombie_bug(report)
         numbers += self._flapping_bugs(report)
         numbers += self._cost_bug(report)
+        numbers += self._respawn_failed_bugs(report)
         self._conditions = self._current
         return sorted(set(numbers))
 
@@ -122,6 +123,7 @@ class BugReporter:
                     "crash_count": count,
                     "given_up": bool(st.given_up),
                 },
+                occurrences=len(unbugged),  # every crash counts, not every pass
             )
             if outcome.rate_limited:
                 self._held_back[fp] = now
@@ -278,6 +280,51 @@ class BugReporter:
         )
         n = self._done(outcome, numbers)
         issue.bug_reported, issue.bug_number = n is not None, n
+        return numbers
+
+    def _respawn_failed_bugs(self, report: HealthReport) -> list[int]:
+        """A crash whose respawn could not start: nothing runs that task now.
+
+        One bug per task while it lasts, naming what could not be started and why.
+        """
+        numbers: list[int] = []
+        for issue in report.issues:
+            if issue.type != IssueKind.RESPAWN_FAILED:
+                continue
+            tk = str(issue.details.get("task_key"))
+            fp = f"respawn_failed:{tk}"
+            if not self._new_condition(fp):
+                continue
+            reason = str(issue.details.get("reason") or issue.error)
+            who = f"{issue.agent_type or 'agent'} on {issue.task_id or tk}"
+            crash = self.m.store.get_crash(issue.crash_id) if issue.crash_id else None
+            lines = [
+                f"{who} crashed and ohm could not start its respawn, so nothing runs "
+                "this task now.",
+                f"What failed: {reason}",
+            ]
+            if crash is not None and crash.command_text:
+                lines.append(f"Command: {crash.command_text}")
+            if crash is not None and crash.cwd:
+                lines.append(f"Working directory: {crash.cwd}")
+            lines.append("Fix the cause, then respawn it by hand (r in the console, ohm respawn).")
+            outcome = self.m.tracker.report(
+                issue_type=IssueKind.RESPAWN_FAILED,
+                fingerprint=fp,
+                title=f"Cannot respawn {who}: {reason}"[:200],
+                description="\n".join(lines),
+                priority="High",
+                category="respawn",
+                root_cause=reason,
+                reproduction_steps=[
+                    f"Let {who} crash",
+                    "ohm respawns it with the same command and working directory",
+                    f"Observe: {reason}",
+                ],
+                metadata={"task_key": tk, "agent_key": issue.agent_key},
+            )
+            n = self._done(outcome, numbers)
+            issue.bug_reported, issue.bug_number = n is not None, n
         return numbers
 
 

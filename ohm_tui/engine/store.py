@@ -1080,6 +1080,7 @@ class Store:
         data: dict[str, Any] | None = None,
     ) -> Event:
         at = _now() if ts is None else ts
+        kind = str(kind)  # an EventKind is stored as its text
         msg = _clip(message, 4096) or ""
         values = (
             at,
@@ -1208,6 +1209,74 @@ class Store:
         if not row or not row[0]:
             return None
         return float(row[1]) / float(row[0])
+
+    def recovery_rate(self, *, since: float, stable_after: float, now: float) -> float | None:
+        """Share of respawns after which the agent recovered; ``None`` when none is decided.
+
+        A respawn is a recovery when the new run stayed alive ``stable_after``
+        seconds, or ended cleanly (exit 0) before that. It failed when it could
+        not start, or the new run crashed (or exited non-zero) within that time.
+        A run still younger than ``stable_after`` is not decided yet. So the
+        figure cannot read 100 % while agents crash again after every respawn.
+        """
+        rows = self._rows(
+            "SELECT r.ok, a.started_ts, a.ended_ts, a.exit_code, "
+            "(SELECT MIN(c.crashed_ts) FROM agent_crashes c WHERE c.agent_key = r.new_key) "
+            "FROM ohm_respawns r LEFT JOIN ohm_agents a ON a.agent_key = r.new_key "
+            "WHERE r.ts >= ?",
+            (float(since),),
+            action="compute the recovery rate",
+        )
+        good = decided = 0
+        for ok, started, ended, exit_code, crashed in rows:
+            if not ok:
+                decided += 1
+                continue
+            if started is None:
+                continue  # its run is not recorded (yet): nothing to judge
+            start = float(started)
+            if crashed is not None and float(crashed) - start < stable_after:
+                decided += 1
+            elif ended is not None and float(ended) - start < stable_after:
+                decided += 1
+                good += int(exit_code == 0)
+            elif (float(ended) if ended is not None else now) - start >= stable_after:
+                decided += 1
+                good += 1
+        return good / decided if decided else None
+
+    def failed_respawns(self) -> list[dict[str, Any]]:
+        """Tasks whose latest respawn could not start: ``task_key, ts, crash_id, old_key, message``.
+
+        The newest row per task decides: a later respawn that worked clears it.
+        """
+        rows = self._rows(
+            "SELECT r.task_key, r.ts, r.crash_id, r.old_key, r.message FROM ohm_respawns r "
+            "WHERE r.ok = 0 AND r.id = (SELECT MAX(id) FROM ohm_respawns x "
+            "WHERE x.task_key = r.task_key) ORDER BY r.ts",
+            action="list failed respawns",
+        )
+        return [
+            {
+                "task_key": r[0],
+                "ts": float(r[1]),
+                "crash_id": r[2],
+                "old_key": r[3],
+                "message": r[4],
+            }
+            for r in rows
+        ]
+
+    def operator_stop(self, agent_key: str, since: float) -> str | None:
+        """The latest operator stop/restart of this run since ``since`` (an ``EventKind``
+        value), ``stop_failed`` when that stop did not happen, else ``None``."""
+        row = self._one(
+            "SELECT kind FROM ohm_events WHERE ts >= ? AND agent_key = ? "
+            "AND kind IN ('stopped_by_operator', 'restarted_by_operator', 'stop_failed') "
+            "ORDER BY event_id DESC LIMIT 1",
+            (float(since), agent_key),
+        )
+        return str(row[0]) if row else None
 
     # -- agents ohm spawned ----------------------------------------------------
     def add_ohm_agent(

@@ -34,6 +34,7 @@ COLUMNS: list[tuple[str, str]] = [
 STATUS_RANK: dict[str, int] = {
     "crashed": 0,
     "given_up": 1,
+    "respawn_failed": 1,
     "respawning": 2,
     "zombie": 3,
     "stalled": 4,
@@ -71,7 +72,7 @@ def shown_signature(agent: AgentView, now: float) -> tuple[object, ...]:
         agent.respawns,
         agent.max_respawns,
         cost_label(agent),
-        agent.last_log_line,
+        agent.reason or agent.last_log_line,
     )
 
 
@@ -276,5 +277,8 @@ class AgentsPanel(Vertical):
             Text(text.size(agent.rss_bytes or None), justify="right"),
             Text(f"{agent.respawns}/{agent.max_respawns}"),
             Text(cost_label(agent), justify="right"),
-            text.literal(text.log_message(text.clean(agent.last_log_line or "")), max_len=60),
+            # Why it is not running (e.g. its respawn could not start) beats its last line.
+            text.literal(
+                text.log_message(text.clean(agent.reason or agent.last_log_line or "")), max_len=60
+            ),
         ]

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.models import ActionResult, AgentView, Snapshot
+from ohm_tui.engine.models import ActionResult, AgentView, RespawnPlan, Snapshot
 from ohm_tui.tui import text
 from ohm_tui.tui.agents_panel import AgentsPanel
 from ohm_tui.tui.bugs_panel import BugsPanel
@@ -385,18 +385,22 @@ class DashboardScreen(Screen[None]):
             return
         monitor = self.ohm.monitor
 
-        def confirm(plan: str) -> None:
-            body = Text(f"Respawn {agent.agent_type} PID {agent.pid}")
-            body.append(f" (task {text.clean(agent.task_id or '-')})\n\nWill run:\n")
-            body.append_text(text.literal(plan))
+        def confirm(plan: RespawnPlan) -> None:
+            # A live agent is a restart: the plan stops it first, and the dialog says so.
+            verb = "Restart" if plan.restart else "Respawn"
+            body = Text(f"{verb} {agent.agent_type} PID {agent.pid}")
+            body.append(f" (task {text.clean(agent.task_id or '-')})\n\n")
+            if not plan.restart:
+                body.append("Will run:\n")
+            body.append_text(text.literal(plan.text))
             self._ask(
-                "Respawn agent",
+                f"{verb} agent",
                 body,
-                "Respawn",
+                verb,
                 lambda: self._fix("respawn", lambda: monitor.respawn(agent.key)),
             )
 
-        self._prepare("respawn", lambda: monitor.describe_respawn(agent.key), confirm)
+        self._prepare("respawn", lambda: monitor.respawn_plan(agent.key), confirm)
 
     def action_stop(self) -> None:
         agent = self.target_agent

@@ -68,6 +68,8 @@ def chips(state: HeaderState) -> list[Chip]:
         out.append((f"respawn ok {text.rate(report.respawn_success_rate)}", ""))
         if snap.cost is not None:  # session agents' spend (era 3 only)
             out.append(cost_chip(snap.cost))
+        if snap.given_up:
+            out.append((f"{snap.given_up} given up", "bold $text-error"))
         bug_style = "$text-warning" if snap.open_bugs else ""
         plural = "" if snap.open_bugs == 1 else "s"
         out.append((f"{snap.open_bugs} open bug{plural}", bug_style))

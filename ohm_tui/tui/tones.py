@@ -24,6 +24,7 @@ STATUS_TONES: dict[str, str] = {
     "completed": "",
     "crashed": "text-error",
     "given_up": "text-error",
+    "respawn_failed": "text-error",
     "zombie": "text-warning",
     "stalled": "text-warning",
     "stale": "text-warning",
