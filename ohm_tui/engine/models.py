@@ -11,6 +11,7 @@ people: faces do that with ``humanize``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 Status = Literal["healthy", "degraded", "critical"]
@@ -31,22 +32,33 @@ AgentStatus = Literal[
     "stale",
 ]
 
-IssueType = Literal[
-    "agent_crash",
-    "agent_errors",
-    "zombie",
-    "stale_entries",
-    "duplicate_agents",
-    "multiple_orchestrators",
-    "stalled_agent",
-    "flapping",
-    "orchestrator_freeze",
-    "orchestrator_gone",
-    "heartbeat_stale",
-    "crash_storm",
-    "state_file_error",
-    "storage_error",
-]
+
+class IssueType(StrEnum):
+    """What a health check can find. A ``StrEnum``: members are the strings the
+    seed's result dict and the database hold, so ``issue.type == "zombie"`` still works."""
+
+    AGENT_CRASH = "agent_crash"
+    AGENT_ERRORS = "agent_errors"
+    ZOMBIE = "zombie"
+    STALE_ENTRIES = "stale_entries"
+    DUPLICATE_AGENTS = "duplicate_agents"
+    MULTIPLE_ORCHESTRATORS = "multiple_orchestrators"
+    STALLED_AGENT = "stalled_agent"
+    FLAPPING = "flapping"
+    ORCHESTRATOR_FREEZE = "orchestrator_freeze"
+    ORCHESTRATOR_GONE = "orchestrator_gone"
+    HEARTBEAT_STALE = "heartbeat_stale"
+    CRASH_STORM = "crash_storm"
+    STATE_FILE_ERROR = "state_file_error"
+    STORAGE_ERROR = "storage_error"
+
+
+class AckEvent(StrEnum):
+    """Timeline event kinds of acknowledgements."""
+
+    ACKNOWLEDGED = "acknowledged"  # an operator acknowledged an issue
+    UNACKNOWLEDGED = "unacknowledged"  # an operator took an ack back
+    LIFTED = "ack_lifted"  # the issue changed (worse, a new crash), expired, or went away
 
 
 @dataclass(slots=True)
@@ -122,10 +134,12 @@ class Issue:
     bug_number: int | None = None
     crash_id: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    issue_id: str | None = None  # "type:subject", what ``ohm ack`` takes (set by the check)
+    ack: Ack | None = None  # set while an operator's acknowledgement holds
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "type": self.type,
+            "type": str(self.type),
             "severity": self.severity,
             "error": self.error,
             "action_taken": self.action_taken,
@@ -138,7 +152,37 @@ class Issue:
                 d[name] = value
         if self.details:
             d["details"] = self.details
+        if self.issue_id is not None:
+            d["issue_id"] = self.issue_id
+        if self.ack is not None:
+            d["ack"] = self.ack.to_dict()
         return d
+
+
+@dataclass(slots=True)
+class Ack:
+    """An operator's acknowledgement of one issue (a row of ``ohm_acks``).
+
+    It holds while the issue stays as it was when acknowledged: no worse
+    severity, no bigger count, no newer crash (the ``*_at_ack`` fields), and
+    until ``until`` if one was chosen.
+    """
+
+    ack_id: int
+    issue_id: str  # "type:subject", e.g. "agent_crash:task:spec-20" or "crash_storm"
+    issue_type: str
+    by: str
+    acked_at: float
+    until: float | None  # None: until the issue changes or goes away
+    severity_at_ack: str
+    count_at_ack: int
+    crash_id_at_ack: int | None
+    error_at_ack: str
+    ended_at: float | None = None
+    end_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(slots=True)
