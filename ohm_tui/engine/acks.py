@@ -22,8 +22,6 @@ from ohm_tui.engine.models import STATUS_ORDER, Ack, Issue, Status
 
 RESOLVED_AFTER = 60.0  # seconds an acked issue must stay gone before its ack ends
 
-# Detail keys that name *which* one of an issue type this is (part of its identity).
-_KIND_KEYS = ("kind", "reason")
 # Detail keys that count how bad it is (part of its measure).
 _COUNT_KEYS = ("count", "fast_exits")
 _LIST_KEYS = ("entries", "pids")
@@ -31,19 +29,22 @@ _LIST_KEYS = ("entries", "pids")
 
 def subject(issue: Issue) -> str:
     """What the issue is about, stable from check to check: ``task:spec-20``,
-    ``loop_stale``, ``stale_entries``; empty for issues about the whole system."""
+    ``loop_stale``, ``stale_entries``; empty for issues about the whole system.
+
+    Free text (an error message, why a crash is a crash) is never part of it.
+    """
     d = issue.details
     parts: list[str] = []
-    for key in _KIND_KEYS:
-        if d.get(key):
-            parts.append(str(d[key]))
-            break
+    if d.get("kind"):  # zombie "process" or "stale_entries"
+        parts.append(str(d["kind"]))
     if d.get("task_key"):
         parts.append(str(d["task_key"]))
     elif issue.task_id or issue.agent_type:
         parts.append(task_key(issue.agent_type, issue.task_id))
     elif issue.agent_pid is not None:
         parts.append(f"pid:{issue.agent_pid}")
+    elif d.get("reason"):  # the orchestrator's: loop_stale, process_gone, heartbeat_stale
+        parts.append(str(d["reason"]))
     if d.get("file"):
         parts.append(f"file:{d['file']}")
     return ":".join(parts)

@@ -1284,7 +1284,7 @@ class OrchestratorHealthMonitor:
         with self._lock:
             ref = issue.strip()
             candidates = [a for a, _ in self.store.open_acks()]
-            chosen = [a for a in candidates if ref in (a.issue_id, str(a.ack_id))]
+            chosen = [a for a in candidates if ref in (a.issue_id, str(a.ack_id), f"#{a.ack_id}")]
             if not chosen:
                 chosen = [
                     a for a in candidates if ref == a.issue_type or a.issue_id.endswith(f":{ref}")
