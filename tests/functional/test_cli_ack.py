@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ohm_tui.engine import timeutil
 
 CRASHING_AGENT = "print('architect starting', flush=True)\nraise RuntimeError('loader broke')\n"
@@ -89,7 +91,7 @@ def test_ack_round_trip_on_a_real_state_dir(tmp_path: Path) -> None:
     assert rc == 0 and doc["status"] == "healthy"  # acknowledged: out of the status ...
     (issue,) = [i for i in doc["issues"] if i["type"] == "agent_crash"]  # ... never hidden
     assert issue["ack"]["by"] == "alice"
-    assert issue["ack"]["until"] - issue["ack"]["acked_at"] == 3600
+    assert issue["ack"]["until"] - issue["ack"]["acked_at"] == pytest.approx(3600)
     text = ohm(data, "check")
     assert text.returncode == 0
     assert "1 acknowledged" in text.stdout and "acked by alice until" in text.stdout
