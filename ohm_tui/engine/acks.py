@@ -191,3 +191,21 @@ def _known(by_id: dict[str, list[Issue]]) -> str:
     if not by_id:
         return " (there are no issues now)"
     return " (current issues: " + ", ".join(sorted(by_id)) + ")"
+
+
+def issue_for_agent(
+    issues: list[Issue], agent_key: str | None, agent_type: str | None, task_id: str | None
+) -> Issue | None:
+    """The issue an agent's row (or one of its crashes) stands for, the worst first:
+    what ``a`` on that row acknowledges."""
+    subject_key = task_key(agent_type, task_id)
+    found = [
+        i
+        for i in issues
+        if (agent_key is not None and i.agent_key == agent_key)
+        or subject(i) == subject_key
+        or subject(i).endswith(f":{subject_key}")
+    ]
+    if not found:
+        return None
+    return min(found, key=lambda i: -STATUS_ORDER.get(i.severity, 0))

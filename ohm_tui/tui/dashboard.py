@@ -18,8 +18,8 @@ from textual.events import ScreenResume
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
-from ohm_tui.engine import timeutil
-from ohm_tui.engine.models import ActionResult, AgentView, Snapshot
+from ohm_tui.engine import acks, headline, timeutil
+from ohm_tui.engine.models import ActionResult, AgentView, Issue, Snapshot
 from ohm_tui.tui import text
 from ohm_tui.tui.agents_panel import AgentsPanel
 from ohm_tui.tui.bugs_panel import BugsPanel
@@ -36,12 +36,13 @@ from ohm_tui.tui.screens.bug_form import (
 )
 from ohm_tui.tui.screens.confirm import ConfirmScreen
 from ohm_tui.tui.screens.crash_detail import CrashDetailScreen
+from ohm_tui.tui.screens.issues import IssuesScreen
 from ohm_tui.tui.timeline_panel import TimelinePanel
 
 if TYPE_CHECKING:
     from ohm_tui.tui.app import OhmApp
 
-MUTATING = {"respawn", "stop", "clean_zombies", "file_bug", "toggle_auto_fix"}
+MUTATING = {"respawn", "stop", "clean_zombies", "file_bug", "toggle_auto_fix", "ack"}
 NEEDS_AGENT = {"respawn", "stop", "log"}
 PANELS = {"agents": "#agents-table", "timeline": "#crashes-table", "bugs": "#bugs-table"}
 
@@ -111,6 +112,21 @@ class DashboardScreen(Screen[None]):
             "Bug",
             id="bug.file",
             tooltip="File a bug (prefilled from the selected crash or agent)",
+        ),
+        Binding(
+            "a",
+            "ack",
+            "Ack",
+            id="issue.ack",
+            tooltip="Acknowledge the selected agent's or crash's issue (else pick one from a list)",
+        ),
+        Binding(
+            "i",
+            "issues",
+            "Issues",
+            id="issues.show",
+            show=False,
+            tooltip="The issues behind the status; acknowledge one, or take it back",
         ),
         Binding("l", "log", "Log", id="agent.log", tooltip="Follow the selected agent's log"),
         Binding(
@@ -263,6 +279,51 @@ class DashboardScreen(Screen[None]):
         agent = self.selected_agent
         if agent is not None:
             self.app.push_screen(AgentDetailScreen(self.ohm.monitor, agent, log_only=True))
+
+    def action_issues(self) -> None:
+        self.app.push_screen(IssuesScreen(self.ohm.snapshot, read_only=self.ohm.read_only))
+
+    def selected_issue(self) -> Issue | None:
+        """The issue of the selected agent row or crash row (what ``a`` acknowledges)."""
+        snapshot = self.ohm.snapshot
+        if snapshot is None:
+            return None
+        issues = snapshot.report.issues
+        panel = self.focused_panel() or "agents"
+        if panel == "timeline":
+            crash = self.query_one(TimelinePanel).selected
+            if crash is not None:
+                return acks.issue_for_agent(
+                    issues, crash.agent_key, crash.agent_type, crash.task_id
+                )
+        elif panel == "agents" and self.selected_agent is not None:
+            a = self.selected_agent
+            return acks.issue_for_agent(issues, a.key, a.agent_type, a.task_id)
+        return None
+
+    def action_ack(self) -> None:
+        issue = self.selected_issue()
+        if issue is None:  # nothing selected stands for an issue: choose from the list
+            self.action_issues()
+            return
+        words = headline.words(issue)
+        if issue.ack is not None:
+            self.notify(
+                f"Already acknowledged by {issue.ack.by}: {words}. "
+                "i lists the issues; u there takes it back.",
+                title="acknowledge",
+                markup=False,
+            )
+            return
+        ref = issue.issue_id or acks.issue_id(issue)
+        monitor = self.ohm.monitor
+
+        def ack() -> ActionResult:
+            done = monitor.acknowledge(ref)
+            until = "until it changes" if done.until is None else "for a while"
+            return ActionResult(True, "acknowledge", f"Acknowledged {words} {until}")
+
+        self._fix("acknowledge", ack)
 
     def action_filter(self) -> None:
         self.query_one(AgentsPanel).open_filter()

@@ -19,6 +19,7 @@ from ohm_tui.tui.screens.bug_form import BugFormScreen
 from ohm_tui.tui.screens.confirm import ConfirmScreen
 from ohm_tui.tui.screens.crash_detail import CrashDetailScreen
 from ohm_tui.tui.screens.help import HelpRow, HelpSection
+from ohm_tui.tui.screens.issues import IssuesScreen
 
 BUILTIN_ROWS: list[HelpRow] = [
     ("tab / ⇧tab", "Next / previous panel", "Move the focus between panels"),
@@ -45,6 +46,7 @@ def help_sections(app: App[Any]) -> list[HelpSection]:
     overview = rows(app, DashboardScreen.BINDINGS) + rows(app, app.BINDINGS) + BUILTIN_ROWS
     return [
         ("Overview", overview),
+        ("Issues", rows(app, IssuesScreen.BINDINGS)),
         ("Agent, log", rows(app, AgentDetailScreen.BINDINGS)),
         ("Crash", rows(app, CrashDetailScreen.BINDINGS)),
         ("Bug", rows(app, BugDetailScreen.BINDINGS)),
