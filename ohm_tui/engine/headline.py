@@ -98,7 +98,7 @@ def headline(report: HealthReport) -> str:
     top = worst(report.issues)
     if top is None:
         return ""
-    others = sum(1 for i in report.issues if i.ack is None) - 1
+    others = len({i.issue_id or id(i) for i in report.issues if i.ack is None}) - 1
     return words(top) + (f" (+{others} more)" if others > 0 else "")
 
 

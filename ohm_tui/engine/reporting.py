@@ -163,7 +163,8 @@ class BugReporter:
         n = self._done(outcome, numbers)
         for issue in frozen:
             issue.bug_reported, issue.bug_number = n is not None, n
-        self.m.notifier.alert("critical", frozen[0].error)
+        if any(i.ack is None for i in frozen):  # acknowledged: recorded, not shouted
+            self.m.notifier.alert("critical", frozen[0].error)
         return numbers
 
     def restart_failed(self, message: str) -> None:

@@ -167,3 +167,44 @@ def test_decide_lifts_on_worse_severity_and_on_resolution() -> None:
     assert d.end_reason is None and d.missing_since == 10.0  # gone a moment: kept
     (d,) = acks.decide([], [(ack, 10.0)], now=10.0 + acks.RESOLVED_AFTER)
     assert d.end_reason == "resolved"
+
+
+def test_an_acked_issue_raises_no_alert_until_it_changes(tmp_path: Path) -> None:
+    """notify_command hears of the crash storm once; not while it is acknowledged;
+    again when a new crash lifts the ack."""
+    alerts = tmp_path / "alerts.jsonl"
+    hook = f"import sys; open({str(alerts)!r}, 'a').write(sys.stdin.read().strip() + '\\n')"
+    state = tmp_path / "data" / "orchestrator" / "agent_state.json"
+    state.parent.mkdir(parents=True)
+    state.write_text('{"active_agents": {}, "completed_agents": []}')
+    m = OrchestratorHealthMonitor(
+        {
+            "data_dir": str(tmp_path / "data"),
+            "crash_storm_threshold": 2,
+            "orchestrator_match": ["no-such-orchestrator-for-this-test"],
+            "tickets_dir": "",
+            "notify_command": [sys.executable, "-c", hook],
+        }
+    )
+
+    def critical_alerts() -> list[str]:
+        m.notifier.flush()
+        if not alerts.exists():
+            return []
+        lines = alerts.read_text().splitlines()
+        return [line for line in lines if '"level": "critical"' in line]
+
+    try:
+        for n in range(3):
+            crash(m, f"t{n}", tmp_path)
+        assert m.check().status == "critical"
+        assert len(critical_alerts()) == 1
+        m.acknowledge("crash_storm", by="erin")
+        for _ in range(3):
+            assert m.check().status == "degraded"
+        assert len(critical_alerts()) == 1  # silenced while acknowledged
+        crash(m, "t3", tmp_path)
+        assert m.check().status == "critical"
+        assert len(critical_alerts()) == 2
+    finally:
+        m.close()
