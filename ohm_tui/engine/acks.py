@@ -203,9 +203,18 @@ def issue_for_agent(
         i
         for i in issues
         if (agent_key is not None and i.agent_key == agent_key)
+        or (agent_key is not None and agent_key in _entry_keys(i))
         or subject(i) == subject_key
         or subject(i).endswith(f":{subject_key}")
     ]
     if not found:
         return None
     return min(found, key=lambda i: -STATUS_ORDER.get(i.severity, 0))
+
+
+def _entry_keys(issue: Issue) -> set[str]:
+    """Agent keys an issue lists in its details (the stale entries it is about)."""
+    entries = issue.details.get("entries")
+    if not isinstance(entries, list):
+        return set()
+    return {str(e["key"]) for e in entries if isinstance(e, dict) and e.get("key")}

@@ -208,3 +208,28 @@ def test_an_acked_issue_raises_no_alert_until_it_changes(tmp_path: Path) -> None
         assert len(critical_alerts()) == 2
     finally:
         m.close()
+
+
+def test_an_agent_row_finds_its_issue() -> None:
+    """What ``a`` on an agent or crash row acknowledges: that agent's worst issue."""
+    crash_issue = Issue(
+        type="agent_crash", severity="degraded", error="x", agent_key="1@1", task_id="spec-20"
+    )
+    given_up = Issue(
+        type="agent_crash",
+        severity="degraded",
+        error="y",
+        task_id="spec-20",
+        details={"task_key": "task:spec-20", "given_up": True},
+    )
+    stale = Issue(
+        type="zombie",
+        severity="degraded",
+        error="z",
+        details={"kind": "stale_entries", "entries": [{"key": "7@7", "pid": 7}]},
+    )
+    issues = [crash_issue, given_up, stale]
+    assert acks.issue_for_agent(issues, "1@1", "architect", "spec-20") is crash_issue
+    assert acks.issue_for_agent(issues, "2@2", "architect", "spec-20") in (crash_issue, given_up)
+    assert acks.issue_for_agent(issues, "7@7", "architect", "spec-9") is stale
+    assert acks.issue_for_agent(issues, "8@8", "architect", "spec-9") is None
