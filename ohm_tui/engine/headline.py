@@ -77,6 +77,8 @@ def words(issue: Issue) -> str:
         return "state file unreadable"
     if kind == IssueType.STORAGE_ERROR:
         return "database trouble"
+    if kind == IssueType.COST_OVER_BUDGET:
+        return "over the cost budget"
     who = _who(issue)
     return str(kind).replace("_", " ") + (f": {who}" if who else "")
 

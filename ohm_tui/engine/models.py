@@ -51,6 +51,7 @@ class IssueType(StrEnum):
     CRASH_STORM = "crash_storm"
     STATE_FILE_ERROR = "state_file_error"
     STORAGE_ERROR = "storage_error"
+    COST_OVER_BUDGET = "cost_over_budget"  # main's session-cost check (era 3)
 
 
 class AckEvent(StrEnum):
