@@ -16,6 +16,7 @@ _PRIORITY: dict[str, int] = {
     IssueType.ORCHESTRATOR_GONE: 0,
     IssueType.CRASH_STORM: 1,
     IssueType.AGENT_CRASH: 2,
+    IssueType.RESPAWN_FAILED: 2,
     IssueType.STORAGE_ERROR: 3,
     IssueType.STATE_FILE_ERROR: 3,
     IssueType.FLAPPING: 4,
@@ -58,6 +59,8 @@ def words(issue: Issue) -> str:
         error = issue.error.split(":", 1)[0] if issue.error else ""
         error = _name(error) if error and " " not in error else ""
         return f"{_who(issue)} crashed" + (f": {error}" if error else "")
+    if kind == IssueType.RESPAWN_FAILED:
+        return f"{_who(issue)} respawn failed"
     if kind == IssueType.ZOMBIE:
         if d.get("kind") == "stale_entries":
             n = len(d.get("entries") or [])

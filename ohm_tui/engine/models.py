@@ -52,6 +52,7 @@ class IssueType(StrEnum):
     STATE_FILE_ERROR = "state_file_error"
     STORAGE_ERROR = "storage_error"
     COST_OVER_BUDGET = "cost_over_budget"  # main's session-cost check (era 3)
+    RESPAWN_FAILED = "respawn_failed"  # a crash whose respawn could not start (h/respawn)
 
 
 class AckEvent(StrEnum):

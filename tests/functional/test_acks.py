@@ -156,6 +156,17 @@ def test_decide_lifts_on_worse_severity_and_on_resolution() -> None:
     stale = Issue(type="heartbeat_stale", severity="degraded", error="x", details={})
     new_type = Issue(type="respawn_failed", severity="degraded", error="x", task_id="spec-1")
     assert acks.issue_id(new_type) == "respawn_failed:task:spec-1"
+    assert headline.words(new_type) == "spec-1 respawn failed"
+    shaped_like_h_respawn = Issue(
+        type="respawn_failed",
+        severity="degraded",
+        error="cannot start: no such file",
+        task_id="spec-1",
+        agent_key="5@5",
+        crash_id=9,
+        details={"task_key": "task:spec-1", "reason": "executable not found", "since": 1.0},
+    )
+    assert acks.issue_id(shaped_like_h_respawn) == "respawn_failed:task:spec-1"
     ack = _ack(stale)
     worse = Issue(type="heartbeat_stale", severity="critical", error="x")
     (d,) = acks.decide([worse], [(ack, None)], now=10.0)
