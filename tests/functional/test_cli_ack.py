@@ -63,6 +63,10 @@ def crashed_agent_dir(tmp_path: Path) -> Path:
     state.parent.mkdir(parents=True)
     state.write_text(json.dumps({"active_agents": {str(proc.pid): entry}, "completed_agents": []}))
     state.chmod(0o644)
+    # Other orchestrators on this machine (demos, other tests) are not this one's.
+    config = data / "ohm.toml"
+    config.write_text('orchestrator_match = ["no-such-orchestrator-for-this-test"]\n')
+    config.chmod(0o644)
     return data
 
 
@@ -88,7 +92,7 @@ def test_ack_round_trip_on_a_real_state_dir(tmp_path: Path) -> None:
     assert "acked by alice until" in r.stdout
 
     rc, doc = check_json(data)
-    assert rc == 0 and doc["status"] == "healthy"  # acknowledged: out of the status ...
+    assert rc == 0 and doc["status"] == "healthy", json.dumps(doc)[:3000]  # acked: out of status
     (issue,) = [i for i in doc["issues"] if i["type"] == "agent_crash"]  # ... never hidden
     assert issue["ack"]["by"] == "alice"
     assert issue["ack"]["until"] - issue["ack"]["acked_at"] == pytest.approx(3600)
