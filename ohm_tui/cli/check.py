@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 from ohm_tui.cli import output as out
+from ohm_tui.cli.acks import ack_text
 from ohm_tui.cli.context import EXIT_UNKNOWN, open_monitor
+from ohm_tui.engine import headline
 from ohm_tui.engine.models import STATUS_ORDER, ActionResult, HealthReport, Issue
 
 
@@ -25,6 +27,8 @@ def render_issue(issue: Issue) -> str:
         context.append(f"action: {out.clean(issue.action_taken)}")
     if issue.bug_number is not None:
         context.append(out.bug_label(issue.bug_number))
+    if issue.ack is not None:  # still listed, never hidden: marked and out of the status
+        context.append(ack_text(issue.ack))
     line = f"  [{issue.severity}] {issue.type}: {out.clean(issue.error)}"
     return line + (f" ({'; '.join(context)})" if context else "")
 
@@ -32,9 +36,13 @@ def render_issue(issue: Issue) -> str:
 def render_report(report: HealthReport, data_dir: str) -> str:
     """The status line, the metrics line, then one line per issue."""
     n = len(report.issues)
+    acked = headline.acked_count(report)
+    cause = headline.headline(report)
     lines = [
-        f"{report.status.upper()}: {n} issue{'' if n == 1 else 's'}  "
-        f"(data dir {data_dir}, checked {out.local_iso(report.checked_at)})",
+        f"{report.status.upper()}: {n} issue{'' if n == 1 else 's'}"
+        + (f", {acked} acknowledged" if acked else "")
+        + (f" (cause: {out.clean(cause)})" if cause else "")
+        + f"  (data dir {data_dir}, checked {out.local_iso(report.checked_at)})",
         f"  active agents {report.active_agents}"
         f" | crashed last hour {report.crashed_agents_last_hour}"
         f" | respawn success {out.rate(report.respawn_success_rate)}"

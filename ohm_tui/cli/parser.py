@@ -12,7 +12,7 @@ import sys
 from typing import Any, NamedTuple, NoReturn
 
 from ohm_tui import __version__
-from ohm_tui.cli import actions, bugs, check, console, cost, demo, history, watch
+from ohm_tui.cli import acks, actions, bugs, check, console, cost, demo, history, watch
 from ohm_tui.engine.config import PRIORITIES
 from ohm_tui.engine.models import parse_bug_number
 from ohm_tui.engine.simulate import KNOWN_ERRORS
@@ -106,6 +106,13 @@ Exit codes (monitoring-plugin convention):
     "clean-zombies": """\
   ohm clean-zombies --dry-run       # list what would be reaped and cleaned
   ohm clean-zombies""",
+    "ack": """\
+  ohm ack                           # the issues now, with the id to acknowledge each by
+  ohm ack crash_storm --for 1h      # silence the crash storm for an hour, or until it grows
+  ohm ack spec-20 --by alice        # a task's crash, until a new crash or it goes away
+  ohm ack --list                    # open acknowledgements (--all: with ended ones)""",
+    "unack": """\
+  ohm unack crash_storm             # take an acknowledgement back: it alerts again""",
     "demo": """\
   ohm demo                          # console on a live sample orchestrator
   ohm demo --no-tui                 # the same, as 'ohm watch' output
@@ -328,6 +335,32 @@ def build_parser() -> OhmParser:
     p.add_argument("--dry-run", action="store_true", help="list what would be done")
     _json(p)
     p.set_defaults(handler=actions.cmd_clean_zombies)
+
+    p = add("ack", "acknowledge an issue: no alert and no colour until it changes")
+    p.add_argument(
+        "issue",
+        nargs="?",
+        metavar="ISSUE",
+        help="issue id (from 'ohm ack' or 'ohm check --json'), or a type or task naming one",
+    )
+    p.add_argument(
+        "--for",
+        dest="for_",
+        type=duration_arg,
+        metavar="DURATION",
+        help="also end it after this long: 90s, 15m, 1h, 7d (default: until it changes)",
+    )
+    p.add_argument("--by", metavar="NAME", help="who acknowledges (default: your login name)")
+    p.add_argument("--list", action="store_true", help="list open acknowledgements")
+    p.add_argument("--all", action="store_true", help="list every acknowledgement, ended ones too")
+    _json(p)
+    p.set_defaults(handler=acks.cmd_ack)
+
+    p = add("unack", "take back the acknowledgement of an issue")
+    p.add_argument("issue", metavar="ISSUE", help="issue id, type, task or ack number (#N)")
+    p.add_argument("--by", metavar="NAME", help="who takes it back (default: your login name)")
+    _json(p)
+    p.set_defaults(handler=acks.cmd_unack)
 
     p = add("demo", "run a live sample orchestrator and watch it (no setup)")
     p.add_argument("--no-tui", action="store_true", help="print 'ohm watch' output instead")

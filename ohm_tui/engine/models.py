@@ -33,32 +33,27 @@ AgentStatus = Literal[
     "respawn_failed",  # crashed, and its respawn could not start: nothing runs the task
 ]
 
-IssueType = Literal[
-    "agent_crash",
-    "agent_errors",
-    "zombie",
-    "stale_entries",
-    "duplicate_agents",
-    "multiple_orchestrators",
-    "stalled_agent",
-    "flapping",
-    "orchestrator_freeze",
-    "orchestrator_gone",
-    "heartbeat_stale",
-    "crash_storm",
-    "state_file_error",
-    "storage_error",
-    "cost_over_budget",
-    "respawn_failed",
-]
 
+class IssueType(StrEnum):
+    """What a health check can find. A ``StrEnum``: members are the strings the
+    seed's result dict and the database hold, so ``issue.type == "zombie"`` still works."""
 
-class IssueKind(StrEnum):
-    """Issue types added since ``IssueType`` (a ``StrEnum`` compares equal to its text)."""
-
-    # A crash whose respawn could not be started (no executable, cwd gone, no
-    # permission): its own type so that it can be acknowledged on its own.
-    RESPAWN_FAILED = "respawn_failed"
+    AGENT_CRASH = "agent_crash"
+    AGENT_ERRORS = "agent_errors"
+    ZOMBIE = "zombie"
+    STALE_ENTRIES = "stale_entries"
+    DUPLICATE_AGENTS = "duplicate_agents"
+    MULTIPLE_ORCHESTRATORS = "multiple_orchestrators"
+    STALLED_AGENT = "stalled_agent"
+    FLAPPING = "flapping"
+    ORCHESTRATOR_FREEZE = "orchestrator_freeze"
+    ORCHESTRATOR_GONE = "orchestrator_gone"
+    HEARTBEAT_STALE = "heartbeat_stale"
+    CRASH_STORM = "crash_storm"
+    STATE_FILE_ERROR = "state_file_error"
+    STORAGE_ERROR = "storage_error"
+    COST_OVER_BUDGET = "cost_over_budget"  # main's session-cost check (era 3)
+    RESPAWN_FAILED = "respawn_failed"  # a crash whose respawn could not start (h/respawn)
 
 
 class EventKind(StrEnum):
@@ -74,6 +69,10 @@ class EventKind(StrEnum):
     STOPPED = "stopped"
     RESPAWNED = "respawned"
     RESPAWN_FAILED = "respawn_failed"
+    # Acknowledgements (ohm ack, key a).
+    ACKNOWLEDGED = "acknowledged"  # an operator acknowledged an issue
+    UNACKNOWLEDGED = "unacknowledged"  # an operator took an ack back
+    ACK_LIFTED = "ack_lifted"  # the issue changed (worse, a new crash), expired, or went away
 
 
 # What an operator did to a run on purpose: its death is not a crash.
@@ -153,10 +152,12 @@ class Issue:
     bug_number: int | None = None
     crash_id: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    issue_id: str | None = None  # "type:subject", what ``ohm ack`` takes (set by the check)
+    ack: Ack | None = None  # set while an operator's acknowledgement holds
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "type": self.type,
+            "type": str(self.type),
             "severity": self.severity,
             "error": self.error,
             "action_taken": self.action_taken,
@@ -169,7 +170,37 @@ class Issue:
                 d[name] = value
         if self.details:
             d["details"] = self.details
+        if self.issue_id is not None:
+            d["issue_id"] = self.issue_id
+        if self.ack is not None:
+            d["ack"] = self.ack.to_dict()
         return d
+
+
+@dataclass(slots=True)
+class Ack:
+    """An operator's acknowledgement of one issue (a row of ``ohm_acks``).
+
+    It holds while the issue stays as it was when acknowledged: no worse
+    severity, no bigger count, no newer crash (the ``*_at_ack`` fields), and
+    until ``until`` if one was chosen.
+    """
+
+    ack_id: int
+    issue_id: str  # "type:subject", e.g. "agent_crash:task:spec-20" or "crash_storm"
+    issue_type: str
+    by: str
+    acked_at: float
+    until: float | None  # None: until the issue changes or goes away
+    severity_at_ack: str
+    count_at_ack: int
+    crash_id_at_ack: int | None
+    error_at_ack: str
+    ended_at: float | None = None
+    end_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(slots=True)

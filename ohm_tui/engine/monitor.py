@@ -11,6 +11,7 @@ covers everything a death event cannot see (heartbeats, logs, stale entries).
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ohm_tui.engine import detect, logparse, procs, statefile, timeutil
+from ohm_tui.engine import acks, detect, logparse, procs, statefile, timeutil
 from ohm_tui.engine.bugs import BugTracker
 from ohm_tui.engine.config import Config, load_config
 from ohm_tui.engine.detect import ExitInfo, Observation
@@ -30,7 +31,7 @@ from ohm_tui.engine.fixes import Fixer, task_key
 from ohm_tui.engine.logfind import LogFinder
 from ohm_tui.engine.models import (
     OPERATOR_STOPS,
-    STATUS_ORDER,
+    Ack,
     ActionResult,
     AgentRecord,
     AgentStatus,
@@ -38,9 +39,10 @@ from ohm_tui.engine.models import (
     BugRow,
     CrashRow,
     Event,
+    EventKind,
     HealthReport,
     Issue,
-    IssueKind,
+    IssueType,
     RespawnPlan,
     Snapshot,
     Status,
@@ -67,6 +69,13 @@ class UnknownBugError(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown bug"
+
+
+class UnknownIssueError(KeyError):
+    """Raised for an issue (or acknowledgement) that is not there now."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown issue"
 
 
 class UnknownAgentError(KeyError):
@@ -404,20 +413,19 @@ class OrchestratorHealthMonitor:
             if crashed_last_hour > self.config.crash_storm_threshold:
                 issues.append(
                     Issue(
-                        type="crash_storm",
+                        type=IssueType.CRASH_STORM,
                         severity="critical",
                         error=f"{crashed_last_hour} crashes in the last hour "
                         f"(threshold {self.config.crash_storm_threshold})",
+                        details={"count": crashed_last_hour, "last_crash_id": self._newest_crash()},
                     )
                 )
             if self._write_error is not None:
                 issues.append(self._history_issue(self._write_error))
             cost_metrics = {} if cost is None else {"cost_last_hour_usd": cost.last_hour.cost_usd}
             self._annotate_crash_issues(issues)
-            status: Status = "healthy"
-            for issue in issues:
-                if STATUS_ORDER[issue.severity] > STATUS_ORDER[status]:
-                    status = issue.severity
+            self._apply_acks(issues, now, store_ok)
+            status: Status = acks.rollup(issues)  # acknowledged issues do not make the status
             active = sum(1 for o in observations if o.liveness == "alive")
             report = HealthReport(
                 status=status,
@@ -467,11 +475,49 @@ class OrchestratorHealthMonitor:
                 if status == "critical":
                     self.notifier.alert(
                         "critical",
-                        "; ".join(i.error for i in issues if i.severity == "critical")[:500],
+                        "; ".join(
+                            i.error for i in issues if i.severity == "critical" and i.ack is None
+                        )[:500],
                     )
                 self._last_status = status
             self._emit_new_events()
             return report
+
+    def _newest_crash(self) -> int | None:
+        try:
+            rows = self.store.list_crashes(limit=1, summary=True)
+        except StoreError:
+            return None
+        return rows[0].crash_id if rows else None
+
+    def _apply_acks(self, issues: list[Issue], now: float, store_ok: bool) -> None:
+        """Mark the issues an operator acknowledged; end acks whose issue changed,
+        expired or went away (a read-only monitor decides the same, writes nothing)."""
+        acks.group(issues)  # every issue gets its issue_id, acked or not
+        if not store_ok:
+            return
+        try:
+            open_acks = self.store.open_acks()
+        except StoreError as exc:
+            log.warning("could not read acknowledgements: %s", exc)
+            return
+        missing = {ack.ack_id: since for ack, since in open_acks}
+        for d in acks.decide(issues, open_acks, now):
+            if self.read_only:
+                continue
+            ack = d.ack
+            try:
+                if d.end_reason is not None:
+                    if self.store.end_ack(ack.ack_id, d.end_reason, now=now):
+                        self.event(
+                            EventKind.ACK_LIFTED,
+                            f"ack of {ack.issue_id} by {ack.by} ended: {d.end_reason}",
+                            data={"ack_id": ack.ack_id, "issue_id": ack.issue_id},
+                        )
+                elif d.missing_since != missing.get(ack.ack_id):
+                    self.store.set_ack_missing(ack.ack_id, d.missing_since)
+            except StoreError as exc:
+                log.warning("could not update acknowledgement %s: %s", ack.ack_id, exc)
 
     @staticmethod
     def _history_issue(error: str) -> Issue:
@@ -659,7 +705,7 @@ class OrchestratorHealthMonitor:
             failed[key] = {**row, "crash": crash}
             issues.append(
                 Issue(
-                    type=IssueKind.RESPAWN_FAILED,
+                    type=IssueType.RESPAWN_FAILED,
                     severity="degraded",
                     error=str(row["message"] or "respawn failed"),
                     agent_pid=crash.agent_pid if crash else None,
@@ -1080,7 +1126,7 @@ class OrchestratorHealthMonitor:
             given_up = sum(
                 1
                 for i in report.issues
-                if i.type == IssueKind.RESPAWN_FAILED
+                if i.type == IssueType.RESPAWN_FAILED
                 or (i.type == "agent_crash" and i.details.get("given_up"))
             )
             shown = {o.record.log_file for o in self._observations.values()}
@@ -1414,6 +1460,79 @@ class OrchestratorHealthMonitor:
         self._require_writable("change bug priority")
         return self._bug_op(number, lambda t, n: t.set_priority(n, priority))
 
+    # ------------------------------------------------------------ acknowledgements
+    def acknowledge(
+        self, issue: str, *, by: str | None = None, for_seconds: float | None = None
+    ) -> Ack:
+        """Acknowledge a current issue (``issue_id`` such as ``agent_crash:task:spec-20``,
+        or a type / task that names one issue): its alerts and colour stop until it
+        changes, goes away, or ``for_seconds`` pass. Raises ``UnknownIssueError``."""
+        self._require_writable("acknowledge")
+        if for_seconds is not None and not for_seconds > 0:
+            raise ValueError(f"an acknowledgement lasts more than 0 seconds, not {for_seconds}")
+        with self._lock:
+            report = self.check()
+            try:
+                found = acks.resolve(issue, report.issues)
+            except KeyError as exc:
+                raise UnknownIssueError(exc.args[0]) from None
+            first = found[0]
+            measure = acks.Measure.of(found)
+            now = timeutil.now()
+            ack = self.store.add_ack(
+                issue_id=first.issue_id or acks.issue_id(first),
+                issue_type=str(first.type),
+                by=by or _operator(),
+                until=None if for_seconds is None else now + for_seconds,
+                severity=measure.severity,
+                count=measure.count,
+                crash_id=measure.crash_id,
+                error=first.error,
+                now=now,
+            )
+            until = "until it changes" if ack.until is None else f"for {int(for_seconds or 0)} s"
+            self.event(
+                EventKind.ACKNOWLEDGED,
+                f"{ack.by} acknowledged {ack.issue_id} {until}",
+                agent_type=first.agent_type,
+                task_id=first.task_id,
+                data={"ack_id": ack.ack_id, "issue_id": ack.issue_id, "until": ack.until},
+            )
+            self.check()  # the status without it, for the faces at once
+            return ack
+
+    def unacknowledge(self, issue: str, *, by: str | None = None) -> list[Ack]:
+        """Take back the open acks of ``issue`` (an ``issue_id``, a type or task that
+        names one, or an ack number). Raises ``UnknownIssueError`` when none is open."""
+        self._require_writable("unacknowledge")
+        with self._lock:
+            ref = issue.strip()
+            candidates = [a for a, _ in self.store.open_acks()]
+            chosen = [a for a in candidates if ref in (a.issue_id, str(a.ack_id), f"#{a.ack_id}")]
+            if not chosen:
+                chosen = [
+                    a for a in candidates if ref == a.issue_type or a.issue_id.endswith(f":{ref}")
+                ]
+            if not chosen:
+                known = ", ".join(a.issue_id for a in candidates) or "none"
+                raise UnknownIssueError(f"no open acknowledgement of {ref!r} (open: {known})")
+            who = by or _operator()
+            ended = [a for a in chosen if self.store.end_ack(a.ack_id, f"taken back by {who}")]
+            for a in ended:
+                self.event(
+                    EventKind.UNACKNOWLEDGED,
+                    f"{who} took back the acknowledgement of {a.issue_id}",
+                    data={"ack_id": a.ack_id, "issue_id": a.issue_id},
+                )
+            self.check()
+            return ended
+
+    def list_acks(self, *, include_ended: bool = False, limit: int = 100) -> list[Ack]:
+        """Open acknowledgements (expired ones end at the next check), or the history."""
+        if include_ended:
+            return self.store.list_acks(limit=limit)
+        return [a for a, _ in self.store.open_acks()]
+
     def simulate_crash(
         self, agent_type: str, error: str = "ImportError", task_id: str | None = None
     ) -> AgentView:
@@ -1528,6 +1647,14 @@ def _wait_exit_file(
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.0005)
+
+
+def _operator() -> str:
+    """Who is acknowledging, when the caller does not say: the login name."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no USER and no passwd entry (containers)
+        return f"uid {os.getuid()}"
 
 
 def default_data_dir() -> Path:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.bugs import BugOutcome
 from ohm_tui.engine.fixes import task_key
-from ohm_tui.engine.models import CrashRow, HealthReport, IssueKind
+from ohm_tui.engine.models import CrashRow, HealthReport, IssueType
 
 if TYPE_CHECKING:
     from ohm_tui.engine.monitor import OrchestratorHealthMonitor
@@ -170,7 +170,8 @@ class BugReporter:
         n = self._done(outcome, numbers)
         for issue in frozen:
             issue.bug_reported, issue.bug_number = n is not None, n
-        self.m.notifier.alert("critical", frozen[0].error)
+        if any(i.ack is None for i in frozen):  # acknowledged: recorded, not shouted
+            self.m.notifier.alert("critical", frozen[0].error)
         return numbers
 
     def restart_failed(self, message: str) -> None:
@@ -289,7 +290,7 @@ class BugReporter:
         """
         numbers: list[int] = []
         for issue in report.issues:
-            if issue.type != IssueKind.RESPAWN_FAILED:
+            if issue.type != IssueType.RESPAWN_FAILED:
                 continue
             tk = str(issue.details.get("task_key"))
             fp = f"respawn_failed:{tk}"
@@ -309,7 +310,7 @@ class BugReporter:
                 lines.append(f"Working directory: {crash.cwd}")
             lines.append("Fix the cause, then respawn it by hand (r in the console, ohm respawn).")
             outcome = self.m.tracker.report(
-                issue_type=IssueKind.RESPAWN_FAILED,
+                issue_type=IssueType.RESPAWN_FAILED,
                 fingerprint=fp,
                 title=f"Cannot respawn {who}: {reason}"[:200],
                 description="\n".join(lines),

@@ -23,7 +23,8 @@ from textual.binding import Binding, BindingType
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
-from ohm_tui.engine.models import Event, Snapshot
+from ohm_tui.engine import headline
+from ohm_tui.engine.models import Event, EventKind, Snapshot
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from ohm_tui.tui import text
 from ohm_tui.tui.commands import OhmCommands
@@ -139,6 +140,13 @@ class OhmApp(App[int]):
         event = message.event
         if is_critical(event):
             self._alert(event.kind.replace("_", " "), text.clean(event.message) or event.kind)
+        elif event.kind == EventKind.ACK_LIFTED:  # acknowledged, but it changed: say so
+            self.notify(
+                text.clean(event.message),
+                title="acknowledgement ended",
+                severity="warning",
+                markup=False,
+            )
         self.request_refresh()
 
     def _alert(self, title: str, body: str) -> None:
@@ -226,7 +234,8 @@ class OhmApp(App[int]):
         if snapshot.report.status == "critical" and (
             previous is None or previous.report.status != "critical"
         ):
-            self._alert("critical", "Health is CRITICAL: see the header and the timeline.")
+            cause = headline.headline(snapshot.report) or "see the header and the timeline"
+            self._alert("critical", f"Health is CRITICAL: {text.clean(cause)}. a acknowledges it.")
         if self.dashboard.ready:  # else the dashboard draws it when it has mounted
             self.dashboard.show_snapshot(snapshot)
 

@@ -18,8 +18,8 @@ from textual.events import ScreenResume
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
-from ohm_tui.engine import timeutil
-from ohm_tui.engine.models import ActionResult, AgentView, RespawnPlan, Snapshot
+from ohm_tui.engine import acks, headline, timeutil
+from ohm_tui.engine.models import ActionResult, AgentView, Issue, RespawnPlan, Snapshot
 from ohm_tui.tui import text
 from ohm_tui.tui.agents_panel import AgentsPanel
 from ohm_tui.tui.bugs_panel import BugsPanel
@@ -37,6 +37,7 @@ from ohm_tui.tui.screens.bug_form import (
 )
 from ohm_tui.tui.screens.confirm import ConfirmScreen
 from ohm_tui.tui.screens.crash_detail import CrashDetailScreen
+from ohm_tui.tui.screens.issues import IssuesScreen
 from ohm_tui.tui.timeline_panel import TimelinePanel
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ MUTATING = {
     "clean_zombies": "zombie cleanup",
     "file_bug": "filing bugs",
     "toggle_auto_fix": "auto-fix",
+    "ack": "acknowledging",
 }
 NEEDS_AGENT = {"respawn", "stop", "log"}
 PANELS = {"agents": "#agents-table", "timeline": "#crashes-table", "bugs": "#bugs-table"}
@@ -133,6 +135,21 @@ class DashboardScreen(Screen[None]):
             tooltip="Follow the log of the selected agent, or of the selected crash's",
         ),
         Binding(
+            "a",
+            "ack",
+            "Ack",
+            id="issue.ack",
+            tooltip="Acknowledge the selected agent's or crash's issue (else pick one from a list)",
+        ),
+        Binding(
+            "i",
+            "issues",
+            "Issues",
+            id="issues.show",
+            show=False,
+            tooltip="The issues behind the status; acknowledge one, or take it back",
+        ),
+        Binding(
             "slash",
             "filter",
             "Filter",
@@ -185,6 +202,7 @@ class DashboardScreen(Screen[None]):
                 ("z", "clean_zombies"),
                 ("b", "file_bug"),
                 ("f", "toggle_auto_fix"),
+                ("a", "ack"),
             )
         ),
     ]
@@ -349,6 +367,51 @@ class DashboardScreen(Screen[None]):
         agent = self.target_agent
         if agent is not None:
             self.app.push_screen(AgentDetailScreen(self.ohm.monitor, agent, log_only=True))
+
+    def action_issues(self) -> None:
+        self.app.push_screen(IssuesScreen(self.ohm.snapshot, read_only=self.ohm.read_only))
+
+    def selected_issue(self) -> Issue | None:
+        """The issue of the selected agent row or crash row (what ``a`` acknowledges)."""
+        snapshot = self.ohm.snapshot
+        if snapshot is None:
+            return None
+        issues = snapshot.report.issues
+        panel = self.focused_panel() or "agents"
+        if panel == "timeline":
+            crash = self.query_one(TimelinePanel).selected
+            if crash is not None:
+                return acks.issue_for_agent(
+                    issues, crash.agent_key, crash.agent_type, crash.task_id
+                )
+        elif panel == "agents" and self.selected_agent is not None:
+            a = self.selected_agent
+            return acks.issue_for_agent(issues, a.key, a.agent_type, a.task_id)
+        return None
+
+    def action_ack(self) -> None:
+        issue = self.selected_issue()
+        if issue is None:  # nothing selected stands for an issue: choose from the list
+            self.action_issues()
+            return
+        words = headline.words(issue)
+        if issue.ack is not None:
+            self.notify(
+                f"Already acknowledged by {issue.ack.by}: {words}. "
+                "i lists the issues; u there takes it back.",
+                title="acknowledge",
+                markup=False,
+            )
+            return
+        ref = issue.issue_id or acks.issue_id(issue)
+        monitor = self.ohm.monitor
+
+        def ack() -> ActionResult:
+            done = monitor.acknowledge(ref)
+            until = "until it changes" if done.until is None else "for a while"
+            return ActionResult(True, "acknowledge", f"Acknowledged {words} {until}")
+
+        self._fix("acknowledge", ack)
 
     def action_filter(self) -> None:
         self.query_one(AgentsPanel).open_filter()

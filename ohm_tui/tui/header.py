@@ -1,7 +1,9 @@
 """The status strip: the whole health of the orchestrator in one or two lines.
 
-It is packed by hand into the available width (one chip never splits across
-lines) so that at 80 columns it stays two lines and nothing important is cut.
+Line 1 is the status and its cause ("CRITICAL · crash storm: 24/h"), line 2 the
+numbers. Each chip has a fixed slot on its own line, so the strip never jumps as
+values change width, and a chip never splits: at 80 columns the least important
+chip at the end of a line is cut instead.
 Every colour also has words ("CRITICAL", "(frozen)", "auto-fix OFF"), so the
 strip reads the same with 16 colours or ``NO_COLOR``.
 """
@@ -15,6 +17,7 @@ from textual.content import Content
 from textual.events import Resize
 from textual.widgets import Static
 
+from ohm_tui.engine import headline
 from ohm_tui.engine.models import CostSummary, Snapshot
 from ohm_tui.engine.sources.invocations import format_usd
 from ohm_tui.tui import text
@@ -24,9 +27,11 @@ BADGE_STYLES: dict[str, str] = {
     "degraded": "bold $text-warning on $warning-muted",
     "critical": "bold $text-error on $error-muted",
 }
+CAUSE_STYLES: dict[str, str] = {"degraded": "$text-warning", "critical": "bold $text-error"}
 SEPARATOR = " · "
 MAX_LINES = 2
 MIN_CUT = 12  # narrower than this, a chip that does not fit is left out
+CAUSE_SLOT = 28  # "crash storm: 24/h (+2 more)": the cause of the status, cut past this
 
 
 @dataclass
@@ -42,54 +47,52 @@ class HeaderState:
     errors: list[str] = field(default_factory=list)
 
 
-Chip = tuple[str, str]  # (text, Textual style string)
+@dataclass(frozen=True)
+class Chip:
+    """One item of the strip. ``slot`` is the width it takes at least (padded), so that
+    a value growing from "9" to "10" moves nothing after it."""
+
+    text: str
+    style: str = ""
+    slot: int = 0
+    cuttable: bool = False  # long text (a cause, an error) may be cut; a number never is
 
 
-def chips(state: HeaderState) -> list[Chip]:
-    """The strip's pieces, most important first."""
+Line = list[Chip]
+
+
+def _status_line(state: HeaderState) -> Line:
+    """Line 1: the status, why, and the console's own modes."""
     snap = state.snapshot
-    out: list[Chip] = []
+    out: Line = []
     if snap is None:
-        out.append((" STARTING ", "bold reverse"))
-        out.append(("waiting for the first check", "$text-muted"))
+        out.append(Chip(" STARTING ", "bold reverse", 10))
+        out.append(Chip("waiting for the first check", "$text-muted"))
     else:
         report = snap.report
-        out.append((f" {report.status.upper()} ", BADGE_STYLES.get(report.status, "bold")))
-        poll = report.orchestrator_last_poll
-        if poll is None:
-            out.append(("last poll unknown", "$text-muted"))
-        elif poll > state.freeze_threshold:
-            out.append((f"last poll {text.seconds_ago(poll)} (frozen)", "bold $text-error"))
-        else:
-            out.append((f"last poll {text.seconds_ago(poll)}", ""))
-        out.append((f"{report.active_agents} active", ""))
-        crash_style = "bold $text-error" if report.crashed_agents_last_hour else ""
-        out.append((f"{report.crashed_agents_last_hour} crashes/h", crash_style))
-        out.append((f"respawn ok {text.rate(report.respawn_success_rate)}", ""))
-        if snap.cost is not None:  # session agents' spend (era 3 only)
-            out.append(cost_chip(snap.cost))
-        if snap.given_up:
-            out.append((f"{snap.given_up} given up", "bold $text-error"))
-        bug_style = "$text-warning" if snap.open_bugs else ""
-        plural = "" if snap.open_bugs == 1 else "s"
-        out.append((f"{snap.open_bugs} open bug{plural}", bug_style))
-        checked = datetime.fromtimestamp(report.checked_at).strftime("%H:%M:%S")
-        out.append((f"checked {checked}", "$text-muted"))
+        out.append(Chip(f" {report.status.upper()} ", BADGE_STYLES.get(report.status, "bold"), 10))
+        cause = headline.headline(report)
+        if cause:
+            cut = text.one_line(text.clean(cause), CAUSE_SLOT)
+            out.append(Chip(cut, CAUSE_STYLES.get(report.status, ""), CAUSE_SLOT, True))
+        acked = headline.acked_count(report)
+        if acked:
+            out.append(Chip(f"{acked} acked", "$text-muted", 8))
     if state.read_only:  # implies auto-fix off
-        out.append(("READ-ONLY", "bold reverse"))
+        out.append(Chip("READ-ONLY", "bold reverse", 12))
     elif state.auto_fix:
-        out.append(("auto-fix ON", "$text-success"))
+        out.append(Chip("auto-fix ON", "$text-success", 12))
     else:
-        out.append(("auto-fix OFF", "$text-warning"))
+        out.append(Chip("auto-fix OFF", "$text-warning", 12))
     if state.paused:
-        out.append(("PAUSED", "bold $text-warning"))
+        out.append(Chip("PAUSED", "bold $text-warning"))
     if state.demo:
-        out.append(("demo", "italic $text-muted"))
+        out.append(Chip("demo", "italic $text-muted"))
     if snap is not None and not snap.is_fixer and not state.read_only:
-        out.append(("watch only (another ohm fixes)", "$text-muted"))
-    problems = list(state.errors) + (list(snap.errors) if snap is not None else [])
-    for problem in problems:
-        out.append((f"error: {text.one_line(text.clean(problem), 200)}", "bold $text-error"))
+        out.append(Chip("watch only (another ohm fixes)", "$text-muted", cuttable=True))
+    if snap is not None:  # least important: the first to be cut at 80 columns
+        checked = datetime.fromtimestamp(snap.report.checked_at).strftime("%H:%M:%S")
+        out.append(Chip(f"checked {checked}", "$text-muted"))
     return out
 
 
@@ -97,10 +100,54 @@ def cost_chip(cost: CostSummary) -> Chip:
     """``$3.20/h``: spend in the last hour; words too when over budget or unreadable."""
     spent = f"{format_usd(cost.last_hour.cost_usd)}/h"
     if cost.over_budget and cost.budget_per_hour is not None:
-        return (f"{spent} (over {format_usd(cost.budget_per_hour)}/h budget)", "bold $text-error")
+        over = f"{spent} (over {format_usd(cost.budget_per_hour)}/h budget)"
+        return Chip(over, "bold $text-error", 10, True)
     if cost.problem is not None:
-        return (f"{spent} (cost stale)", "$text-warning")
-    return (spent, "")
+        return Chip(f"{spent} (cost stale)", "$text-warning", 10, True)
+    return Chip(spent, "", 10)
+
+
+def _metrics_line(state: HeaderState) -> Line:
+    """Line 2: the numbers, most telling first (the last ones are cut on narrow screens)."""
+    snap = state.snapshot
+    if snap is None:
+        return []
+    report = snap.report
+    out: Line = []
+    poll = report.orchestrator_last_poll
+    if poll is None:
+        out.append(Chip("poll unknown", "$text-muted", 19))
+    elif poll > state.freeze_threshold:
+        out.append(Chip(f"poll {text.seconds_ago(poll)} (frozen)", "bold $text-error", 19))
+    else:
+        out.append(Chip(f"poll {text.seconds_ago(poll)}", "", 19))
+    out.append(Chip(f"{report.active_agents} active", "", 9))
+    crash_style = "bold $text-error" if report.crashed_agents_last_hour else ""
+    out.append(Chip(f"{report.crashed_agents_last_hour} crashes/h", crash_style, 12))
+    if snap.given_up:  # nothing runs their task until someone acts
+        out.append(Chip(f"{snap.given_up} given up", "bold $text-error", 10))
+    bug_style = "$text-warning" if snap.open_bugs else ""
+    plural = "" if snap.open_bugs == 1 else "s"
+    out.append(Chip(f"{snap.open_bugs} open bug{plural}", bug_style, 12))
+    if snap.cost is not None:  # session agents' spend (era 3 only)
+        out.append(cost_chip(snap.cost))
+    out.append(Chip(f"respawn ok {text.rate(report.respawn_success_rate)}", "", 15))
+    return out
+
+
+def chips(state: HeaderState) -> list[Line]:
+    """The strip's lines of chips. Each line keeps its own chips: a chip never moves
+    to another line because a value grew, it is cut at the end of its line instead."""
+    lines = [_status_line(state), _metrics_line(state)]
+    problems = list(state.errors) + (list(state.snapshot.errors) if state.snapshot else [])
+    if problems:
+        lines.append(
+            [
+                Chip(f"error: {text.one_line(text.clean(p), 200)}", "bold $text-error", 0, True)
+                for p in problems
+            ]
+        )
+    return [line for line in lines if line]
 
 
 def max_lines(state: HeaderState) -> int:
@@ -109,38 +156,34 @@ def max_lines(state: HeaderState) -> int:
     return MAX_LINES + 1 if has_error else MAX_LINES
 
 
-def pack(parts: list[Chip], width: int, max_lines: int = MAX_LINES) -> Content:
-    """Lay chips out left to right, wrapping between chips, never inside one.
-
-    On the last line a chip that does not fit is cut to the space left (the
-    least important chips, such as an error's text, come last).
-    """
+def pack(lines: list[Line], width: int, max_lines: int = MAX_LINES) -> Content:
+    """Lay each line's chips left to right in their slots; never wrap one into the next
+    line. A chip that does not fit ends its line: long text is cut to the room left
+    (unless under ``MIN_CUT``), a number or a word is left out whole."""
     width = max(20, width)
-    lines: list[list[Chip]] = [[]]
-    used = 0
-    for chip_text, style in parts:
-        sep = len(SEPARATOR) if lines[-1] else 0
-        if lines[-1] and used + sep + len(chip_text) > width:
-            if len(lines) < max_lines:
-                lines.append([])
-                used, sep = 0, 0
-            else:
-                room = width - used - sep
-                if room >= MIN_CUT:
-                    lines[-1].append((chip_text[: room - 1] + "…", style))
-                break
-        if len(chip_text) > width:
-            chip_text = chip_text[: width - 1] + "…"
-        lines[-1].append((chip_text, style))
-        used += sep + len(chip_text)
     assembled: list[str | tuple[str, str]] = []
-    for number, line in enumerate(lines):
+    for number, line in enumerate(lines[:max_lines]):
         if number:
             assembled.append("\n")
-        for index, (chip_text, style) in enumerate(line):
-            if index:
+        used = 0
+        for index, chip in enumerate(line):
+            sep = len(SEPARATOR) if index else 0
+            last = index == len(line) - 1
+            shown = chip.text if last else chip.text.ljust(chip.slot)
+            room = width - used - sep
+            if len(shown) > room:
+                shown = shown.rstrip()
+                if len(shown) > room:
+                    if room < MIN_CUT or not chip.cuttable:
+                        break
+                    shown = shown[: room - 1] + "…"
+            if sep:
                 assembled.append((SEPARATOR, "$text-muted"))
-            assembled.append((chip_text, style) if style else chip_text)
+            body = shown.rstrip()
+            assembled.append((body, chip.style) if chip.style else body)
+            if len(shown) > len(body):
+                assembled.append(" " * (len(shown) - len(body)))  # the slot's padding, unstyled
+            used += sep + len(shown)
     return Content.assemble(*assembled)
 
 

@@ -19,6 +19,7 @@ from ohm_tui.tui.screens.bug_form import BugFormScreen
 from ohm_tui.tui.screens.confirm import ConfirmScreen
 from ohm_tui.tui.screens.crash_detail import CrashDetailScreen
 from ohm_tui.tui.screens.help import HelpRow, HelpSection
+from ohm_tui.tui.screens.issues import IssuesScreen
 from ohm_tui.tui.timeline_panel import CrashTable
 
 BUILTIN_ROWS: list[HelpRow] = [
@@ -47,6 +48,7 @@ def help_sections(app: App[Any]) -> list[HelpSection]:
     return [
         ("Overview", overview),
         ("Crash timeline", rows(app, CrashTable.BINDINGS)),
+        ("Issues", rows(app, IssuesScreen.BINDINGS)),
         ("Agent, log", rows(app, AgentDetailScreen.BINDINGS)),
         ("Crash", rows(app, CrashDetailScreen.BINDINGS)),
         ("Bug", rows(app, BugDetailScreen.BINDINGS)),

@@ -24,7 +24,7 @@ import pytest
 
 from ohm_tui.cli.main import main
 from ohm_tui.engine import logparse
-from ohm_tui.engine.models import EventKind, IssueKind
+from ohm_tui.engine.models import EventKind, IssueType
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from tests.helpers import ProcessReaper, wait_until
 from tests.tui.conftest import Agent, StateDir
@@ -382,14 +382,14 @@ def test_a_respawn_that_cannot_start_stays_visible_with_a_bug(
 
     report = monitor.check()
     assert report.status == "degraded"
-    (issue,) = [i for i in report.issues if i.type == IssueKind.RESPAWN_FAILED]
+    (issue,) = [i for i in report.issues if i.type == IssueType.RESPAWN_FAILED]
     assert "working directory does not exist" in issue.error and str(worktree) in issue.error
     snap = monitor.snapshot()
     (view,) = [a for a in snap.agents if a.pid == popen.pid]
     assert view.status == "respawn_failed"
     assert view.reason is not None and str(worktree) in view.reason
     assert snap.given_up == 1
-    (bug,) = [b for b in monitor.bugs("all") if b.issue_type == IssueKind.RESPAWN_FAILED]
+    (bug,) = [b for b in monitor.bugs("all") if b.issue_type == IssueType.RESPAWN_FAILED]
     assert "code_developer" in bug.title and "working directory does not exist" in bug.title
     assert str(worktree) in bug.description and "agent.py" in bug.description
     assert report.respawn_success_rate == 0.0  # a respawn that did not start recovered nothing
@@ -403,7 +403,7 @@ def test_a_respawn_that_cannot_start_stays_visible_with_a_bug(
     sd.agents.remove(sd.agents[-1])  # (the fixture rewrites the file from its own list)
     sd.start_agent("code_developer", "impl-3")
     report = monitor.check()
-    assert not [i for i in report.issues if i.type == IssueKind.RESPAWN_FAILED], report.issues
+    assert not [i for i in report.issues if i.type == IssueType.RESPAWN_FAILED], report.issues
     assert report.status == "healthy", [i.error for i in report.issues]
 
 

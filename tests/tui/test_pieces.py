@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ohm_tui.engine.models import AgentView, CrashRow, HealthReport, Snapshot
+from ohm_tui.engine.models import AgentView, CrashRow, HealthReport, Issue, Snapshot
 from ohm_tui.tui import text
 from ohm_tui.tui.agents_panel import matches, status_label
 from ohm_tui.tui.header import HeaderState, chips, max_lines, pack
@@ -174,3 +174,29 @@ def test_rows_with_equal_signatures_show_the_same_text() -> None:
                 shown = (text.size(rss), text.percent(cpu), text.duration(up))
                 sig = shown_signature(agent, now)
                 assert seen.setdefault(sig, shown) == shown, (sig, shown, seen[sig])
+
+
+def _header_lines(crashes: int, bugs: int, poll: float, rate: float | None) -> list[str]:
+    issues = [Issue("crash_storm", "critical", "x", details={"count": crashes})]
+    report = HealthReport("critical", issues, 3, crashes, rate, poll, time.time())
+    snap = Snapshot(report, [], [], [], [], [0] * 36, 600, bugs, True, True, False)
+    return pack(chips(HeaderState(snapshot=snap, auto_fix=True)), 80).plain.splitlines()
+
+
+def test_header_items_keep_their_place_as_values_change_width() -> None:
+    """Numbers growing from one digit to two (or ages from seconds to minutes) move
+    no item to another line and no item sideways; the cause is named at 80 columns."""
+    variants = [
+        _header_lines(11, 1, 5.0, 1.0),
+        _header_lines(99, 12, 250.0, 0.5),
+        _header_lines(12, 0, 42.0, None),
+    ]
+    assert variants[0][0].startswith(" CRITICAL  · crash storm: 11/h")
+    for item in ("crashes/h", "open bug", "respawn ok", "active", "auto-fix ON"):
+        rows = {n for lines in variants for n, line in enumerate(lines) if item in line}
+        assert len(rows) == 1, f"{item!r} moved to another line: {variants}"
+    for n in (0, 1):  # every item starts where it started: the separators stay put
+        seps = {tuple(i for i in range(80) if lines[n][i : i + 3] == " · ") for lines in variants}
+        assert len(seps) == 1, f"line {n + 1} items moved sideways: {variants}"
+    for lines in variants:
+        assert len(lines) == 2 and all(len(line) <= 80 for line in lines)

@@ -1,0 +1,169 @@
+"""The issues list: why the status is what it is, one row per issue, and where an
+operator acknowledges one (``a``) or takes an acknowledgement back (``u``).
+
+A modal over the overview, sized for 80x24: worst first, acknowledged ones
+dimmed and marked "acked by X until …", never hidden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Label
+
+from ohm_tui.engine import acks, headline, timeutil
+from ohm_tui.engine.models import Ack, Issue, Snapshot
+from ohm_tui.tui import text
+from ohm_tui.tui.keyed_table import KeyedTable
+from ohm_tui.tui.messages import SnapshotReady
+from ohm_tui.tui.tones import tone
+
+if TYPE_CHECKING:
+    from ohm_tui.tui.app import OhmApp
+
+COLUMNS: list[tuple[str, str]] = [
+    ("Status", "severity"),
+    ("Issue", "words"),
+    ("Ack", "ack"),
+    ("Id", "issue_id"),
+]
+SEVERITY_TONES = {"critical": "text-error", "degraded": "text-warning"}
+
+
+def ack_label(ack: Ack | None, now: float) -> str:
+    """``acked by alice, 59 minutes left`` / ``acked by alice until it changes`` / ``-``."""
+    if ack is None:
+        return "-"
+    who = text.one_line(text.clean(ack.by), 16)
+    if ack.until is None:
+        return f"acked by {who} until it changes"
+    return f"acked by {who}, {text.duration(ack.until - now)} left"
+
+
+def ordered(issues: list[Issue]) -> list[Issue]:
+    """One row per issue id: unacknowledged first, then worst first."""
+    by_id = acks.group(issues)
+    heads = [min(group, key=headline.rank) for group in by_id.values()]
+    return sorted(heads, key=lambda i: (i.ack is not None, *headline.rank(i)))
+
+
+class IssuesScreen(ModalScreen[None]):
+    """Current issues; ``a`` acknowledges the highlighted one, ``u`` takes it back."""
+
+    BINDINGS = [
+        Binding(
+            "a",
+            "ack",
+            "Acknowledge",
+            id="issues.ack",
+            tooltip="Acknowledge the highlighted issue: no alert, no colour until it changes",
+        ),
+        Binding(
+            "u",
+            "unack",
+            "Take back",
+            id="issues.unack",
+            tooltip="Take back the highlighted issue's acknowledgement",
+        ),
+        Binding("escape,q,i", "close", "Close", id="issues.close", tooltip="Back to the overview"),
+    ]
+
+    def __init__(self, snapshot: Snapshot | None, *, read_only: bool = False) -> None:
+        super().__init__(classes="dialog-screen")
+        self.snapshot = snapshot
+        self.read_only = read_only
+        self.issues: dict[str, Issue] = {}
+
+    @property
+    def ohm(self) -> OhmApp:
+        return cast("OhmApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="issues-dialog") as dialog:
+            dialog.border_title = Text("Issues")
+            yield KeyedTable(COLUMNS, id="issues-table")
+            yield Label(Text("a: acknowledge   u: take back   esc: close"), classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self.show(self.snapshot)
+        self.query_one(KeyedTable).focus()
+
+    @property
+    def selected(self) -> Issue | None:
+        key = self.query_one(KeyedTable).cursor_key
+        return None if key is None else self.issues.get(key)
+
+    def show(self, snapshot: Snapshot | None) -> None:
+        self.snapshot = snapshot
+        issues = ordered(snapshot.report.issues) if snapshot is not None else []
+        self.issues = {i.issue_id or acks.issue_id(i): i for i in issues}
+        now = timeutil.now()
+        rows = [(key, self._cells(issue, now)) for key, issue in self.issues.items()]
+        self.query_one(KeyedTable).sync(rows)
+        status = snapshot.report.status.upper() if snapshot is not None else "STARTING"
+        title = f"Issues: {len(rows)} ({status})" if rows else f"Issues: none ({status})"
+        self.query_one("#issues-dialog").border_title = Text(title)
+        self.refresh_bindings()
+
+    def _cells(self, issue: Issue, now: float) -> list[Text]:
+        dim = issue.ack is not None
+        sev_style = tone(self.app, "text-muted" if dim else SEVERITY_TONES.get(issue.severity, ""))
+        muted = tone(self.app, "text-muted") if dim else ""
+        return [
+            Text(issue.severity, style=sev_style),
+            text.literal(headline.words(issue), muted, max_len=40),
+            text.literal(ack_label(issue.ack, now), muted, max_len=40),
+            text.literal(issue.issue_id or "", tone(self.app, "text-muted"), max_len=60),
+        ]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("ack", "unack"):
+            issue = self.selected
+            if self.read_only or issue is None:
+                return None
+            return (issue.ack is None) if action == "ack" else (issue.ack is not None)
+        return True
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_ack(self) -> None:
+        issue = self.selected
+        if issue is None or self.read_only:
+            return
+        ref = issue.issue_id or acks.issue_id(issue)
+        monitor = self.ohm.monitor
+        self._run(lambda: monitor.acknowledge(ref), f"Acknowledged: {headline.words(issue)}")
+
+    def action_unack(self) -> None:
+        issue = self.selected
+        if issue is None or issue.ack is None or self.read_only:
+            return
+        ref = issue.issue_id or acks.issue_id(issue)
+        monitor = self.ohm.monitor
+        self._run(lambda: monitor.unacknowledge(ref), f"Took back: {headline.words(issue)}")
+
+    @work(thread=True, exit_on_error=False, group="actions", description="acknowledge")
+    def _run(self, change: Callable[[], Any], done: str) -> None:
+        """Write the ack off the UI thread, then show the status it makes at once."""
+        try:
+            change()
+            snapshot = self.ohm.monitor.snapshot()
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            self.app.call_from_thread(self.notify, message, severity="error", markup=False)
+            return
+        self.app.post_message(SnapshotReady(snapshot))
+        self.app.call_from_thread(self._after, snapshot, done)
+
+    def _after(self, snapshot: Snapshot, done: str) -> None:
+        self.notify(text.clean(done), title="acknowledge", markup=False)
+        if self.is_attached:
+            self.show(snapshot)
