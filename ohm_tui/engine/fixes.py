@@ -210,6 +210,10 @@ class Fixer:
     def next_due_in(self) -> float | None:
         if self._restart is not None:
             return 1.0
+        return self.respawn_due_in()
+
+    def respawn_due_in(self) -> float | None:
+        """Seconds until a pending respawn's backoff ends (0: due now; None: none waits)."""
         if self._next_due is None:
             return None
         return max(0.0, self._next_due - timeutil.now())
