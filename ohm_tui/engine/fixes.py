@@ -865,7 +865,12 @@ class Fixer:
                     )
                 ):
                     continue  # alive after all: never touch a live entry
-                status = "completed" if o.exit_code in (0, None) and not o.is_crash else "failed"
+                if o.liveness == "not_running":
+                    status = r.status  # the orchestrator's own word: completed, killed...
+                elif o.exit_code in (0, None) and not o.is_crash:
+                    status = "completed"
+                else:
+                    status = "failed"
                 if statefile.move_to_completed(
                     data,
                     str(r.pid),

@@ -28,6 +28,7 @@ AgentStatus = Literal[
     "zombie",
     "stalled",
     "completed",
+    "killed",
     "stale",
 ]
 

@@ -923,7 +923,7 @@ class OrchestratorHealthMonitor:
             obs = self._observations.get(key)
             if obs is None:
                 return
-            rec = obs.record
+            rec = self._fresh_record(obs.record)
             ex = None
             if rec.source == "ohm_spawned":
                 ex = _wait_exit_file(self.config.exits_dir_path, rec.pid, rec.started_at, 0.05)
@@ -952,6 +952,24 @@ class OrchestratorHealthMonitor:
                 self._adopt_respawns(self.fixer.handle_pending(only=crash_id))
             self._emit_new_events()
             self.wake()  # the rest (bugs, status) at the next full check, coalesced
+
+    def _fresh_record(self, rec: AgentRecord) -> AgentRecord:
+        """The state file's entry for this run as it is now: the orchestrator may have
+        marked it ``killed`` just before it stopped it, after the last check read it."""
+        if not self._from_state_file(rec):
+            return rec
+        try:
+            view = self._read_agent_state(self.config.agent_state_path)
+        except statefile.StateFileError:
+            return rec
+        self._last_view = view
+        for fresh in view.agents:
+            if fresh.key == rec.key:
+                fresh.log_file = fresh.log_file or rec.log_file
+                fresh.create_time = fresh.create_time or rec.create_time
+                fresh.cwd = fresh.cwd or rec.cwd
+                return fresh
+        return rec
 
     def _adopt_spawned(self, agent_key: str) -> bool:
         """Watch an agent ohm just respawned at once, not from the next check on
@@ -1068,6 +1086,8 @@ class OrchestratorHealthMonitor:
                 status = "stalled"
         elif obs.liveness == "zombie":
             status = "zombie"
+        elif obs.liveness == "not_running" and rec.status == "killed":
+            status = "killed"  # stopped on purpose by the orchestrator
         elif obs.liveness in ("ended_ok", "not_running"):
             status = "completed" if (obs.exit_code in (0, None)) else "crashed"
         elif obs.is_crash:

@@ -38,6 +38,7 @@ STATUS_RANK: dict[str, int] = {
     "stale": 5,
     "running": 6,
     "completed": 7,
+    "killed": 8,
 }
 
 LIVE_STATUSES = {"running", "stalled", "zombie"}
