@@ -8,7 +8,7 @@ from ohm_tui.cli import output as out
 from ohm_tui.cli.context import open_reader
 from ohm_tui.cli.table import render_table
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.models import AgentView, CrashRow
+from ohm_tui.engine.models import AgentView, CrashRow, ended_text
 
 
 def crash_action(row: CrashRow) -> str:
@@ -106,7 +106,8 @@ def agent_status(agent: AgentView, at: float) -> str:
     if agent.status == "respawning" and agent.next_respawn_at is not None:
         wait = max(0.0, agent.next_respawn_at - at)
         return f"respawning in {wait:.0f}s"
-    return agent.status
+    ended = ended_text(agent.exit_code) if agent.status not in _LIVE else None
+    return f"{agent.status} ({ended})" if ended else agent.status
 
 
 def uptime(agent: AgentView, at: float) -> str:

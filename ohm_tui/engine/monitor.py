@@ -11,6 +11,7 @@ covers everything a death event cannot see (heartbeats, logs, stale entries).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ from ohm_tui.engine.models import (
     Snapshot,
     Status,
     parse_bug_number,
+    signal_name,
 )
 from ohm_tui.engine.notify import Notifier
 from ohm_tui.engine.pidwatch import PidWatcher
@@ -98,6 +100,8 @@ class OrchestratorHealthMonitor:
         # Exact start time of each run seen alive: a PID reused within
         # ``pid_start_tolerance`` of the file's ``started_at`` is still told apart.
         self._create_times: dict[str, float] = {}
+        # Exit records of listed runs already consumed (their files are gone).
+        self._ingested: dict[str, ExitInfo] = {}
         self._seen_cache: set[str] = set()
         self._dead_since: dict[str, float] = {}
         self._log_offsets: dict[str, int] = {}
@@ -305,7 +309,7 @@ class OrchestratorHealthMonitor:
             alive_now: list[str] = []
             zombies_now: dict[str, float] = {}
             for rec in records:
-                ex = exits.get(rec.pid)
+                ex = exits.get(rec.pid) or self._ingested.get(rec.key)
                 if (
                     ex is not None
                     and rec.started_at is not None
@@ -350,6 +354,7 @@ class OrchestratorHealthMonitor:
             self._zombie_since = zombies_now
             listed = {r.key for r in records}
             self._create_times = {k: v for k, v in self._create_times.items() if k in listed}
+            self._ingested = {k: v for k, v in self._ingested.items() if k in listed}
             self._cpu.forget_missing({(o.raw.pid, o.raw.start_time) for o in observations if o.raw})
             self._write_error = None
             if store_ok and record:
@@ -555,6 +560,8 @@ class OrchestratorHealthMonitor:
                         self.fixer.note_exit(rec, obs, timeutil.now())
                 if ex.path is not None:
                     ex.path.unlink(missing_ok=True)
+                    # Its exit code still shows while the run is listed (how it ended).
+                    self._ingested[rec.key] = dataclasses.replace(ex, path=None)
             except (StoreError, OSError) as exc:
                 log.warning("could not ingest exit of %s: %s", rec.key, exc)
 
@@ -1072,7 +1079,7 @@ class OrchestratorHealthMonitor:
         hit = self._last_lines.get(path)
         if hit is not None and hit[0] == sig:
             return hit[1]
-        line = logparse.last_line(logparse.tail_text(path, 4096))
+        line = logparse.agent_last_line(logparse.tail_text(path, 4096))
         self._last_lines[path] = (sig, line)
         return line
 
@@ -1113,6 +1120,7 @@ class OrchestratorHealthMonitor:
             cwd=rec.cwd,
             log_file=rec.log_file,
             exit_code=obs.exit_code,
+            exit_signal=signal_name(obs.exit_code),
         )
 
     def crashes(
