@@ -965,11 +965,22 @@ class OrchestratorHealthMonitor:
         marked it ``killed`` just before it stopped it, after the last check read it."""
         if not self._from_state_file(rec):
             return rec
+        path = self.config.agent_state_path
         try:
-            view = self._read_agent_state(self.config.agent_state_path)
-        except statefile.StateFileError:
+            st = os.stat(path)
+        except OSError:
             return rec
-        self._last_view = view
+        view = self._last_view
+        if view is None or self._view_sig != (
+            st.st_ino,
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+        ):  # changed since it was read: parse it again (a storm of deaths reads it once)
+            try:
+                view = self._last_view = self._read_agent_state(path)
+            except statefile.StateFileError:
+                return rec
         for fresh in view.agents:
             if fresh.key == rec.key:
                 fresh.log_file = fresh.log_file or rec.log_file
