@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from bench import b_detect, b_history, b_idle, b_peers, b_respawn, b_scale
+from bench import b_demo, b_detect, b_history, b_idle, b_peers, b_respawn, b_scale
 from bench.common import BENCH_DIR, REPO, Row, Section, reap_strays, render_markdown
 
-SECTIONS = ["respawn", "detect", "peers", "idle", "scale", "history"]
+SECTIONS = ["respawn", "detect", "peers", "idle", "scale", "demo", "history"]
 
 
 def _machine() -> str:
@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             say(f" {time.perf_counter() - t0:.1f} s")
         if "scale" in chosen:
             section("scale", lambda: b_scale.run(work, args.quick))
+        if "demo" in chosen:
+            section("demo", lambda: b_demo.run(work, args.quick))
         if "history" in chosen and fill is not None:
             history_fill = fill
             section("history", lambda: b_history.run(work, args.quick, history_fill))
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
     total = time.perf_counter() - started
     rows = [r for s in sections for r in s.rows]
-    order = {f: i for i, f in enumerate(["1", "2", "3", "4", "5", "6", "7", "8"])}
+    order = {f: i for i, f in enumerate(["1", "2", "3", "4", "5", "6", "7", "8", "9"])}
     rows.sort(key=lambda r: order.get(r.figure.split()[0], 99))
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = [

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 
 from ohm_tui.cli import output as out
-from ohm_tui.cli.context import open_monitor
+from ohm_tui.cli.context import open_monitor, open_reader
 from ohm_tui.cli.table import render_table
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.models import BugRow
 
 
 def cmd_bugs(args: argparse.Namespace) -> int:
-    with open_monitor(args) as monitor:
+    with open_reader(args) as monitor:
         bugs = monitor.bugs(args.status)
     if args.json:
         out.emit_json([b.to_dict() for b in bugs])
@@ -90,7 +90,7 @@ def _show_one(bug: BugRow, args: argparse.Namespace, verb: str | None = None) ->
 
 
 def cmd_bug_show(args: argparse.Namespace) -> int:
-    with open_monitor(args) as monitor:
+    with open_reader(args) as monitor:
         return _show_one(monitor.bug(args.bug), args)
 
 

@@ -67,6 +67,16 @@ def open_monitor(
     return OrchestratorHealthMonitor(cfg, read_only=read_only, name=f"cli:{os.getpid()}")
 
 
+def open_reader(args: argparse.Namespace) -> OrchestratorHealthMonitor:
+    """A monitor for the listings, which must not change history: an existing database
+    is opened read-only, so SQLite itself refuses any write. (A missing one is
+    created empty, as every command does.)"""
+    cfg = build_config(args)
+    require_data_dir(cfg)
+    read_only = Path(cfg.database_path).exists()
+    return OrchestratorHealthMonitor(cfg, read_only=read_only, name=f"cli:{os.getpid()}")
+
+
 def agent_ref(text: str) -> str | int:
     """An agent as typed: a PID is an ``int``; a key (``pid@start``) or task id stays text."""
     stripped = text.strip()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from ohm_tui.cli import output as out
-from ohm_tui.cli.context import open_monitor
+from ohm_tui.cli.context import open_reader
 from ohm_tui.cli.table import render_table
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.models import AgentView, CrashRow
+from ohm_tui.engine.models import AgentView, CrashRow, ended_text
 from ohm_tui.engine.sources.invocations import format_usd
 
 
@@ -31,7 +31,7 @@ def cmd_crashes(args: argparse.Namespace) -> int:
     since = timeutil.now() - args.last.seconds
     limit = args.limit if args.limit is not None else (None if args.json else TABLE_LIMIT)
     limit = limit or None  # 0 means all
-    with open_monitor(args) as monitor:
+    with open_reader(args) as monitor:
         rows = monitor.crashes(since, agent_type=args.agent, task_id=args.task, limit=limit)
         total = len(rows)
         if limit is not None and total == limit:
@@ -72,7 +72,7 @@ def cmd_crashes(args: argparse.Namespace) -> int:
 
 def cmd_events(args: argparse.Namespace) -> int:
     since = timeutil.now() - args.last.seconds
-    with open_monitor(args) as monitor:
+    with open_reader(args) as monitor:
         events = monitor.events(since, limit=args.limit)
     if args.json:
         out.emit_json([e.to_dict() for e in events])
@@ -107,7 +107,9 @@ def agent_status(agent: AgentView, at: float) -> str:
     if agent.status == "respawning" and agent.next_respawn_at is not None:
         wait = max(0.0, agent.next_respawn_at - at)
         return f"respawning in {wait:.0f}s"
-    return agent.status.replace("_", " ")
+    label = agent.status.replace("_", " ")
+    ended = ended_text(agent.exit_code) if agent.status not in _LIVE else None
+    return f"{label} ({ended})" if ended else label
 
 
 def uptime(agent: AgentView, at: float) -> str:
@@ -118,8 +120,8 @@ def uptime(agent: AgentView, at: float) -> str:
 
 
 def cmd_agents(args: argparse.Namespace) -> int:
-    with open_monitor(args) as monitor:
-        agents = monitor.snapshot().agents
+    with open_reader(args) as monitor:
+        agents = monitor.snapshot(record=False).agents  # a listing writes nothing
     if args.json:
         out.emit_json([a.to_dict() for a in agents])
         return 0

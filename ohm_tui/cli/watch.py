@@ -80,7 +80,12 @@ class EventPrinter:
 
 
 def run_watch_loop(monitor: OrchestratorHealthMonitor, stop: StopSignals) -> int:
-    """Print events until a stop signal, then stop the monitor cleanly."""
+    """Print events until a stop signal, then stop the monitor cleanly.
+
+    Each event is printed once: alerts (a bug filed, a give-up) are events too, so
+    their own log lines are off here.
+    """
+    monitor.notifier.log_alerts = False
     monitor.add_listener(EventPrinter())
     monitor.start()
     try:

@@ -81,8 +81,13 @@ def observe(
     A crash needs evidence (a non-zero exit code, a traceback in its log, or a
     process ohm saw alive that vanished while its entry still says running), so
     that a file full of long-dead entries is cleaned, never mass-respawned.
+
+    An entry of ``active_agents`` whose process is gone is stale whatever its
+    status: the orchestrator's cleanup may never run. One it marked ``killed``
+    (``exit_code: -9``) was stopped on purpose: never a crash.
     """
     listed_running = record.status in ("running", "spawned", "starting")
+    stopped_on_purpose = record.status == "killed"
     # Only a state file can hold a stale entry; ohm's own records close themselves.
     in_file = record.source != "ohm_spawned"
     raw = table.get(record.pid)
@@ -103,7 +108,7 @@ def observe(
             "zombie",
             raw=raw,
             log_mtime=mtime,
-            stale_entry=listed_running and in_file,
+            stale_entry=in_file,
             reason="process is a zombie (exited, not reaped by its parent)",
         )
 
@@ -112,9 +117,18 @@ def observe(
     if exit_info is not None:
         exit_code = exit_info.exit_code if exit_info.exit_code is not None else exit_code
         died_at = exit_info.ended_at
-    if not listed_running and exit_info is None:
-        # The source itself says it ended (completed / killed / failed): history, not news.
-        return Observation(record, "not_running", exit_code=exit_code, log_mtime=mtime)
+    if stopped_on_purpose or (not listed_running and exit_info is None):
+        # The source itself says it ended (completed / killed / failed): history, not
+        # news. Still listed among the active agents, it is a stale entry.
+        return Observation(
+            record,
+            "not_running",
+            exit_code=exit_code,
+            died_at=died_at,
+            log_mtime=mtime,
+            stale_entry=in_file,
+            reason=f"process gone; its entry already says {record.status}",
+        )
 
     tail = logparse.tail_text(record.log_file, config.log_tail_bytes) if record.log_file else ""
     info = logparse.parse_crash(tail) if tail else CrashInfo()
@@ -130,7 +144,7 @@ def observe(
             exit_code=0,
             died_at=died_at,
             log_mtime=mtime,
-            stale_entry=listed_running and in_file,
+            stale_entry=in_file,
             reason="exited 0",
         )
 
@@ -160,7 +174,7 @@ def observe(
         crash=info if is_crash else None,
         is_crash=is_crash,
         recent=recent,
-        stale_entry=listed_running and in_file,
+        stale_entry=in_file,
         log_mtime=mtime,
         reason=reason or "process gone (no exit code, no traceback)",
     )
@@ -244,8 +258,8 @@ def agent_issues(observations: list[Observation], config: Config, now: float) ->
             Issue(
                 type="zombie",
                 severity="degraded",
-                error=f"{len(stale)} stale entr{'y' if len(stale) == 1 else 'ies'} listed as "
-                "running whose process is gone",
+                error=f"{len(stale)} stale entr{'y' if len(stale) == 1 else 'ies'} in "
+                "active_agents whose process is gone",
                 details={
                     "kind": "stale_entries",
                     "entries": [

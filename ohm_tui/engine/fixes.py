@@ -210,6 +210,10 @@ class Fixer:
     def next_due_in(self) -> float | None:
         if self._restart is not None:
             return 1.0
+        return self.respawn_due_in()
+
+    def respawn_due_in(self) -> float | None:
+        """Seconds until a pending respawn's backoff ends (0: due now; None: none waits)."""
         if self._next_due is None:
             return None
         return max(0.0, self._next_due - timeutil.now())
@@ -1028,7 +1032,12 @@ class Fixer:
                     )
                 ):
                     continue  # alive after all: never touch a live entry
-                status = "completed" if o.exit_code in (0, None) and not o.is_crash else "failed"
+                if o.liveness == "not_running":
+                    status = r.status  # the orchestrator's own word: completed, killed...
+                elif o.exit_code in (0, None) and not o.is_crash:
+                    status = "completed"
+                else:
+                    status = "failed"
                 if statefile.move_to_completed(
                     data,
                     str(r.pid),

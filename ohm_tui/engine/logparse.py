@@ -249,6 +249,15 @@ def last_line(text: str, max_len: int = 200) -> str | None:
     return None
 
 
+def agent_last_line(text: str, max_len: int = 200) -> str | None:
+    """The agent's own last line: ohm's runner appends "[ohm-runner] agent pid N exited
+    with code C" after the agent's last words, and must not speak for it."""
+    if _RUNNER_PREFIX not in text:
+        return last_line(text, max_len)
+    own = "\n".join(ln for ln in text.split("\n") if not ln.startswith(_RUNNER_PREFIX))
+    return last_line(own, max_len)
+
+
 # --------------------------------------------------------------------------- error lines
 
 _TS = r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[,.]\d+)?(?:Z|[+-]\d\d:?\d\d)?"

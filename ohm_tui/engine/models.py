@@ -10,6 +10,7 @@ people: faces do that with ``humanize``.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -29,6 +30,7 @@ AgentStatus = Literal[
     "zombie",
     "stalled",
     "completed",
+    "killed",
     "stale",
     "respawn_failed",  # crashed, and its respawn could not start: nothing runs the task
 ]
@@ -229,9 +231,36 @@ class AgentView:
     input_tokens: int | None = None
     output_tokens: int | None = None
     reason: str | None = None  # why it is not running, e.g. why its respawn could not start
+    exit_signal: str | None = None  # "SIGKILL" when a signal ended it (exit code -9)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def signal_name(exit_code: int | None) -> str | None:
+    """The signal that ended a process, from its exit code as ``subprocess`` and ohm's
+    runner write it (``-9`` is SIGKILL); None for a normal exit or an unknown one."""
+    if exit_code is None or exit_code >= 0:
+        return None
+    try:
+        return signal.Signals(-exit_code).name
+    except ValueError:
+        return f"signal {-exit_code}"
+
+
+def ended_text(exit_code: int | None) -> str | None:
+    """How a run ended, briefly: ``exit 1``, ``SIGKILL``; None when unknown."""
+    if exit_code is None:
+        return None
+    return signal_name(exit_code) or f"exit {exit_code}"
+
+
+def exit_code_text(exit_code: int | None) -> str:
+    """An exit code with its signal: ``-9 (SIGKILL)``, ``1``, or ``-`` when unknown."""
+    if exit_code is None:
+        return "-"
+    name = signal_name(exit_code)
+    return f"{exit_code} ({name})" if name else str(exit_code)
 
 
 @dataclass(slots=True)

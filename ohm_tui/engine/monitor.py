@@ -11,6 +11,7 @@ covers everything a death event cannot see (heartbeats, logs, stale entries).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import getpass
 import json
 import logging
@@ -31,6 +32,7 @@ from ohm_tui.engine.fixes import Fixer, task_key
 from ohm_tui.engine.logfind import LogFinder
 from ohm_tui.engine.models import (
     OPERATOR_STOPS,
+    STATUS_ORDER,
     Ack,
     ActionResult,
     AgentRecord,
@@ -47,6 +49,7 @@ from ohm_tui.engine.models import (
     Snapshot,
     Status,
     parse_bug_number,
+    signal_name,
 )
 from ohm_tui.engine.notify import Notifier
 from ohm_tui.engine.pidwatch import PidWatcher
@@ -62,6 +65,7 @@ FIXER_LEASE = "fixer"
 ZOMBIE_GRACE = 2.0  # seconds a process may stay a zombie before it is reported
 CWD_CACHE_MAX = 4096  # working directories remembered for agents seen alive
 OPERATOR_STOP_LOOKBACK = 86400.0  # an operator's stop older than this no longer explains a death
+EVENT_CHECK_GAP = 1.0  # seconds: at most one event-driven full check this often
 
 
 class UnknownBugError(KeyError):
@@ -120,6 +124,8 @@ class OrchestratorHealthMonitor:
         self._operator_stopped: dict[str, bool] = {}
         # Tasks whose respawn could not start (old agent key -> row), as of the last check.
         self._failed_respawns: dict[str, dict[str, Any]] = {}
+        # Exit records of listed runs already consumed (their files are gone).
+        self._ingested: dict[str, ExitInfo] = {}
         self._seen_cache: set[str] = set()
         self._dead_since: dict[str, float] = {}
         self._log_offsets: dict[str, int] = {}
@@ -140,6 +146,8 @@ class OrchestratorHealthMonitor:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._check_wanted = False  # a wake-up asked for a full check
+        self._last_check_at = float("-inf")  # when the last full check ran (epoch)
         self._is_fixer = False
         self.notifier = Notifier(self.config)
         self.fixer = Fixer(self)
@@ -291,10 +299,17 @@ class OrchestratorHealthMonitor:
         return rec.source in ("real", "ohm")
 
     # ------------------------------------------------------------ the check
-    def check(self) -> HealthReport:
-        """One health check. Side effects: its own ``health_checks`` row and new crashes."""
+    def check(self, *, record: bool = True) -> HealthReport:
+        """One health check. Side effects: its own ``health_checks`` row, new crashes,
+        and a ``status_changed`` event when the status is not the last check's.
+
+        ``record=False`` only looks: no row, crash, event or alert, and no file is
+        touched (the runners' exit records stay for the monitor that records them).
+        Read commands (``ohm agents``) use it: reading must not change history.
+        """
         with self._lock:
             now = timeutil.now()
+            self._last_check_at = now
             issues: list[Issue] = []
             store_ok = True
             try:
@@ -323,7 +338,7 @@ class OrchestratorHealthMonitor:
             alive_now: list[str] = []
             zombies_now: dict[str, float] = {}
             for rec in records:
-                ex = exits.get(rec.pid)
+                ex = exits.get(rec.pid) or self._ingested.get(rec.key)
                 if (
                     ex is not None
                     and rec.started_at is not None
@@ -374,9 +389,10 @@ class OrchestratorHealthMonitor:
             self._operator_stopped = {
                 k: v for k, v in self._operator_stopped.items() if k in listed
             }
+            self._ingested = {k: v for k, v in self._ingested.items() if k in listed}
             self._cpu.forget_missing({(o.raw.pid, o.raw.start_time) for o in observations if o.raw})
             self._write_error = None
-            if store_ok:
+            if store_ok and record:
                 try:
                     store.mark_seen(alive_now, now)
                     self._seen_cache.update(alive_now)
@@ -448,7 +464,9 @@ class OrchestratorHealthMonitor:
                     **cost_metrics,
                 },
             )
-            if store_ok:
+            if store_ok and record:
+                if self._last_status is None:
+                    self._last_status = self._recorded_status()
                 try:
                     report.check_id = store.record_health_check(
                         report,
@@ -469,17 +487,8 @@ class OrchestratorHealthMonitor:
             self._observations = {o.record.key: o for o in observations}
             self._records_by_pid = {o.record.pid: o.record for o in observations}
             self._last_report = report
-            if status != self._last_status:
-                if self._last_status is not None or status != "healthy":
-                    self.event("status_changed", f"status {status}", data={"status": status})
-                if status == "critical":
-                    self.notifier.alert(
-                        "critical",
-                        "; ".join(
-                            i.error for i in issues if i.severity == "critical" and i.ack is None
-                        )[:500],
-                    )
-                self._last_status = status
+            if record:
+                self._note_status(status, issues)
             self._emit_new_events()
             return report
 
@@ -518,6 +527,31 @@ class OrchestratorHealthMonitor:
                     self.store.set_ack_missing(ack.ack_id, d.missing_since)
             except StoreError as exc:
                 log.warning("could not update acknowledgement %s: %s", ack.ack_id, exc)
+
+    def _note_status(self, status: Status, issues: list[Issue]) -> None:
+        """A ``status_changed`` event (and an alert when critical) only when the status
+        differs from the last check's."""
+        if status != self._last_status:
+            causes = "; ".join(
+                i.error for i in issues if i.severity == "critical" and i.ack is None
+            )[:500]
+            if self._last_status is not None or status != "healthy":
+                # The event says what the alert says: a face may print only events.
+                message = f"status {status}" + (f": {causes}" if status == "critical" else "")
+                self.event("status_changed", message[:500], data={"status": status})
+            if status == "critical":
+                self.notifier.alert("critical", causes)
+            self._last_status = status
+
+    def _recorded_status(self) -> Status | None:
+        """The status of the last check on record, by any monitor: each ``ohm check``
+        is a fresh process, and the same status again is no change."""
+        try:
+            rows = self.store.list_health_checks(limit=1)
+        except StoreError:
+            return None
+        value = rows[0]["status"] if rows else None
+        return value if value in STATUS_ORDER else None
 
     @staticmethod
     def _history_issue(error: str) -> Issue:
@@ -654,6 +688,8 @@ class OrchestratorHealthMonitor:
                         self.fixer.note_exit(rec, obs, timeutil.now())
                 if ex.path is not None:
                     ex.path.unlink(missing_ok=True)
+                    # Its exit code still shows while the run is listed (how it ended).
+                    self._ingested[rec.key] = dataclasses.replace(ex, path=None)
             except (StoreError, OSError) as exc:
                 log.warning("could not ingest exit of %s: %s", rec.key, exc)
 
@@ -901,6 +937,7 @@ class OrchestratorHealthMonitor:
             if not self.is_fixer():
                 return []
             results = self.fixer.run(report)
+            self._adopt_respawns(results)
             self._emit_new_events()
             return results
 
@@ -949,42 +986,88 @@ class OrchestratorHealthMonitor:
         return self._thread is not None and self._thread.is_alive()
 
     def wake(self) -> None:
-        """Ask the background loop for a check now."""
+        """Ask the background loop for a full check soon. However many ask, and however
+        often (a crash storm asks dozens of times a second), it runs at most one
+        event-driven check every ``EVENT_CHECK_GAP`` seconds."""
+        self._check_wanted = True
         self._wake.set()
 
+    def _event_check_in(self) -> float:
+        """Seconds until an event-driven check may run (0: now)."""
+        elapsed = timeutil.now() - self._last_check_at
+        if elapsed < 0:  # the clock went back: do not wait for it to catch up
+            return 0.0
+        return max(0.0, EVENT_CHECK_GAP - elapsed)
+
     def _loop(self) -> None:
+        """Scheduled checks every ``health_check_interval``; between them, deaths and
+        due respawns take their fast paths, and wake-ups coalesce into one check."""
         last_prune = 0.0
         first = True
+        next_scheduled = time.monotonic()
         while not self._stop.is_set():
-            started = time.monotonic()
+            self._wake.clear()
+            if self.fixer.restart_pending:
+                self._check_wanted = True  # a restart is verified by checks
             try:
-                with self._lock:
-                    last = self._last_report
-                    if first and last is not None and timeutil.now() - last.checked_at < 1.0:
-                        # A face's first snapshot checked a moment ago: a second full
-                        # check now would only compete with its first paint.
-                        report = last
-                    else:
-                        report = self.check()
-                first = False
-                if self.auto_fix:
-                    self.auto_fix_issues(report)
-                    self.report_bugs_if_any(report)
-                self._arm_watches()
-                if timeutil.now() - last_prune > 3600 and self._is_fixer:
-                    last_prune = timeutil.now()
-                    self.store.prune(older_than=last_prune - self.config.retention_days * 86400)
+                if time.monotonic() >= next_scheduled or (
+                    self._check_wanted and self._event_check_in() == 0.0
+                ):
+                    self._check_wanted = False
+                    next_scheduled = time.monotonic() + self.config.health_check_interval
+                    self._cycle(first)
+                    first = False
+                    if timeutil.now() - last_prune > 3600 and self._is_fixer:
+                        last_prune = timeutil.now()
+                        self.store.prune(older_than=last_prune - self.config.retention_days * 86400)
+                else:
+                    due = self.fixer.respawn_due_in()
+                    if self.auto_fix and due is not None and due <= 0:
+                        self._respawn_due()
                 procs.reap_children()
             except Exception as exc:  # the engine must outlive any one bad cycle
                 log.exception("health cycle failed")
                 self.event("engine_error", f"health cycle failed: {exc}"[:500])
-            interval = self.config.health_check_interval
-            due = self.fixer.next_due_in()
-            if due is not None:
-                interval = max(0.05, min(interval, due))
-            elapsed = time.monotonic() - started
-            self._wake.wait(max(0.0, interval - elapsed))
-            self._wake.clear()
+            self._wake.wait(self._sleep_for(next_scheduled))
+
+    def _sleep_for(self, next_scheduled: float) -> float:
+        """Until the next scheduled check, allowed event-driven check or due respawn."""
+        wait = next_scheduled - time.monotonic()
+        if self._check_wanted:
+            wait = min(wait, self._event_check_in())
+        due = self.fixer.respawn_due_in() if self.auto_fix else None
+        if due is not None:
+            wait = min(wait, max(0.05, due))
+        return max(0.0, wait)
+
+    def _cycle(self, first: bool) -> None:
+        """One full check, then the fixes and bug reports it calls for."""
+        with self._lock:
+            last = self._last_report
+            if first and last is not None and timeutil.now() - last.checked_at < 1.0:
+                # A face's first snapshot checked a moment ago: a second full
+                # check now would only compete with its first paint.
+                report = last
+            else:
+                report = self.check()
+        if self.auto_fix:
+            self.auto_fix_issues(report)
+            self.report_bugs_if_any(report)
+        self._arm_watches()
+
+    def _respawn_due(self) -> None:
+        """Fast path for respawns whose backoff has ended: no full check needed."""
+        with self._lock:
+            if not self.is_fixer():
+                return
+            self._adopt_respawns(self.fixer.handle_pending())
+            self._emit_new_events()
+
+    def _adopt_respawns(self, results: list[ActionResult]) -> None:
+        """Watch the runs ohm just started, so their deaths take the fast path too."""
+        for res in results:
+            if res.ok and res.action == "respawn" and res.agent_key:
+                self._adopt_spawned(res.agent_key)
 
     def _arm_watches(self) -> None:
         w = self._watcher
@@ -1018,7 +1101,7 @@ class OrchestratorHealthMonitor:
             obs = self._observations.get(key)
             if obs is None:
                 return
-            rec = obs.record
+            rec = self._fresh_record(obs.record)
             ex = None
             if rec.source == "ohm_spawned":
                 ex = _wait_exit_file(self.config.exits_dir_path, rec.pid, rec.started_at, 0.05)
@@ -1036,7 +1119,7 @@ class OrchestratorHealthMonitor:
             if not new.is_crash or new.crash is None:
                 if new.liveness == "ended_ok" and ex is not None:
                     self._ingest_exits([new], {rec.pid: ex})
-                self._wake.set()  # let the periodic path settle it (grace, cleanup)
+                self.wake()  # let the next full check settle it (grace, cleanup)
                 return
             if not self._state_ok and self._from_state_file(rec):
                 return
@@ -1044,11 +1127,38 @@ class OrchestratorHealthMonitor:
             if ex is not None:
                 self._ingest_exits([new], {rec.pid: ex})
             if crash_id is not None and self.auto_fix and self.is_fixer():
-                for res in self.fixer.handle_pending(only=crash_id):
-                    if res.ok and res.action == "respawn" and res.agent_key:
-                        self._adopt_spawned(res.agent_key)
+                self._adopt_respawns(self.fixer.handle_pending(only=crash_id))
             self._emit_new_events()
-            self._wake.set()
+            self.wake()  # the rest (bugs, status) at the next full check, coalesced
+
+    def _fresh_record(self, rec: AgentRecord) -> AgentRecord:
+        """The state file's entry for this run as it is now: the orchestrator may have
+        marked it ``killed`` just before it stopped it, after the last check read it."""
+        if not self._from_state_file(rec):
+            return rec
+        path = self.config.agent_state_path
+        try:
+            st = os.stat(path)
+        except OSError:
+            return rec
+        view = self._last_view
+        if view is None or self._view_sig != (
+            st.st_ino,
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+        ):  # changed since it was read: parse it again (a storm of deaths reads it once)
+            try:
+                view = self._last_view = self._read_agent_state(path)
+            except statefile.StateFileError:
+                return rec
+        for fresh in view.agents:
+            if fresh.key == rec.key:
+                fresh.log_file = fresh.log_file or rec.log_file
+                fresh.create_time = fresh.create_time or rec.create_time
+                fresh.cwd = fresh.cwd or rec.cwd
+                return fresh
+        return rec
 
     def _adopt_spawned(self, agent_key: str) -> bool:
         """Watch an agent ohm just respawned at once, not from the next check on
@@ -1071,8 +1181,11 @@ class OrchestratorHealthMonitor:
             obs.liveness = "dead"
         self._observations[rec.key] = obs
         self._alive_keys.add(rec.key)
+        watched = False
         if self._watcher is not None and raw is not None:
-            self._watcher.watch(rec.pid, raw.start_time, self._make_death_cb(rec.key))
+            watched = self._watcher.watch(rec.pid, raw.start_time, self._make_death_cb(rec.key))
+        if not watched and self.running:
+            self.wake()  # already gone (or no watcher): the next full check finds it
         return obs
 
     def add_listener(self, callback: Callable[[Event], None]) -> None:
@@ -1089,12 +1202,15 @@ class OrchestratorHealthMonitor:
             self._listeners.remove(callback)
 
     # ------------------------------------------------------------ for the faces
-    def snapshot(self, *, crash_limit: int = 200, bug_limit: int = 200) -> Snapshot:
-        """Everything a face draws, collected in one go (call from a worker thread)."""
+    def snapshot(
+        self, *, crash_limit: int = 200, bug_limit: int = 200, record: bool = True
+    ) -> Snapshot:
+        """Everything a face draws, collected in one go (call from a worker thread).
+        ``record=False``: a check that only looks, for read commands (see ``check``)."""
         with self._lock:
             report = self._last_report
             if report is None or (not self.running and timeutil.now() - report.checked_at > 1.0):
-                report = self.check()
+                report = self.check(record=record)
             errors: list[str] = []
             crashes: list[CrashRow] = []
             bugs: list[BugRow] = []
@@ -1171,7 +1287,7 @@ class OrchestratorHealthMonitor:
         hit = self._last_lines.get(path)
         if hit is not None and hit[0] == sig:
             return hit[1]
-        line = logparse.last_line(logparse.tail_text(path, 4096))
+        line = logparse.agent_last_line(logparse.tail_text(path, 4096))
         self._last_lines[path] = (sig, line)
         return line
 
@@ -1220,6 +1336,8 @@ class OrchestratorHealthMonitor:
                 status = "stalled"
         elif obs.liveness == "zombie":
             status = "zombie"
+        elif obs.liveness == "not_running" and rec.status == "killed":
+            status = "killed"  # stopped on purpose by the orchestrator
         elif obs.liveness in ("ended_ok", "not_running"):
             status = "completed" if (obs.exit_code in (0, None)) else "crashed"
         elif obs.is_crash:
@@ -1252,6 +1370,7 @@ class OrchestratorHealthMonitor:
             log_file=rec.log_file,
             exit_code=obs.exit_code,
             reason=reason,
+            exit_signal=signal_name(obs.exit_code),
         )
 
     def crashes(
@@ -1382,7 +1501,7 @@ class OrchestratorHealthMonitor:
             with self._lock:  # watched (and counted as the task's live run) at once
                 self._adopt_spawned(result.agent_key)
         self._emit_new_events()
-        self._wake.set()
+        self.wake()
         return result
 
     def stop_agent(self, agent: str | int) -> ActionResult:
@@ -1391,7 +1510,7 @@ class OrchestratorHealthMonitor:
             rec = self.resolve_agent(agent)
         result = self.fixer.stop(rec)  # outside the lock: it waits for a grace period
         self._emit_new_events()
-        self._wake.set()
+        self.wake()
         return result
 
     def plan_zombie_cleanup(self) -> list[str]:

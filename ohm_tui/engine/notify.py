@@ -119,6 +119,9 @@ class Notifier:
         self._last: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        # Every alert is also an engine event. A face that prints each event (``ohm
+        # watch``) turns the alert's own log line off, so nothing is said twice.
+        self.log_alerts = True
 
     def alert(self, level: str, message: str, *, data: dict[str, Any] | None = None) -> None:
         """Log, ring, and run ``notify_command``; identical alerts once per ``rate_limit``."""
@@ -127,7 +130,8 @@ class Notifier:
                 log.debug("alert suppressed (sent less than %gs ago): %s", self.rate_limit, message)
                 return
             critical = level.lower() == "critical"
-            log.log(logging.CRITICAL if critical else logging.WARNING, "%s", message)
+            if self.log_alerts:
+                log.log(logging.CRITICAL if critical else logging.WARNING, "%s", message)
             if self.config.sound:
                 self._bell()
             if self.config.notify_command:

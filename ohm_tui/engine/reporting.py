@@ -204,8 +204,8 @@ class BugReporter:
                 issue_type="zombie",
                 fingerprint=stale_fp,
                 title="Stale agent entries in agent_state.json",
-                description=f"{len(entries)} agents listed as running whose process is gone "
-                "(moved to completed_agents by ohm).",
+                description=f"{len(entries)} agents still in active_agents whose process is "
+                "gone, whatever their status (moved to completed_agents by ohm).",
                 priority="Low",
                 category="zombie",
                 related_files=[str(self.m.config.agent_state_path)],

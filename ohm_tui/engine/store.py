@@ -888,6 +888,11 @@ class Store:
             )
             if cur.rowcount == 1:
                 return int(cur.lastrowid or 0), True
+            if exit_code is not None:  # the runner's record came after the death event
+                conn.execute(
+                    "UPDATE agent_crashes SET exit_code=? WHERE agent_key=? AND exit_code IS NULL",
+                    (exit_code, agent_key),
+                )
             row = conn.execute(
                 "SELECT crash_id FROM agent_crashes WHERE agent_key=?", (agent_key,)
             ).fetchone()

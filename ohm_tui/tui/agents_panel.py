@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import Input
 
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.models import AgentView
+from ohm_tui.engine.models import AgentView, ended_text
 from ohm_tui.engine.sources.invocations import format_usd
 from ohm_tui.tui import text
 from ohm_tui.tui.keyed_table import CellCache, KeyedTable
@@ -41,6 +41,7 @@ STATUS_RANK: dict[str, int] = {
     "stale": 5,
     "running": 6,
     "completed": 7,
+    "killed": 8,
 }
 
 LIVE_STATUSES = {"running", "stalled", "zombie"}
@@ -50,7 +51,9 @@ def status_label(agent: AgentView, now: float) -> str:
     """The status as people read it: ``respawning in 4s``, ``given up``."""
     if agent.status == "respawning" and agent.next_respawn_at is not None:
         return f"respawning in {max(0, round(agent.next_respawn_at - now))}s"
-    return agent.status.replace("_", " ")
+    ended = ended_text(agent.exit_code) if agent.status not in LIVE_STATUSES else None
+    label = agent.status.replace("_", " ")
+    return f"{label} ({ended})" if ended else label
 
 
 def shown_signature(agent: AgentView, now: float) -> tuple[object, ...]:

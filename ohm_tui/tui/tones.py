@@ -22,6 +22,7 @@ PRIORITY_TONES: dict[str, str] = {
 STATUS_TONES: dict[str, str] = {
     "running": "text-success",
     "completed": "",
+    "killed": "",
     "crashed": "text-error",
     "given_up": "text-error",
     "respawn_failed": "text-error",

@@ -299,6 +299,17 @@ def test_record_crash_once_and_read_back(store: Store) -> None:
     assert summary.stack_trace is None and summary.error_type == "ImportError"
 
 
+def test_an_exit_code_learnt_later_fills_the_crash_row(store: Store) -> None:
+    """A death event can beat the runner's exit record: the row gets the code later,
+    once, and a known code is never overwritten."""
+    first = crash(store, "1001@1760940000", NOW, exit_code=None)
+    crash(store, "1001@1760940000", NOW, exit_code=-9)
+    crash(store, "1001@1760940000", NOW, exit_code=1)
+    row = store.get_crash(first[0])
+    assert row is not None and row.exit_code == -9
+    assert len(store.list_crashes()) == 1
+
+
 def test_list_filters_and_counts(store: Store) -> None:
     crash(store, "a@1", NOW - 7200, agent_type="architect", task_id="spec-1")
     crash(store, "b@1", NOW - 60, agent_type="code_developer", task_id="impl-1")

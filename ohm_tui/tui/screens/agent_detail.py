@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
-from ohm_tui.engine.models import AgentView, Event
+from ohm_tui.engine.models import AgentView, Event, exit_code_text
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from ohm_tui.tui import text
 
@@ -74,7 +74,7 @@ def info_text(agent: AgentView) -> Text:
     out.append(f" · {agent.status.replace('_', ' ')} · respawns {agent.respawns}")
     out.append(f"/{agent.max_respawns} · source {agent.source}")
     if agent.exit_code is not None:
-        out.append(f" · exit code {agent.exit_code}")
+        out.append(f" · exit code {exit_code_text(agent.exit_code)}")
     for label, value in (
         ("command", agent.command_text),
         ("cwd", agent.cwd),

@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ohm_tui.engine.models import CrashRow
+from ohm_tui.engine.models import CrashRow, exit_code_text
 from ohm_tui.tui import text
 from ohm_tui.tui.messages import BugFormRequested
 from ohm_tui.tui.timeline_panel import action_text
@@ -21,7 +21,9 @@ from ohm_tui.tui.timeline_panel import action_text
 def summary_text(crash: CrashRow) -> Text:
     when = datetime.fromtimestamp(crash.crashed_at).strftime("%Y-%m-%d %H:%M:%S")
     out = Text()
-    out.append_text(text.literal(crash.error_type or f"exit code {crash.exit_code}", "bold"))
+    out.append_text(
+        text.literal(crash.error_type or f"exit code {exit_code_text(crash.exit_code)}", "bold")
+    )
     if crash.error_message:
         out.append(": ")
         out.append_text(text.literal(crash.error_message))
@@ -29,7 +31,7 @@ def summary_text(crash: CrashRow) -> Text:
         ("when", f"{when} ({text.ago(crash.crashed_at)})"),
         ("agent", f"{crash.agent_type} PID {crash.agent_pid} ({crash.agent_key})"),
         ("task", crash.task_id or "-"),
-        ("exit code", "-" if crash.exit_code is None else crash.exit_code),
+        ("exit code", exit_code_text(crash.exit_code)),
         ("action", action_text(crash)),
         ("command", crash.command_text or "-"),
         ("log file", crash.log_file or "-"),
