@@ -84,6 +84,10 @@ class Config:
     respawn_backoff_factor: float = 2.0
     respawn_stable_after: float = 300.0
     crash_recent_window: float = 600.0
+    # An agent stays its orchestrator's zombie until the loop next spawns: normal for
+    # a cycle or two. Only a lingering zombie is an issue, and a bug only later still.
+    zombie_issue_after: float = 120.0
+    zombie_bug_after: float = 1800.0
     pid_start_tolerance: float = 5.0
     log_tail_bytes: int = 65536
     event_detection: bool = True
@@ -177,6 +181,8 @@ _NON_NEGATIVE = {
     "respawn_backoff_base",
     "respawn_stable_after",
     "crash_recent_window",
+    "zombie_issue_after",
+    "zombie_bug_after",
     "pid_start_tolerance",
     "bug_rate_limit",
 }
