@@ -39,6 +39,7 @@ IssueType = Literal[
     "duplicate_agents",
     "multiple_orchestrators",
     "stalled_agent",
+    "blocked_on_output",
     "flapping",
     "orchestrator_freeze",
     "orchestrator_gone",

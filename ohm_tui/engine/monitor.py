@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ohm_tui.engine import detect, logparse, procs, statefile, timeutil
+from ohm_tui.engine.blocked import OutputBlockWatch
 from ohm_tui.engine.bugs import BugTracker
 from ohm_tui.engine.config import Config, load_config
 from ohm_tui.engine.detect import ExitInfo, Observation
@@ -109,6 +110,7 @@ class OrchestratorHealthMonitor:
         # Exit codes read from agents' zombies, kept once the parent has reaped them.
         self._death_exits: dict[str, ExitInfo] = {}
         self._cpu = procs.CpuSampler()
+        self._blocked = OutputBlockWatch()
         self._observations: dict[str, Observation] = {}
         self._records_by_pid: dict[int, AgentRecord] = {}
         self._last_report: HealthReport | None = None
@@ -349,6 +351,7 @@ class OrchestratorHealthMonitor:
                     self.fixer.note_completed(self._last_view.completed, now)
                 self._ingest_exits(observations, exits)
             issues.extend(detect.agent_issues(observations, self.config, now))
+            issues.extend(self._blocked.issues(observations))
             if store_ok:
                 issues.extend(self._pending_crash_issues(issues))
             issues.extend(self._error_line_issues(observations))

@@ -237,3 +237,29 @@ def test_torn_read_of_an_in_place_rewrite_is_retried(
     assert not [i for i in report.issues if i.type == "state_file_error"], report.issues
     assert report.extra_metrics["state_file_ok"] is True
     assert report.active_agents == 1 and mon.resolve_agent(pid).pid == pid
+
+
+def _wchan(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text().strip()
+    except OSError:
+        return ""
+
+
+def test_agent_blocked_writing_to_an_unread_pipe_is_reported(
+    ohm: MonitorFactory, era1: Era1Driver
+) -> None:
+    """A real agent writes 200 KiB to the stdout pipe the orchestrator never reads."""
+    writer = "import sys; sys.stdout.write('x' * 200_000); sys.stdout.flush()"
+    pid = era1.spawn([sys.executable, "-c", writer], task="impl-chatty")
+    quiet = era1.spawn(["/bin/sh", "-c", "exec sleep 600"], task="impl-quiet")
+    wait_until(lambda: _wchan(pid) in ("pipe_write", "anon_pipe_write"), message="blocked")
+    mon = _monitor(ohm, era1)
+    first = mon.check()
+    assert not [i for i in first.issues if i.type == "blocked_on_output"]  # one sighting
+    report = mon.check()
+    (issue,) = [i for i in report.issues if i.type == "blocked_on_output"]
+    assert issue.agent_pid == pid and issue.task_id == "impl-chatty"
+    assert issue.details["pipes"] == ["stdout", "stderr"]
+    assert "full pipe nobody reads" in issue.error and "log file" in issue.error
+    assert report.status == "degraded" and quiet != pid
