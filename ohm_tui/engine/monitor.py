@@ -46,6 +46,7 @@ from ohm_tui.engine.models import (
 from ohm_tui.engine.notify import Notifier
 from ohm_tui.engine.pidwatch import PidWatcher
 from ohm_tui.engine.reporting import BugReporter
+from ohm_tui.engine.sources import agent_status
 from ohm_tui.engine.store import Store, StoreError
 
 log = logging.getLogger("ohm.monitor")
@@ -352,6 +353,7 @@ class OrchestratorHealthMonitor:
                 self._ingest_exits(observations, exits)
             issues.extend(detect.agent_issues(observations, self.config, now))
             issues.extend(self._blocked.issues(observations))
+            issues.extend(self._team_status_issues(now, record=store_ok))
             if store_ok:
                 issues.extend(self._pending_crash_issues(issues))
             issues.extend(self._error_line_issues(observations))
@@ -701,6 +703,49 @@ class OrchestratorHealthMonitor:
                 )
             )
         return issues
+
+    def _team_status_issues(self, now: float, *, record: bool) -> list[Issue]:
+        """The team daemon's heartbeat files. Its crashes are recorded once and never
+        respawned (that daemon restarts its own agents)."""
+        statuses = agent_status.read_statuses(self.config.path(agent_status.STATUS_DIR))
+        found = agent_status.status_issues(statuses, now)
+        if not record or self.read_only:
+            return found
+        crashed = {s.key: s for s in statuses if s.crashed}
+        for issue in found:
+            st = crashed.get(issue.agent_key or "")
+            if issue.type != "agent_crash" or st is None:
+                continue
+            try:
+                crash_id, created = self.store.record_crash(
+                    agent_key=st.key,
+                    agent_pid=st.pid or 0,
+                    agent_type=st.agent_type,
+                    task_id=st.current_task,
+                    crashed_at=st.last_heartbeat or now,
+                    exit_code=None,
+                    info=agent_status.crash_info(st),
+                    log_file=None,
+                    command_text=None,
+                    cwd=None,
+                    source=agent_status.SOURCE,
+                    action_taken=issue.action_taken,
+                    fix_state="skipped",
+                )
+            except StoreError as exc:
+                self._write_error = self._write_error or str(exc)
+                continue
+            if created:
+                self.event(
+                    "crashed",
+                    f"{st.agent_type} crashed (team daemon): {issue.error}"[:500],
+                    agent_key=st.key,
+                    agent_pid=st.pid,
+                    agent_type=st.agent_type,
+                    task_id=st.current_task,
+                    crash_id=crash_id,
+                )
+        return found
 
     def _remember_death(self, obs: Observation) -> None:
         """Keep the exit code read from an agent's zombie: after the reap it is gone."""

@@ -1,0 +1,1 @@
+"""State sources: each reads one format the real orchestrator (or its team daemon) writes."""
