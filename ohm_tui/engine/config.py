@@ -141,7 +141,17 @@ class Config:
 
     @property
     def tickets_path(self) -> Path | None:
-        return self.path(self.tickets_dir) if self.tickets_dir else None
+        """Relative to the orchestrator's root (the data dir's parent): ``tickets/``
+        beside ``data/`` is where its tracker writes and its bug pickup reads."""
+        if not self.tickets_dir:
+            return None
+        p = Path(self.tickets_dir).expanduser()
+        return p if p.is_absolute() else self.root_path / p
+
+    @property
+    def root_path(self) -> Path:
+        """The orchestrator's root: the directory that holds ``data/``."""
+        return Path(self.data_dir).expanduser().absolute().parent
 
     def replace(self, **changes: Any) -> Config:
         """A validated copy with some keys changed."""
