@@ -106,6 +106,8 @@ def observe(
         # it: the only exit code an era-1 agent ever has. Classify it now.
         code = kernel.zombie_exit_code(record.pid, zombie.start_time)
         if code is not None:
+            # Unwatched: the death time is unknown, but not before its start, so a
+            # long-dead zombie is dated by its start and is never "recent".
             when = dead_since if dead_since is not None else (now if watched else None)
             exit_info = ExitInfo(record.pid, record.started_at, when, code)
     obs = _observe_dead(
@@ -122,10 +124,6 @@ def observe(
     )
     if zombie is not None:
         obs.raw, obs.zombie = zombie, True
-        if not watched and dead_since is None:
-            # Died at an unknown time before ohm looked: recorded, never respawned
-            # (a file of long-dead zombies on start-up must not become a mass respawn).
-            obs.recent = False
         if not obs.reason or obs.liveness == "not_running":
             obs.reason = "process is a zombie (exited, not reaped by its parent)"
     return obs

@@ -95,9 +95,9 @@ def test_zombie_of_a_careless_parent_is_reported_with_its_parent(
     assert parent.poll() is None
     assert psutil.Process(unlisted).status() == psutil.STATUS_ZOMBIE
     assert "respawned" not in event_kinds(mon.config.database_path)
-    # Its exit status is its exit code; it died before ohm looked: recorded, not respawned.
+    # A zombie is dead: the exit status it carries is its exit code, so it is a crash.
     (crash,) = mon.crashes()
-    assert (crash.agent_pid, crash.exit_code, crash.respawned) == (listed, 3, False)
+    assert (crash.agent_pid, crash.exit_code) == (listed, 3)
     doc = json.loads(orch.state_path.read_text())
     assert str(listed) not in doc["active_agents"]  # its entry is cleaned like any dead one
     assert any(e.get("pid") == listed for e in doc["completed_agents"])
