@@ -26,7 +26,7 @@ from ohm_tui.engine.logparse import sanitize
 from ohm_tui.engine.models import BugRow, format_bug_number
 from ohm_tui.engine.notify import Notifier, run_command
 from ohm_tui.engine.store import Store, StoreError
-from ohm_tui.engine.timeutil import iso_utc
+from ohm_tui.engine.timeutil import iso_local_naive
 from ohm_tui.engine.timeutil import now as _now
 
 log = logging.getLogger("ohm.bugs")
@@ -38,6 +38,15 @@ _CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
 _BACKTICKS = re.compile(r"`+")
 _STATUS_LINE = re.compile(r"^\*\*Status\*\*:.*$", re.MULTILINE)
 _PRIORITY_LINE = re.compile(r"^\*\*Priority\*\*:.*$", re.MULTILINE)
+# The real tracker's status line: an emoji by status, then the status title-cased.
+STATUS_EMOJI: dict[str, str] = {
+    "open": "\U0001f534",
+    "analyzing": "\U0001f50d",
+    "in_progress": "\U0001f7e1",
+    "testing": "\U0001f9ea",
+    "resolved": "\u2705",
+    "closed": "\u26ab",
+}
 # Last line of every ticket ohm writes: ohm may rewrite those whole.
 OHM_MARKER = "<!-- written by ohm: rewritten on every change -->"
 
@@ -153,6 +162,7 @@ class BugTracker:
                     error_logs=error_logs,
                     stack_trace=stack_trace,
                     now=at,
+                    number_taken=self._ticket_exists,
                 )
                 if occurrences > 1:
                     self.store.touch_bug(number, occurrences_delta=occurrences - 1, last_seen=at)
@@ -279,6 +289,7 @@ class BugTracker:
                 error_logs=related.get("error_logs"),
                 stack_trace=related.get("stack_trace"),
                 now=at,
+                number_taken=self._ticket_exists,
             )
             self._note_ticket_path(number)
             self.store.add_event(
@@ -371,11 +382,22 @@ class BugTracker:
         except StoreError:
             log.exception("cannot record the failed hook of %s", bug.label)
 
+    def _ticket_exists(self, n: int) -> bool:
+        """A ticket file with this number exists: the number is not free."""
+        try:
+            path = self.ticket_path(n)
+        except ValueError:
+            return False
+        return path is not None and os.path.lexists(path)
+
     def _note_ticket_path(self, n: int) -> None:
-        # The real tracker's table has a ticket_file_path column; fill it when present.
+        # The real tracker's table has a ticket_file_path column; fill it when present,
+        # as it does: relative to the orchestrator's root (``tickets/BUG-003.md``).
         path = self.ticket_path(n)
         if path is not None and "ticket_file_path" in self.store.bug_columns:
-            self.store.update_bug(n, ticket_file_path=str(path))
+            root = self.config.root_path.resolve()
+            shown = path.relative_to(root) if path.is_relative_to(root) else path
+            self.store.update_bug(n, ticket_file_path=str(shown))
 
     def ticket_path(self, n: int) -> Path | None:
         """``tickets/BUG-003.md``: named by the number only, checked to stay inside."""
@@ -402,12 +424,14 @@ class BugTracker:
                 return
             path.parent.mkdir(parents=True, exist_ok=True)
             text = render_ticket(bug)
-            if path.exists():
-                current = path.read_text(encoding="utf-8", errors="replace")
-                if not current.rstrip().endswith(OHM_MARKER):
-                    text = patch_ticket_header(current, bug)
-                    if text == current:
-                        return
+            if not path.exists():
+                _write_atomic(path, text, exclusive=True)  # never over a ticket just made
+                return
+            current = path.read_text(encoding="utf-8", errors="replace")
+            if not current.rstrip().endswith(OHM_MARKER):
+                text = patch_ticket_header(current, bug)
+                if text == current:
+                    return
             _write_atomic(path, text)
         except (OSError, ValueError) as exc:
             message = f"cannot write the ticket of {bug.label}: {exc}"
@@ -461,16 +485,19 @@ def fenced(text: str, lang: str = "") -> str:
 
 def render_ticket(bug: BugRow) -> str:
     """The ticket in the real tracker's layout (header lines first, exactly)."""
-    created = iso_utc(bug.created_at) if bug.created_at is not None else ""
+    created = iso_local_naive(bug.created_at) if bug.created_at is not None else ""
     lines = [
         f"# {bug.label}: {_one_line(bug.title)}",
         "",
-        f"**Status**: {_one_line(bug.status)}",
+        f"**Status**: {status_label(bug.status)}",
         f"**Priority**: {_one_line(bug.priority)}",
         f"**Created**: {created}",
         f"**Reporter**: {_one_line(bug.reporter)}",
         f"**Assigned**: {_one_line(bug.assigned_to or '')}",
-        f"**Category**: {_one_line(bug.category or '')}",
+    ]
+    if bug.category:
+        lines.append(f"**Category**: {_one_line(bug.category)}")
+    lines += [
         "",
         "## Description",
         "",
@@ -489,7 +516,7 @@ def render_ticket(bug: BugRow) -> str:
         lines += ["## Stack Trace", "", fenced(bug.stack_trace), ""]
     if bug.error_logs:
         lines += ["## Error Logs", "", fenced(bug.error_logs), ""]
-    seen = iso_utc(bug.last_seen) if bug.last_seen is not None else "unknown"
+    seen = iso_local_naive(bug.last_seen) if bug.last_seen is not None else "unknown"
     lines += [
         "## Occurrences",
         "",
@@ -503,20 +530,32 @@ def render_ticket(bug: BugRow) -> str:
     return "\n".join(lines)
 
 
+def status_label(status: str) -> str:
+    """``in_progress`` -> ``🟡 In Progress``: the tracker's status line, emoji first."""
+    word = _one_line(status)
+    return f"{STATUS_EMOJI.get(word, STATUS_EMOJI['open'])} {word.replace('_', ' ').title()}"
+
+
 def patch_ticket_header(text: str, bug: BugRow) -> str:
     """Update Status and Priority in a ticket someone else wrote, keeping the rest."""
-    text = _STATUS_LINE.sub(lambda _: f"**Status**: {_one_line(bug.status)}", text, count=1)
+    text = _STATUS_LINE.sub(lambda _: f"**Status**: {status_label(bug.status)}", text, count=1)
     return _PRIORITY_LINE.sub(lambda _: f"**Priority**: {_one_line(bug.priority)}", text, count=1)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, text: str, *, exclusive: bool = False) -> None:
+    """Temp file + rename; ``exclusive``: a hard link that fails if ``path`` exists
+    (``FileExistsError``), so a ticket someone else just wrote is never replaced."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            os.link(tmp, path)
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

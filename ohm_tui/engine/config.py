@@ -84,6 +84,10 @@ class Config:
     respawn_backoff_factor: float = 2.0
     respawn_stable_after: float = 300.0
     crash_recent_window: float = 600.0
+    # An agent stays its orchestrator's zombie until the loop next spawns: normal for
+    # a cycle or two. Only a lingering zombie is an issue, and a bug only later still.
+    zombie_issue_after: float = 120.0
+    zombie_bug_after: float = 1800.0
     pid_start_tolerance: float = 5.0
     log_tail_bytes: int = 65536
     event_detection: bool = True
@@ -140,7 +144,17 @@ class Config:
 
     @property
     def tickets_path(self) -> Path | None:
-        return self.path(self.tickets_dir) if self.tickets_dir else None
+        """Relative to the orchestrator's root (the data dir's parent): ``tickets/``
+        beside ``data/`` is where its tracker writes and its bug pickup reads."""
+        if not self.tickets_dir:
+            return None
+        p = Path(self.tickets_dir).expanduser()
+        return p if p.is_absolute() else self.root_path / p
+
+    @property
+    def root_path(self) -> Path:
+        """The orchestrator's root: the directory that holds ``data/``."""
+        return Path(self.data_dir).expanduser().absolute().parent
 
     def replace(self, **changes: Any) -> Config:
         """A validated copy with some keys changed."""
@@ -181,6 +195,8 @@ _NON_NEGATIVE = {
     "respawn_backoff_base",
     "respawn_stable_after",
     "crash_recent_window",
+    "zombie_issue_after",
+    "zombie_bug_after",
     "pid_start_tolerance",
     "bug_rate_limit",
 }

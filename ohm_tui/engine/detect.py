@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ohm_tui.engine import logparse, procs
+from ohm_tui.engine import kernel, logparse, procs
 from ohm_tui.engine.config import Config
 from ohm_tui.engine.models import AgentRecord, CrashInfo, Issue
 from ohm_tui.engine.statefile import LoopState
@@ -38,6 +38,7 @@ class Observation:
     stale_entry: bool = False  # its source still lists it as running, but it is not
     log_mtime: float | None = None
     reason: str = ""
+    zombie: bool = False  # dead, not yet reaped by its parent (``raw`` is the zombie)
 
 
 @dataclass(slots=True)
@@ -75,6 +76,7 @@ def observe(
     seen_before: bool,
     exit_info: ExitInfo | None,
     dead_since: float | None,
+    watched: bool = False,
 ) -> Observation:
     """Classify one agent run: alive, a crash, a clean end, or a stale entry.
 
@@ -85,9 +87,10 @@ def observe(
     An entry of ``active_agents`` whose process is gone is stale whatever its
     status: the orchestrator's cleanup may never run. One it marked ``killed``
     (``exit_code: -9``) was stopped on purpose: never a crash.
+
+    ``watched``: this monitor saw the run alive, so a death found now happened now.
     """
     listed_running = record.status in ("running", "spawned", "starting")
-    stopped_on_purpose = record.status == "killed"
     # Only a state file can hold a stale entry; ohm's own records close themselves.
     in_file = record.source != "ohm_spawned"
     raw = table.get(record.pid)
@@ -102,16 +105,50 @@ def observe(
     mtime = log_mtime(record.log_file)
     if alive and raw is not None and raw.state != "Z":
         return Observation(record, "alive", raw=raw, log_mtime=mtime)
-    if alive and raw is not None:
-        return Observation(
-            record,
-            "zombie",
-            raw=raw,
-            log_mtime=mtime,
-            stale_entry=in_file,
-            reason="process is a zombie (exited, not reaped by its parent)",
-        )
+    zombie = raw if alive and raw is not None else None
+    if zombie is not None and exit_info is None and listed_running:
+        # A zombie is dead. Its exit status is still in /proc until its parent reaps
+        # it: the only exit code an era-1 agent ever has. Classify it now.
+        code = kernel.zombie_exit_code(record.pid, zombie.start_time)
+        if code is not None:
+            # Unwatched: the death time is unknown, but not before its start, so a
+            # long-dead zombie is dated by its start and is never "recent".
+            when = dead_since if dead_since is not None else (now if watched else None)
+            exit_info = ExitInfo(record.pid, record.started_at, when, code)
+    obs = _observe_dead(
+        record,
+        config=config,
+        now=now,
+        seen_before=seen_before,
+        exit_info=exit_info,
+        dead_since=dead_since,
+        listed_running=listed_running,
+        in_file=in_file,
+        mtime=mtime,
+        foreign=raw is not None and not alive,
+    )
+    if zombie is not None:
+        obs.raw, obs.zombie = zombie, True
+        if not obs.reason or obs.liveness == "not_running":
+            obs.reason = "process is a zombie (exited, not reaped by its parent)"
+    return obs
 
+
+def _observe_dead(
+    record: AgentRecord,
+    *,
+    config: Config,
+    now: float,
+    seen_before: bool,
+    exit_info: ExitInfo | None,
+    dead_since: float | None,
+    listed_running: bool,
+    in_file: bool,
+    mtime: float | None,
+    foreign: bool,
+) -> Observation:
+    """A run whose process is no longer running: a crash, a clean end, or history."""
+    stopped_on_purpose = record.status == "killed"  # by the orchestrator: never a crash
     exit_code = record.exit_code
     died_at: float | None = None
     if exit_info is not None:
@@ -158,7 +195,7 @@ def observe(
         # Gone while its entry still says running, past the orchestrator's own
         # bookkeeping delay (one loop cycle).
         is_crash, reason = True, "process gone while its entry says running"
-    if raw is not None and not alive:
+    if foreign:
         reason = (reason + "; " if reason else "") + "PID now belongs to another process"
     if is_crash and not info.error_type:
         info.error_type = "ExitCode" if exit_code not in (None, 0) else "ProcessGone"
@@ -197,7 +234,8 @@ def stalled(obs: Observation, config: Config, now: float) -> bool:
 
 
 def agent_issues(observations: list[Observation], config: Config, now: float) -> list[Issue]:
-    """Issues about agents: crashes, zombies, stale entries, duplicates, stalls."""
+    """Issues about agents: crashes, stale entries, duplicates, stalls (lingering
+    zombies are the monitor's: they need to be timed across checks)."""
     issues: list[Issue] = []
     stale: list[Observation] = []
     by_task: dict[str, list[Observation]] = defaultdict(list)
@@ -219,21 +257,10 @@ def agent_issues(observations: list[Observation], config: Config, now: float) ->
                     details={"reason": obs.reason, "exit_code": obs.exit_code},
                 )
             )
-        if obs.liveness == "zombie":
-            issues.append(
-                Issue(
-                    type="zombie",
-                    severity="degraded",
-                    error=f"agent {r.agent_type} pid {r.pid} is a zombie process",
-                    agent_pid=r.pid,
-                    agent_type=r.agent_type,
-                    task_id=r.task_id,
-                    agent_key=r.key,
-                    details={"kind": "process", "ppid": obs.raw.ppid if obs.raw else None},
-                )
-            )
-        if obs.stale_entry and obs.liveness != "zombie" and not obs.is_crash:
-            stale.append(obs)  # crashes are shown as crashes; cleanup still tidies them
+        if obs.stale_entry and not obs.zombie and not obs.is_crash:
+            # Crashes are shown as crashes; a zombie waits for its parent's next cycle
+            # (lingering ones are reported by the monitor); cleanup still tidies both.
+            stale.append(obs)
         if obs.liveness == "alive":
             if r.task_id:
                 by_task[r.task_id].append(obs)

@@ -985,7 +985,7 @@ class Fixer:
                     f"to completed_agents: {o.reason}"
                 )
         for o in observations:
-            if o.liveness == "zombie" and o.raw is not None:
+            if (o.zombie or o.liveness == "zombie") and o.raw is not None:
                 whose = (
                     "reap (ohm's own child)"
                     if o.raw.ppid == os.getpid()

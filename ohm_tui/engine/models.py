@@ -47,6 +47,7 @@ class IssueType(StrEnum):
     DUPLICATE_AGENTS = "duplicate_agents"
     MULTIPLE_ORCHESTRATORS = "multiple_orchestrators"
     STALLED_AGENT = "stalled_agent"
+    BLOCKED_ON_OUTPUT = "blocked_on_output"  # asleep writing to a pipe nobody reads
     FLAPPING = "flapping"
     ORCHESTRATOR_FREEZE = "orchestrator_freeze"
     ORCHESTRATOR_GONE = "orchestrator_gone"

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ohm_tui.engine import acks, detect, logparse, procs, statefile, timeutil
+from ohm_tui.engine.blocked import OutputBlockWatch
 from ohm_tui.engine.bugs import BugTracker
 from ohm_tui.engine.config import Config, load_config
 from ohm_tui.engine.detect import ExitInfo, Observation
@@ -54,6 +55,7 @@ from ohm_tui.engine.models import (
 from ohm_tui.engine.notify import Notifier
 from ohm_tui.engine.pidwatch import PidWatcher
 from ohm_tui.engine.reporting import BugReporter
+from ohm_tui.engine.sources import agent_status
 from ohm_tui.engine.sources.invocations import CostTracker, invocations_path
 from ohm_tui.engine.store import Store, StoreError
 
@@ -62,7 +64,6 @@ log = logging.getLogger("ohm.monitor")
 ConfigSource = Config | Mapping[str, Any] | str | os.PathLike[str] | None
 
 FIXER_LEASE = "fixer"
-ZOMBIE_GRACE = 2.0  # seconds a process may stay a zombie before it is reported
 CWD_CACHE_MAX = 4096  # working directories remembered for agents seen alive
 OPERATOR_STOP_LOOKBACK = 86400.0  # an operator's stop older than this no longer explains a death
 EVENT_CHECK_GAP = 1.0  # seconds: at most one event-driven full check this often
@@ -134,8 +135,12 @@ class OrchestratorHealthMonitor:
         self._logs = LogFinder(self.config)
         self._last_lines: dict[str, tuple[tuple[int, int, int], str | None]] = {}
         self._orch_scan: tuple[dict[int, procs.RawProc], list[int]] | None = None
-        self._zombie_since: dict[str, float] = {}
+        # First sight of each zombie (pid, start time): only a lingering one is news.
+        self._zombie_since: dict[tuple[int, float], float] = {}
+        # Exit codes read from agents' zombies, kept once the parent has reaped them.
+        self._death_exits: dict[str, ExitInfo] = {}
         self._cpu = procs.CpuSampler()
+        self._blocked = OutputBlockWatch()
         self._observations: dict[str, Observation] = {}
         self._records_by_pid: dict[int, AgentRecord] = {}
         self._last_report: HealthReport | None = None
@@ -291,7 +296,7 @@ class OrchestratorHealthMonitor:
         if settled and sig == self._view_sig and self._last_view is not None:
             return self._last_view
         self._view_sig = None
-        view = statefile.read_agent_state(path)
+        view = statefile.read_agent_state_settled(path)
         self._view_sig = sig
         return view
 
@@ -336,7 +341,6 @@ class OrchestratorHealthMonitor:
                     seen = set(self._seen_cache)
             observations: list[Observation] = []
             alive_now: list[str] = []
-            zombies_now: dict[str, float] = {}
             for rec in records:
                 ex = exits.get(rec.pid) or self._ingested.get(rec.key)
                 if (
@@ -354,9 +358,11 @@ class OrchestratorHealthMonitor:
                     config=self.config,
                     now=now,
                     seen_before=rec.key in seen or rec.key in self._alive_keys,
-                    exit_info=ex,
+                    exit_info=ex or self._death_exits.get(rec.key),
                     dead_since=self._dead_since.get(rec.key),
+                    watched=rec.key in self._alive_keys,
                 )
+                self._remember_death(obs)
                 if obs.liveness == "alive" and obs.raw is not None:
                     obs.cpu_percent = self._cpu.sample(obs.raw, now)
                     alive_now.append(rec.key)
@@ -370,20 +376,13 @@ class OrchestratorHealthMonitor:
                     self._dead_since.setdefault(rec.key, now)
                     if obs.died_at is None:
                         obs.died_at = self._dead_since[rec.key]
-                if obs.liveness == "zombie":
-                    # A process is a zombie for a moment between its exit and its
-                    # parent's wait(): only one that stays a zombie is news.
-                    since = zombies_now[rec.key] = self._zombie_since.get(rec.key, now)
-                    if now - since < ZOMBIE_GRACE:
-                        obs.liveness = "alive"
-                        obs.stale_entry = False
                 if not self._state_ok and self._from_state_file(rec) and obs.liveness != "alive":
                     # Last good view of a file we cannot read: show, never act.
                     obs.is_crash = False
                     obs.stale_entry = False
                 observations.append(obs)
-            self._zombie_since = zombies_now
             listed = {r.key for r in records}
+            self._forget_deaths(listed, now)
             self._create_times = {k: v for k, v in self._create_times.items() if k in listed}
             self._proc_cwds = {k: v for k, v in self._proc_cwds.items() if k in listed}
             self._operator_stopped = {
@@ -403,6 +402,8 @@ class OrchestratorHealthMonitor:
                     self.fixer.note_completed(self._last_view.completed, now)
                 self._ingest_exits(observations, exits)
             issues.extend(detect.agent_issues(observations, self.config, now))
+            issues.extend(self._blocked.issues(observations))
+            issues.extend(self._team_status_issues(now, record=store_ok))
             if store_ok:
                 issues.extend(self._pending_crash_issues(issues))
             issues.extend(self._error_line_issues(observations))
@@ -566,7 +567,7 @@ class OrchestratorHealthMonitor:
     def _gather_no_store(self, issues: list[Issue]) -> list[AgentRecord]:
         path = self.config.agent_state_path
         try:
-            view = statefile.read_agent_state(path)
+            view = statefile.read_agent_state_settled(path)
             self._last_view = view
             self._state_ok = True
         except statefile.StateFileError as exc:
@@ -866,28 +867,108 @@ class OrchestratorHealthMonitor:
     def _zombie_children_issues(
         self, table: dict[int, procs.RawProc], observations: list[Observation]
     ) -> list[Issue]:
-        """Z-state processes among the orchestrator's children (agents are covered already)."""
-        agent_pids = {o.record.pid for o in observations}
+        """Zombies among the orchestrator's children and the agents, once they linger.
+
+        The era-1 orchestrator reaps its dead agents only when it next starts a
+        process, so every agent exit leaves a zombie for up to a cycle: normal.
+        A zombie is an issue after ``zombie_issue_after`` seconds; the issue carries
+        its ``age`` so that a bug is filed only past ``zombie_bug_after``.
+        """
+        now = timeutil.now()
+        agents = {o.raw.key: o for o in observations if o.zombie and o.raw is not None}
         parents = set(self._orchestrator_pids(table))
-        parents.add(os.getpid())
+        found: dict[tuple[int, float], procs.RawProc] = {
+            z.key: z
+            for z in procs.find_zombies(table, parents=parents)
+            if z.ppid != os.getpid()  # ours (an exited runner): reaped every cycle
+        }
+        for key, seen in agents.items():
+            if seen.raw is not None and seen.raw.ppid != os.getpid():
+                found[key] = seen.raw
+        since_map = {k: self._zombie_since.get(k, now) for k in found}
+        self._zombie_since = since_map
         issues = []
-        for z in procs.find_zombies(table, parents=parents):
-            if z.pid in agent_pids:
+        for key, z in sorted(found.items()):
+            age = now - since_map[key]
+            if age < self.config.zombie_issue_after:
                 continue
-            own = z.ppid == os.getpid()
-            if own:
-                continue  # ours (an exited runner): reaped every cycle, nothing to report
+            agent = agents.get(key)
+            rec = agent.record if agent is not None else None
+            what = f"agent {rec.agent_type} pid {z.pid}" if rec else f"zombie process {z.pid}"
             issues.append(
                 Issue(
                     type="zombie",
                     severity="degraded",
-                    error=f"zombie process {z.pid} (parent {z.ppid}"
-                    + (", ohm itself: will be reaped)" if own else ")"),
+                    error=f"{what} is a zombie for {int(age)} s "
+                    f"(parent {z.ppid} has not reaped it)",
                     agent_pid=z.pid,
-                    details={"kind": "process", "ppid": z.ppid, "own_child": own},
+                    agent_type=rec.agent_type if rec else None,
+                    task_id=rec.task_id if rec else None,
+                    agent_key=rec.key if rec else None,
+                    details={"kind": "process", "ppid": z.ppid, "own_child": False, "age": age},
                 )
             )
         return issues
+
+    def _team_status_issues(self, now: float, *, record: bool) -> list[Issue]:
+        """The team daemon's heartbeat files. Its crashes are recorded once and never
+        respawned (that daemon restarts its own agents)."""
+        statuses = agent_status.read_statuses(self.config.path(agent_status.STATUS_DIR))
+        found = agent_status.status_issues(statuses, now)
+        if not record or self.read_only:
+            return found
+        crashed = {s.key: s for s in statuses if s.crashed}
+        for issue in found:
+            st = crashed.get(issue.agent_key or "")
+            if issue.type != "agent_crash" or st is None:
+                continue
+            try:
+                crash_id, created = self.store.record_crash(
+                    agent_key=st.key,
+                    agent_pid=st.pid or 0,
+                    agent_type=st.agent_type,
+                    task_id=st.current_task,
+                    crashed_at=st.last_heartbeat or now,
+                    exit_code=None,
+                    info=agent_status.crash_info(st),
+                    log_file=None,
+                    command_text=None,
+                    cwd=None,
+                    source=agent_status.SOURCE,
+                    action_taken=issue.action_taken,
+                    fix_state="skipped",
+                )
+            except StoreError as exc:
+                self._write_error = self._write_error or str(exc)
+                continue
+            if created:
+                self.event(
+                    "crashed",
+                    f"{st.agent_type} crashed (team daemon): {issue.error}"[:500],
+                    agent_key=st.key,
+                    agent_pid=st.pid,
+                    agent_type=st.agent_type,
+                    task_id=st.current_task,
+                    crash_id=crash_id,
+                )
+        return found
+
+    def _remember_death(self, obs: Observation) -> None:
+        """Keep the exit code read from an agent's zombie: after the reap it is gone."""
+        if obs.zombie and obs.exit_code is not None and obs.liveness in ("dead", "ended_ok"):
+            rec = obs.record
+            self._death_exits.setdefault(
+                rec.key, ExitInfo(rec.pid, rec.started_at, obs.died_at, obs.exit_code)
+            )
+
+    def _forget_deaths(self, listed: set[str], now: float) -> None:
+        """Bounded: a remembered exit outlives its entry only for the recent-crash window."""
+        window = self.config.crash_recent_window
+        self._death_exits = {
+            k: v
+            for k, v in self._death_exits.items()
+            if k in listed or now - (v.ended_at or now) <= window
+        }
 
     def _annotate_crash_issues(self, issues: list[Issue]) -> None:
         if self._store is None:
@@ -1106,15 +1187,21 @@ class OrchestratorHealthMonitor:
             if rec.source == "ohm_spawned":
                 ex = _wait_exit_file(self.config.exits_dir_path, rec.pid, rec.started_at, 0.05)
             self._dead_since.setdefault(key, when)
+            # Not reaped yet (an era-1 agent stays its orchestrator's zombie): its
+            # exit status is readable now, and only now.
+            raw = procs.read_proc(rec.pid)
+            table = {rec.pid: raw} if raw is not None and raw.state == "Z" else {}
             new = detect.observe(
                 rec,
-                table={},
+                table=table,
                 config=self.config,
                 now=timeutil.now(),
                 seen_before=True,
-                exit_info=ex,
+                exit_info=ex or self._death_exits.get(key),
                 dead_since=when,
+                watched=True,
             )
+            self._remember_death(new)
             self._observations[key] = new
             if not new.is_crash or new.crash is None:
                 if new.liveness == "ended_ok" and ex is not None:

@@ -196,7 +196,13 @@ class BugReporter:
             return []
         numbers: list[int] = []
         stale = [i for i in zombies if i.details.get("kind") == "stale_entries"]
-        procs_ = [i for i in zombies if i.details.get("kind") != "stale_entries"]
+        # A zombie is an issue once it lingers, a bug only once it lingers much longer.
+        procs_ = [
+            i
+            for i in zombies
+            if i.details.get("kind") != "stale_entries"
+            and float(i.details.get("age", 0.0)) >= self.m.config.zombie_bug_after
+        ]
         stale_fp = f"zombie:stale_entries:{self.m.config.agent_state_path}"
         if stale and self._new_condition(stale_fp):
             entries = stale[0].details.get("entries", [])

@@ -45,6 +45,7 @@ __all__ = [
     "detect_format",
     "move_to_completed",
     "read_agent_state",
+    "read_agent_state_settled",
     "read_work_loop_state",
     "record_from_entry",
     "update_agent_state",
@@ -401,6 +402,27 @@ def read_agent_state(path: Path) -> AgentStateView:
         raise
     except Exception as exc:  # a bug here must not take the monitor down
         raise StateFileError(path, f"could not read ({type(exc).__name__}: {exc})") from exc
+
+
+# The real orchestrator rewrites agent_state.json in place (truncate, then write),
+# from up to three processes, with no lock: a reader can catch it empty or cut off.
+_TORN = ("file is empty", "truncated JSON")
+TORN_READ_DELAYS = (0.01, 0.03, 0.06, 0.1)
+
+
+def read_agent_state_settled(
+    path: Path, delays: tuple[float, ...] = TORN_READ_DELAYS
+) -> AgentStateView:
+    """``read_agent_state``, read again a few times while the file looks half-written;
+    a file still torn after the last try is a ``StateFileError`` as before."""
+    for delay in delays:
+        try:
+            return read_agent_state(path)
+        except StateFileError as exc:
+            if not exc.problem.startswith(_TORN):
+                raise
+        time.sleep(delay)
+    return read_agent_state(path)
 
 
 def _loop_time(

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from ohm_tui.engine.models import Ack, BugRow, CrashInfo, CrashRow, Event, HealthReport
-from ohm_tui.engine.timeutil import iso_utc, to_epoch
+from ohm_tui.engine.timeutil import iso_local_naive, iso_utc, to_epoch
 from ohm_tui.engine.timeutil import now as _now
 
 T = TypeVar("T")
@@ -115,7 +115,7 @@ CREATE TABLE IF NOT EXISTS agent_crashes (
     fix_claimed_ts REAL
 )"""
 
-# The real tracker's table, created only when the database has none.
+# The real tracker's table, exactly as it creates it; created only when the database has none.
 _BUGS = """
 CREATE TABLE IF NOT EXISTS bugs (
     bug_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -127,8 +127,9 @@ CREATE TABLE IF NOT EXISTS bugs (
     category TEXT,
     reporter TEXT NOT NULL,
     assigned_to TEXT DEFAULT 'code_developer',
-    created_at TEXT,
-    updated_at TEXT,
+    discovered_in_priority INTEGER,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
     resolved_at TEXT,
     closed_at TEXT,
     reproduction_steps TEXT,
@@ -137,6 +138,14 @@ CREATE TABLE IF NOT EXISTS bugs (
     root_cause TEXT,
     fix_description TEXT,
     related_files TEXT,
+    related_commits TEXT,
+    pr_url TEXT,
+    roadmap_priority TEXT,
+    time_to_resolve_ms INTEGER,
+    time_to_close_ms INTEGER,
+    ticket_file_path TEXT,
+    test_file_path TEXT,
+    test_name TEXT,
     metadata TEXT
 )"""
 
@@ -1511,13 +1520,20 @@ class Store:
         error_logs: str | None,
         stack_trace: str | None,
         now: float,
+        number_taken: Callable[[int], bool] | None = None,
     ) -> int:
-        """File a bug as ``MAX(bug_number)+1`` under the write lock; returns its number."""
+        """File a bug as ``MAX(bug_number)+1`` under the write lock (``BEGIN IMMEDIATE``:
+        the real tracker reads MAX without one); returns its number.
+
+        ``number_taken(n)``: a number whose ticket file already exists is skipped, so
+        that no ticket is ever overwritten. Shared time columns are naive local ISO,
+        as the tracker writes and subtracts them.
+        """
         if priority not in BUG_PRIORITIES:
             raise ValueError(f"priority must be one of {', '.join(BUG_PRIORITIES)}: {priority!r}")
         if status not in BUG_STATUSES:
             raise ValueError(f"status must be one of {', '.join(BUG_STATUSES)}: {status!r}")
-        stamp = iso_utc(now)
+        stamp = iso_local_naive(now)
         fields: dict[str, Any] = {
             "title": title,
             "description": _clip(description, 65536) or "",
@@ -1538,6 +1554,10 @@ class Store:
         def run(conn: sqlite3.Connection) -> int:
             row = conn.execute("SELECT COALESCE(MAX(bug_number), 0) + 1 FROM bugs").fetchone()
             number = int(row[0])
+            for _ in range(1000):
+                if number_taken is None or not number_taken(number):
+                    break
+                number += 1  # its ticket exists (the tracker once numbered past the table)
             for _ in range(20):
                 try:
                     names = ["bug_number", *fields]
@@ -1638,7 +1658,7 @@ class Store:
                 raise ValueError(f"cannot change {key}")
             elif key in self._bug_columns or key in _BUG_TIME_FIELDS | _BUG_JSON_FIELDS:
                 if key in _BUG_TIME_FIELDS and isinstance(value, int | float):
-                    value = iso_utc(float(value))
+                    value = iso_local_naive(float(value))  # the tracker's own format
                 elif key in _BUG_JSON_FIELDS and not isinstance(value, str | None):
                     value = json.dumps(value, default=str)
                 if key == "priority" and value not in BUG_PRIORITIES:
@@ -1650,7 +1670,7 @@ class Store:
             else:
                 raise ValueError(f"unknown bug field {key!r}")
         if "updated_at" in self._bug_columns and "updated_at" not in bug_set:
-            bug_set["updated_at"] = iso_utc(_now() if now is None else float(now))
+            bug_set["updated_at"] = iso_local_naive(_now() if now is None else float(now))
 
         def run(conn: sqlite3.Connection) -> None:
             if not conn.execute("SELECT 1 FROM bugs WHERE bug_number=?", (n,)).fetchone():
@@ -1697,7 +1717,7 @@ class Store:
             )
             sets: dict[str, Any] = {}
             if "updated_at" in self._bug_columns:
-                sets["updated_at"] = iso_utc(last_seen)
+                sets["updated_at"] = iso_local_naive(last_seen)
             if priority is not None:
                 sets["priority"] = priority
             if sets:

@@ -72,13 +72,13 @@ def test_zombie_of_a_careless_parent_is_reported_with_its_parent(
         "status": "running",
     }
     orch.write()
-    mon = ohm(orchestrator_match=[tag, "start"])
+    mon = ohm(orchestrator_match=[tag, "start"], zombie_issue_after=0.3, zombie_bug_after=0.3)
 
     def zombie_issues() -> list[dict[str, object]]:
         report = mon.check()
         return [i.to_dict() for i in report.issues if i.type == "zombie"]
 
-    # A process is a zombie for a moment after every exit: only a lasting one is news.
+    # A process is a zombie until its parent's next cycle: only a lingering one is news.
     wait_until(lambda: len(zombie_issues()) >= 2, timeout=6, message="both zombies reported")
     found = {int(str(i["agent_pid"])): i for i in zombie_issues() if i["agent_pid"]}
     assert found[listed]["details"]["ppid"] == parent.pid  # type: ignore[index]
@@ -95,6 +95,9 @@ def test_zombie_of_a_careless_parent_is_reported_with_its_parent(
     assert parent.poll() is None
     assert psutil.Process(unlisted).status() == psutil.STATUS_ZOMBIE
     assert "respawned" not in event_kinds(mon.config.database_path)
+    # A zombie is dead: the exit status it carries is its exit code, so it is a crash.
+    (crash,) = mon.crashes()
+    assert (crash.agent_pid, crash.exit_code) == (listed, 3)
     doc = json.loads(orch.state_path.read_text())
     assert str(listed) not in doc["active_agents"]  # its entry is cleaned like any dead one
     assert any(e.get("pid") == listed for e in doc["completed_agents"])

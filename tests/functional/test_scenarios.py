@@ -124,7 +124,7 @@ def test_scenario_1_import_error_respawned_three_times_then_one_high_bug(
     assert bug.reporter == "ohm"
     assert "ImportError" in (bug.stack_trace or "")
     assert bug.root_cause == ROOT_CAUSE
-    ticket = tmp_path / "data" / "tickets" / f"{bug.label}.md"
+    ticket = tmp_path / "tickets" / f"{bug.label}.md"  # beside data/, where the tracker looks
     assert ticket.read_text().startswith(f"# {bug.label}: ")
 
 

@@ -1,1 +1,1 @@
-"""Readers of what the orchestrator writes, one module per table or file."""
+"""Readers of what the orchestrator (or its team daemon) writes, one module per table or file."""
