@@ -111,6 +111,7 @@ class OrchestratorHealthMonitor:
         self._observations: dict[str, Observation] = {}
         self._records_by_pid: dict[int, AgentRecord] = {}
         self._last_report: HealthReport | None = None
+        self.last_check_seconds: float | None = None  # how long the last check took
         self._last_status: Status | None = None
         self._listeners: list[Callable[[Event], None]] = []
         self._last_event_id = 0
@@ -271,6 +272,15 @@ class OrchestratorHealthMonitor:
     # ------------------------------------------------------------ the check
     def check(self) -> HealthReport:
         """One health check. Side effects: its own ``health_checks`` row and new crashes."""
+        with self._lock:
+            started = time.perf_counter()
+            try:
+                return self._check()
+            finally:
+                # For ohm_check_duration_seconds: read by the metrics endpoint.
+                self.last_check_seconds = time.perf_counter() - started
+
+    def _check(self) -> HealthReport:
         with self._lock:
             now = timeutil.now()
             issues: list[Issue] = []
