@@ -6,9 +6,10 @@ import argparse
 
 from ohm_tui.cli import output as out
 from ohm_tui.cli.acks import ack_text
-from ohm_tui.cli.context import EXIT_UNKNOWN, open_monitor
+from ohm_tui.cli.context import EXIT_UNKNOWN, CliError, open_monitor
 from ohm_tui.engine import headline
 from ohm_tui.engine.models import STATUS_ORDER, ActionResult, HealthReport, Issue
+from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 
 
 def exit_code_for(status: str) -> int:
@@ -64,6 +65,16 @@ def render_fixes(results: list[ActionResult], bug_numbers: list[int]) -> str:
     return "\n".join(lines)
 
 
+def _write_prom(monitor: OrchestratorHealthMonitor, path: str) -> None:
+    """``--prom-file``: a failed write is unknown status (3), said on stderr."""
+    from ohm_tui.web.textfile import write_prom_file
+
+    try:
+        write_prom_file(monitor, path)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}", EXIT_UNKNOWN) from None
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     with open_monitor(args) as monitor:
         report = monitor.check()
@@ -72,6 +83,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         if args.fix:
             results = monitor.auto_fix_issues(report)
             bug_numbers = monitor.report_bugs_if_any(report)
+        if args.prom_file:
+            _write_prom(monitor, args.prom_file)
         if args.json:
             doc = report.to_dict()
             doc["checked_at"] = report.checked_at

@@ -46,6 +46,7 @@ EXAMPLES: dict[str, str] = {
   ohm check                         # status, metrics, one line per issue
   ohm check --fix                   # also respawn, clean up and file bugs
   ohm check --json | jq .status
+  ohm check --prom-file /var/lib/node_exporter/textfile/ohm.prom  # for node_exporter
   ohm check --data-dir /srv/orch/data || echo "not healthy"
 
 Exit codes (monitoring-plugin convention):
@@ -95,6 +96,8 @@ Exit codes (monitoring-plugin convention):
     "watch": """\
   ohm watch                         # check every health_check_interval, auto-fix on
   ohm watch --interval 10 --no-fix  # report only
+  ohm watch --listen 127.0.0.1:9464 # also serve /metrics and the read-only API
+  ohm watch --listen 0.0.0.0:9464 --token-file /etc/ohm/token  # off loopback: a token
   # as a systemd service: ExecStart=/usr/local/bin/ohm watch --data-dir /srv/orch/data""",
     "respawn": """\
   ohm respawn 14993                 # by PID
@@ -255,6 +258,12 @@ def build_parser() -> OhmParser:
 
     p = add("check", "run one health check and print it", error_status=3)
     p.add_argument("--fix", action="store_true", help="also apply auto-fixes and file bugs")
+    p.add_argument(
+        "--prom-file",
+        metavar="PATH",
+        help="also write the Prometheus metrics to PATH, atomically "
+        "(for node_exporter's textfile collector)",
+    )
     _json(p)
     p.set_defaults(handler=check.cmd_check)
 
@@ -318,6 +327,17 @@ def build_parser() -> OhmParser:
         help="seconds between checks (default: health_check_interval, 30)",
     )
     p.add_argument("--no-fix", action="store_true", help="report only, never fix")
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="serve /metrics, /healthz and the read-only /api/v1 (e.g. 127.0.0.1:9464; "
+        "config key listen)",
+    )
+    p.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="bearer token every request must send (mode 600; required off loopback)",
+    )
     p.set_defaults(handler=watch.cmd_watch)
 
     p = add("respawn", "respawn an agent now (manual fix, ignores the retry limit)")

@@ -8,15 +8,19 @@ the monitor in order, so a stop never leaves a half-done fix or a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import threading
 from types import FrameType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ohm_tui.cli import output as out
-from ohm_tui.cli.context import EXIT_OK, open_monitor
+from ohm_tui.cli.context import EXIT_OK, CliError, open_monitor
 from ohm_tui.engine.models import Event
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
+
+if TYPE_CHECKING:
+    from ohm_tui.web.server import WebServer
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -99,17 +103,49 @@ def run_watch_loop(monitor: OrchestratorHealthMonitor, stop: StopSignals) -> int
     return EXIT_OK
 
 
+def start_endpoint(monitor: OrchestratorHealthMonitor) -> WebServer | None:
+    """The HTTP endpoint the config asks for (``listen``), started; None without one."""
+    cfg = monitor.config
+    if not cfg.listen:
+        return None
+    from ohm_tui.web.access import AccessError, parse_listen, read_token_file
+    from ohm_tui.web.server import WebServer
+
+    try:
+        address = parse_listen(cfg.listen)
+        token = read_token_file(cfg.path(cfg.token_file)) if cfg.token_file else None
+        server = WebServer(monitor, address, token)
+    except AccessError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot listen on {cfg.listen}: {exc.strerror or exc}") from None
+    server.start()
+    auth = "bearer token required" if token else "no token (loopback only)"
+    out.emit(f"ohm watch: serving {server.url}/metrics and {server.url}/api/v1 ({auth})")
+    return server
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.interval is not None:
         overrides["health_check_interval"] = args.interval
     if args.no_fix:
         overrides["auto_fix"] = False
+    if args.listen:
+        overrides["listen"] = args.listen
+    if args.token_file:
+        # Relative to where the command runs, not to the data directory.
+        overrides["token_file"] = os.path.abspath(args.token_file)
     with StopSignals() as stop, open_monitor(args, overrides=overrides) as monitor:
         cfg = monitor.config
         fixing = "on" if monitor.auto_fix else "off"
+        server = start_endpoint(monitor)
         out.emit(
             f"ohm watch: watching {cfg.data_dir} every {cfg.health_check_interval:g}s, "
             f"auto-fix {fixing} (stop with Ctrl-C or SIGTERM)"
         )
-        return run_watch_loop(monitor, stop)
+        try:
+            return run_watch_loop(monitor, stop)
+        finally:
+            if server is not None:
+                server.stop()

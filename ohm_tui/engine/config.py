@@ -111,6 +111,10 @@ class Config:
     lease_ttl: float = 90.0
     allow_insecure_files: bool = False
 
+    # -- the HTTP endpoint (``ohm watch --listen``): /metrics and a read-only API
+    listen: str | None = None  # "127.0.0.1:9464"; None: no endpoint
+    token_file: str | None = None  # bearer token, required off loopback
+
     # ---------------------------------------------------------------- paths
     def path(self, value: str) -> Path:
         """Resolve a configured path against ``data_dir``."""
@@ -256,6 +260,10 @@ def _validate(key: str, value: Any) -> Any:
         return out
     if key in ("orchestrator_restart_command", "bug_command", "notify_command"):
         return _check_argv(key, value)
+    if key == "listen" and value not in (None, ""):
+        host, sep, port = str(value).rpartition(":") if isinstance(value, str) else ("", "", "")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ConfigError(key, f"expected HOST:PORT such as 127.0.0.1:9464, got {value!r}")
     if key == "orchestrator_match":
         if isinstance(value, str):
             value = [value]

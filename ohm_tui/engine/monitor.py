@@ -144,6 +144,7 @@ class OrchestratorHealthMonitor:
         self._observations: dict[str, Observation] = {}
         self._records_by_pid: dict[int, AgentRecord] = {}
         self._last_report: HealthReport | None = None
+        self.last_check_seconds: float | None = None  # how long the last check took
         self._last_status: Status | None = None
         self._listeners: list[Callable[[Event], None]] = []
         self._last_event_id = 0
@@ -312,6 +313,15 @@ class OrchestratorHealthMonitor:
         touched (the runners' exit records stay for the monitor that records them).
         Read commands (``ohm agents``) use it: reading must not change history.
         """
+        with self._lock:
+            started = time.perf_counter()
+            try:
+                return self._check()
+            finally:
+                # For ohm_check_duration_seconds: read by the metrics endpoint.
+                self.last_check_seconds = time.perf_counter() - started
+
+    def _check(self) -> HealthReport:
         with self._lock:
             now = timeutil.now()
             self._last_check_at = now

@@ -1750,6 +1750,46 @@ class Store:
         row = self._one(f"SELECT COUNT(*) FROM bugs WHERE status IN ({marks})", OPEN_STATUSES)
         return int(row[0]) if row else 0
 
+    # -- tallies for metrics (counters that survive a restart of ohm) -------------
+    def crash_tally(self) -> list[tuple[str, str, int]]:
+        """``(agent_type, error_type, crashes)`` over the kept history ("" when unknown)."""
+        rows = self._rows(
+            "SELECT agent_type, COALESCE(error_type, ''), COUNT(*) FROM agent_crashes "
+            "GROUP BY 1, 2",
+            action="count crashes",
+        )
+        return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    def respawn_tally(self) -> list[tuple[str, bool, int]]:
+        """``(agent_type, ok, respawns)``: the type from the crash respawned, else the task key."""
+        rows = self._rows(
+            "SELECT COALESCE(c.agent_type, CASE WHEN r.task_key LIKE 'type:%' "
+            "THEN substr(r.task_key, 6) END, ''), r.ok, COUNT(*) "
+            "FROM ohm_respawns r LEFT JOIN agent_crashes c ON c.crash_id = r.crash_id "
+            "GROUP BY 1, 2",
+            action="count respawns",
+        )
+        return [(str(r[0]), bool(r[1]), int(r[2])) for r in rows]
+
+    def event_tally(self, kind: str) -> list[tuple[str, int]]:
+        """``(agent_type, events)`` of one kind (e.g. ``gave_up``)."""
+        rows = self._rows(
+            "SELECT COALESCE(agent_type, ''), COUNT(*) FROM ohm_events WHERE kind = ? GROUP BY 1",
+            (kind,),
+            action="count events",
+        )
+        return [(str(r[0]), int(r[1])) for r in rows]
+
+    def open_bug_tally(self) -> dict[str, int]:
+        """Open bugs by priority."""
+        marks = ",".join("?" * len(OPEN_STATUSES))
+        rows = self._rows(
+            f"SELECT priority, COUNT(*) FROM bugs WHERE status IN ({marks}) GROUP BY 1",
+            OPEN_STATUSES,
+            action="count open bugs",
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
     # -- retention -------------------------------------------------------------
     _PRUNE_TARGETS = (
         ("health_checks", "ts"),
