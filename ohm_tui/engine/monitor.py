@@ -316,12 +316,12 @@ class OrchestratorHealthMonitor:
         with self._lock:
             started = time.perf_counter()
             try:
-                return self._check()
+                return self._check(record)
             finally:
                 # For ohm_check_duration_seconds: read by the metrics endpoint.
                 self.last_check_seconds = time.perf_counter() - started
 
-    def _check(self) -> HealthReport:
+    def _check(self, record: bool) -> HealthReport:
         with self._lock:
             now = timeutil.now()
             self._last_check_at = now
