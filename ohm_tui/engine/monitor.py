@@ -45,6 +45,8 @@ from ohm_tui.engine.models import (
 from ohm_tui.engine.notify import Notifier
 from ohm_tui.engine.pidwatch import PidWatcher
 from ohm_tui.engine.reporting import BugReporter
+from ohm_tui.engine.sources import SourceSet
+from ohm_tui.engine.sources import sessions as session_source
 from ohm_tui.engine.store import Store, StoreError
 
 log = logging.getLogger("ohm.monitor")
@@ -91,8 +93,8 @@ class OrchestratorHealthMonitor:
         self._store: Store | None = None
         self._store_error: str | None = None
         self._last_view: statefile.AgentStateView | None = None
-        self._view_sig: tuple[int, int, int, int] | None = None
         self._state_ok = False
+        self._sources = SourceSet(self.config)
         self._alive_keys: set[str] = set()
         # Exact start time of each run seen alive: a PID reused within
         # ``pid_start_tolerance`` of the file's ``started_at`` is still told apart.
@@ -188,32 +190,10 @@ class OrchestratorHealthMonitor:
 
     def _gather(self, issues: list[Issue]) -> list[AgentRecord]:
         """All agent runs the sources list, newest view of each."""
-        path = self.config.agent_state_path
-        try:
-            view = self._read_agent_state(path)
-            self._last_view = view
-            self._state_ok = True
-            for w in view.warnings:
-                issues.append(
-                    Issue(
-                        type="state_file_error",
-                        severity="degraded",
-                        error=f"{path}: {w}",
-                        details={"file": str(path), "problem": w},
-                    )
-                )
-        except statefile.StateFileError as exc:
-            self._state_ok = False
-            kept = " (showing the last good view)" if self._last_view else ""
-            issues.append(
-                Issue(
-                    type="state_file_error",
-                    severity="degraded",
-                    error=f"{exc}{kept}; no fixes from this file until it is readable",
-                    details={"file": str(exc.path), "problem": exc.problem},
-                )
-            )
-        records: list[AgentRecord] = list(self._last_view.agents) if self._last_view else []
+        records = self._sources.gather(timeutil.now(), issues)
+        json_source = self._sources.json
+        self._last_view = json_source.view if json_source is not None else None
+        self._state_ok = self._sources.json_ok
         with self._logs.one_pass():
             for rec in records:
                 if not rec.log_file:
@@ -234,33 +214,11 @@ class OrchestratorHealthMonitor:
                 known.cwd = known.cwd or rec.cwd
         return records
 
-    def _read_agent_state(self, path: Path) -> statefile.AgentStateView:
-        """The state file, parsed again only when it changed: parsing 1,000 entries
-        (a shlex split each) was most of a check's CPU time.
-
-        A file changed within the last second is always re-read: a rewrite in the
-        same clock tick can leave size and mtime as they were (git's "racy" case).
-        """
-        try:
-            st = os.stat(path)
-            sig: tuple[int, int, int, int] | None = (
-                st.st_ino,
-                st.st_size,
-                st.st_mtime_ns,
-                st.st_ctime_ns,
-            )
-            settled = time.time() - st.st_mtime > 1.0
-        except OSError:
-            sig, settled = None, False
-        if settled and sig == self._view_sig and self._last_view is not None:
-            return self._last_view
-        self._view_sig = None
-        view = statefile.read_agent_state(path)
-        self._view_sig = sig
-        return view
-
     def _from_state_file(self, rec: AgentRecord) -> bool:
-        return rec.source in ("real", "ohm")
+        """Listed by a source that could not be read this time (show, never act)."""
+        if rec.source in ("real", "ohm"):
+            return not self._state_ok
+        return not self._sources.ok_for(rec)
 
     # ------------------------------------------------------------ the check
     def check(self) -> HealthReport:
@@ -295,7 +253,7 @@ class OrchestratorHealthMonitor:
             alive_now: list[str] = []
             zombies_now: dict[str, float] = {}
             for rec in records:
-                ex = exits.get(rec.pid)
+                ex = exits.get(rec.pid) or self._sources.exits.get(rec.key)
                 if (
                     ex is not None
                     and rec.started_at is not None
@@ -305,15 +263,18 @@ class OrchestratorHealthMonitor:
                     ex = None  # an exit record of an earlier process with this PID
                 if rec.create_time is None and rec.key in self._create_times:
                     rec.create_time = self._create_times[rec.key]
-                obs = detect.observe(
-                    rec,
-                    table=table,
-                    config=self.config,
-                    now=now,
-                    seen_before=rec.key in seen or rec.key in self._alive_keys,
-                    exit_info=ex,
-                    dead_since=self._dead_since.get(rec.key),
-                )
+                if rec.source == "session":  # a thread: no process to look at
+                    obs = session_source.observe(rec, self.config, now)
+                else:
+                    obs = detect.observe(
+                        rec,
+                        table=table,
+                        config=self.config,
+                        now=now,
+                        seen_before=rec.key in seen or rec.key in self._alive_keys,
+                        exit_info=ex,
+                        dead_since=self._dead_since.get(rec.key),
+                    )
                 if obs.liveness == "alive" and obs.raw is not None:
                     obs.cpu_percent = self._cpu.sample(obs.raw, now)
                     alive_now.append(rec.key)
@@ -332,7 +293,7 @@ class OrchestratorHealthMonitor:
                     if now - since < ZOMBIE_GRACE:
                         obs.liveness = "alive"
                         obs.stale_entry = False
-                if not self._state_ok and self._from_state_file(rec) and obs.liveness != "alive":
+                if self._from_state_file(rec) and obs.liveness != "alive":
                     # Last good view of a file we cannot read: show, never act.
                     obs.is_crash = False
                     obs.stale_entry = False
@@ -358,6 +319,7 @@ class OrchestratorHealthMonitor:
             issues.extend(self._error_line_issues(observations))
             self._orch_scan = None  # find_orchestrators once per process table
             issues.extend(self._zombie_children_issues(table, observations))
+            issues.extend(self._session_issues(records, table))
             orch_issues, last_poll = self._orchestrator_issues(table, now)
             issues.extend(orch_issues)
             crashed_last_hour = 0
@@ -395,6 +357,7 @@ class OrchestratorHealthMonitor:
                 respawn_success_rate=rate,
                 orchestrator_last_poll=last_poll,
                 checked_at=now,
+                sources=self._sources.describe(),
                 extra_metrics={
                     "zombie_processes": sum(
                         1
@@ -451,15 +414,23 @@ class OrchestratorHealthMonitor:
         )
 
     def _gather_no_store(self, issues: list[Issue]) -> list[AgentRecord]:
-        path = self.config.agent_state_path
-        try:
-            view = statefile.read_agent_state(path)
-            self._last_view = view
-            self._state_ok = True
-        except statefile.StateFileError as exc:
-            self._state_ok = False
-            issues.append(Issue(type="state_file_error", severity="degraded", error=str(exc)))
-        return list(self._last_view.agents) if self._last_view else []
+        records = self._sources.gather(timeutil.now(), issues)
+        json_source = self._sources.json
+        self._last_view = json_source.view if json_source is not None else None
+        self._state_ok = self._sources.json_ok
+        return records
+
+    def _session_issues(
+        self, records: list[AgentRecord], table: dict[int, procs.RawProc]
+    ) -> list[Issue]:
+        """Era 3: stuck sessions, and each session's claude processes found."""
+        if not any(r.source == "session" for r in records):
+            return []
+        calls = self._sources.invocations
+        session_source.attach_children(
+            records, table, self._orchestrator_pids(table), calls.calls if calls else []
+        )
+        return session_source.issues(records, self.config)
 
     def _record_crashes(self, observations: list[Observation], now: float) -> None:
         for obs in observations:
@@ -471,6 +442,9 @@ class OrchestratorHealthMonitor:
         info = obs.crash
         assert info is not None
         actionable = obs.recent and bool(rec.command) and not self.read_only
+        skipped = "not respawned: died before ohm was watching"
+        if rec.source == "session":
+            skipped = session_source.NOT_RESPAWNED
         try:
             crash_id, created = self.store.record_crash(
                 agent_key=rec.key,
@@ -484,7 +458,7 @@ class OrchestratorHealthMonitor:
                 command_text=rec.command_text,
                 cwd=rec.cwd,
                 source=rec.source,
-                action_taken=None if actionable else "not respawned: died before ohm was watching",
+                action_taken=None if actionable else skipped,
                 fix_state="pending" if actionable else "skipped",
             )
         except StoreError as exc:
@@ -618,6 +592,11 @@ class OrchestratorHealthMonitor:
         self, table: dict[int, procs.RawProc], now: float
     ) -> tuple[list[Issue], float | None]:
         loop = statefile.read_work_loop_state(self.config.work_loop_state_path, now=now)
+        table_hb = self._sources.heartbeat  # era 2+: orchestrator_state.updated_at
+        if table_hb is not None and (
+            loop.last_update is None or (table_hb.last_update or 0.0) > loop.last_update
+        ):
+            loop = table_hb
         if loop.problem == "file is missing" or (loop.mtime is None and loop.last_update is None):
             loop_arg = None if loop.mtime is None else loop
         else:
@@ -868,7 +847,7 @@ class OrchestratorHealthMonitor:
                     self._ingest_exits([new], {rec.pid: ex})
                 self._wake.set()  # let the periodic path settle it (grace, cleanup)
                 return
-            if not self._state_ok and self._from_state_file(rec):
+            if self._from_state_file(rec):
                 return
             crash_id = self._record_crash(new, timeutil.now())
             if ex is not None:
@@ -985,7 +964,8 @@ class OrchestratorHealthMonitor:
         status: AgentStatus
         if obs.liveness == "alive":
             status = "running"
-            if detect.stalled(obs, self.config, timeutil.now()):
+            stuck = rec.session is not None and rec.session.stuck_for is not None
+            if stuck or detect.stalled(obs, self.config, timeutil.now()):
                 status = "stalled"
         elif obs.liveness == "zombie":
             status = "zombie"
@@ -1014,6 +994,9 @@ class OrchestratorHealthMonitor:
             cwd=rec.cwd,
             log_file=rec.log_file,
             exit_code=obs.exit_code,
+            worktree_path=rec.worktree_path,
+            worktree_branch=_opt_text(rec.raw.get("worktree_branch")),
+            children=list(rec.session.children) if rec.session else [],
         )
 
     def crashes(
@@ -1215,6 +1198,7 @@ class OrchestratorHealthMonitor:
             if self._store is not None:
                 self._store.close()
                 self._store = None
+            self._sources.close()
 
     def __enter__(self) -> OrchestratorHealthMonitor:
         return self
@@ -1246,6 +1230,10 @@ def _ohm_record(row: Mapping[str, Any]) -> AgentRecord:
         create_time=row.get("create_time"),
         raw=dict(row),
     )
+
+
+def _opt_text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _process_alive(pid: int, create_time: float) -> bool:
