@@ -35,6 +35,7 @@ from ohm_tui.engine.statefile import FUTURE_TOLERANCE, LoopState, agent_key
 ACTIVE = ("spawned", "running")
 FINISHED_ROWS = 200  # newest finished rows looked at for crashes the orchestrator closed
 CRASH_LOOKBACK = 86400.0  # finished rows older than this are history, not news
+SUPERSEDED_SLACK = 2.0  # seconds: a task closed this close to a session's start closed it too
 _OUTPUT_COLS = ("stdout_output", "stderr_output")
 _WANTED = (
     "agent_id",
@@ -202,13 +203,14 @@ class LifecycleSource(Source):
     def _build(self, active: list[Any], finished: list[Any], now: float, out: SourceRead) -> None:
         seen_ids: set[int] = set()
         by_key: dict[str, AgentRecord] = {}
-        newest_done: dict[str, float] = {}  # task -> start of its newest finished row
+        newest_done: dict[str, float] = {}  # task -> when its newest finished row ended
         for r in finished:
             row = dict(r)
             rec = self._record(row)
             seen_ids.add(int(row["agent_id"]))
-            if rec.task_id and rec.started_at is not None:
-                newest_done[rec.task_id] = max(newest_done.get(rec.task_id, 0.0), rec.started_at)
+            ended = rec.raw.get("ended_at")
+            if rec.task_id and isinstance(ended, float):
+                newest_done[rec.task_id] = max(newest_done.get(rec.task_id, 0.0), ended)
             out.completed.append(rec)
         for r in sorted(active, key=lambda r: int(r["agent_id"])):
             row = dict(r)
@@ -221,8 +223,12 @@ class LifecycleSource(Source):
             if rec.source == "session":
                 self.sessions_seen = True
                 done = newest_done.get(rec.task_id or "")
-                rec.raw["superseded"] = bool(
-                    done is not None and rec.started_at is not None and done > rec.started_at
+                # Its task's rows finished after it started (a retry), or just as
+                # it started (a thread that failed at once closed them first).
+                start = rec.started_at
+                rec.raw["superseded"] = bool(done and start and done > start)
+                rec.raw["closed_as_started"] = bool(
+                    done and start and abs(done - start) <= SUPERSEDED_SLACK
                 )
             by_key[rec.key] = rec  # the newest row of a run wins
         for rec in out.completed:

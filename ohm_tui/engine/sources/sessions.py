@@ -116,6 +116,15 @@ def observe(rec: AgentRecord, config: Config, now: float) -> Observation:
             stale_entry=True,
             reason=f"stale: a newer row of task {rec.task_id} has finished",
         )
+    quiet = now - (rec.started_at or now) > min(60.0, config.claude_timeout)
+    if rec.raw.get("closed_as_started") and health.invocations == 0 and quiet:
+        return Observation(
+            rec,
+            "dead",
+            stale_entry=True,
+            reason=f"stale: task {rec.task_id} was closed as this session started, "
+            "and it never called claude (its thread failed at once)",
+        )
     if health.failure_status is not None and (
         health.open_since is None or (health.failure_at or 0) >= health.open_since
     ):
