@@ -467,6 +467,8 @@ class OrchestratorHealthMonitor:
             return None
         if created:
             msg = f"{rec.agent_type} pid {rec.pid} crashed"
+            if rec.source == "session":
+                msg = f"{rec.agent_type} session failed"
             if rec.task_id:
                 msg += f" on {rec.task_id}"
             if info.error_type:

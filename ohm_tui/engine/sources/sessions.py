@@ -67,37 +67,63 @@ def _norm(agent_type: str) -> str:
     return agent_type.replace("-", "_").lower()
 
 
+def _window(rec: AgentRecord) -> tuple[float, float | None]:
+    ended = rec.raw.get("ended_at")
+    end = ended + MATCH_SLACK if isinstance(ended, float) else None
+    return (rec.started_at or 0.0) - MATCH_SLACK, end
+
+
+def _owner(call: inv.Invocation, candidates: list[AgentRecord]) -> AgentRecord | None:
+    """The one session a call belongs to: one that names it (its task in the call's
+    session id), else the newest session of that type open when the call began."""
+    at = call.invoked_at
+    if at is None:
+        return None
+    open_then = []
+    for rec in candidates:
+        lo, hi = _window(rec)
+        if lo <= at and (hi is None or at <= hi):
+            open_then.append(rec)
+    named = [r for r in open_then if r.task_id and r.task_id in (call.session_id or "")]
+    pool = named or open_then
+    return max(pool, key=lambda r: r.started_at or 0.0, default=None)
+
+
 def annotate(
     records: list[AgentRecord], calls: list[inv.Invocation], config: Config, now: float
 ) -> None:
-    """Give each session record its calls' health (calls of its agent type made
-    while its row was open)."""
-    by_type: dict[str, list[inv.Invocation]] = {}
+    """Give each session record the health of its calls. Calls carry no row id:
+    each is given to one session of its agent type (see ``_owner``)."""
+    by_type: dict[str, list[AgentRecord]] = {}
+    health: dict[str, SessionHealth] = {}
+    for rec in records:
+        if rec.source == "session":
+            by_type.setdefault(_norm(rec.agent_type), []).append(rec)
+            health[rec.key] = SessionHealth()
+    if not health:
+        return
     for call in calls:
-        by_type.setdefault(_norm(call.agent_type), []).append(call)
+        owner = _owner(call, by_type.get(_norm(call.agent_type), []))
+        if owner is None:
+            continue
+        h = health[owner.key]
+        at = call.invoked_at or 0.0
+        h.invocations += 1
+        if call.completed_at is None and call.status is None:
+            if h.open_since is None or at < h.open_since:
+                h.open_since = at
+        elif call.failed and (h.failure_at is None or at >= h.failure_at):
+            h.failure_status = call.status
+            h.failure_error = call.error
+            h.failure_at = call.completed_at or at
     stuck_after = config.claude_timeout * STUCK_FACTOR
     for rec in records:
-        if rec.source != "session":
+        h2 = health.get(rec.key)
+        if h2 is None:
             continue
-        start = (rec.started_at or 0.0) - MATCH_SLACK
-        ended = rec.raw.get("ended_at")
-        end = ended + MATCH_SLACK if isinstance(ended, float) else None
-        health = SessionHealth()
-        for call in by_type.get(_norm(rec.agent_type), []):
-            at = call.invoked_at
-            if at is None or at < start or (end is not None and at > end):
-                continue
-            health.invocations += 1
-            if call.completed_at is None and call.status is None:
-                if health.open_since is None or at < health.open_since:
-                    health.open_since = at
-            elif call.failed and (health.failure_at is None or at >= health.failure_at):
-                health.failure_status = call.status
-                health.failure_error = call.error
-                health.failure_at = call.completed_at or at
-        if health.open_since is not None and now - health.open_since > stuck_after:
-            health.stuck_for = now - health.open_since
-        rec.session = health
+        if h2.open_since is not None and now - h2.open_since > stuck_after:
+            h2.stuck_for = now - h2.open_since
+        rec.session = h2
 
 
 def observe(rec: AgentRecord, config: Config, now: float) -> Observation:
