@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from bench import b_detect, b_history, b_idle, b_peers, b_respawn, b_scale
+from bench import b_detect, b_history, b_idle, b_lifecycle, b_peers, b_respawn, b_scale
 from bench.common import BENCH_DIR, REPO, Row, Section, reap_strays, render_markdown
 
-SECTIONS = ["respawn", "detect", "peers", "idle", "scale", "history"]
+SECTIONS = ["respawn", "detect", "peers", "idle", "scale", "lifecycle", "history"]
 
 
 def _machine() -> str:
@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             say(f" {time.perf_counter() - t0:.1f} s")
         if "scale" in chosen:
             section("scale", lambda: b_scale.run(work, args.quick))
+        if "lifecycle" in chosen:
+            section("lifecycle", lambda: b_lifecycle.run(work, args.quick))
         if "history" in chosen and fill is not None:
             history_fill = fill
             section("history", lambda: b_history.run(work, args.quick, history_fill))
