@@ -312,6 +312,8 @@ class OrchestratorHealthMonitor:
                 self._record_crashes(observations, now)
                 if self._state_ok and self._last_view is not None:
                     self.fixer.note_completed(self._last_view.completed, now)
+                if self._sources.completed:
+                    self.fixer.note_completed(self._sources.completed, now)
                 self._ingest_exits(observations, exits)
             issues.extend(detect.agent_issues(observations, self.config, now))
             if store_ok:

@@ -195,8 +195,12 @@ def test_era2_scenario_1_import_error_respawned_written_back_then_one_high_bug(
         report = mon.check()
         mon.auto_fix_issues(report)
         mon.report_bugs_if_any(report)
-    for _ in range(3):  # the last run's row is tidied once its crash is handled
+
+    def open_rows() -> list[dict[str, Any]]:  # the last run's row is tidied once handled
         mon.auto_fix_issues(mon.check())
+        return rows(db, "status IN ('spawned','running')")
+
+    wait_until(lambda: not open_rows(), timeout=20, interval=0.05)
 
     crashes = mon.crashes()
     assert len(crashes) == 4
@@ -367,3 +371,22 @@ def test_pinned_sources_read_only_those(
     assert any("agent_state.json: file is missing" in i.error for i in report.issues)
     mon2: OrchestratorHealthMonitor = monitor(sources=["agent_lifecycle"])
     assert mon2.check().active_agents == 1
+
+
+def test_era2_fast_clean_exits_of_one_task_are_flapping(data_dir: Path, monitor: Any) -> None:
+    """The orchestrator's own loop restarting an agent that exits 0 after ~10 s,
+    seen only through its closed rows."""
+    db = LifecycleDB(data_dir)
+    db.heartbeat()
+    now = time.time()
+    for i in range(4):
+        at = timeutil.iso_local_naive(now - 60 + i * 11)
+        done = timeutil.iso_local_naive(now - 50 + i * 11)
+        db.execute(
+            "INSERT INTO agent_lifecycle (pid, agent_type, task_id, spawned_at, started_at, "
+            "completed_at, status, exit_code, command) VALUES (?,?,?,?,?,?,?,?,?)",
+            (30000 + i, "project_manager", "roadmap-sync", at, at, done, "completed", 0, "pm"),
+        )
+    report = monitor(flap_threshold=3).check()
+    (flap,) = [i for i in report.issues if i.type == "flapping"]
+    assert flap.task_id == "roadmap-sync"

@@ -180,6 +180,13 @@ class LifecycleSource(Source):
         worktree = row.get("worktree_path") or None
         raw = {k: v for k, v in row.items() if k not in _OUTPUT_COLS}
         raw["ended_at"] = timeutil.to_epoch(row.get("completed_at"))
+        if "ohm" in str(row.get("metadata") or ""):
+            try:
+                meta = json.loads(str(row["metadata"]))
+            except ValueError:
+                meta = None
+            if isinstance(meta, dict) and meta.get("respawned_by") == "ohm":
+                raw["respawned_by"] = "ohm"  # ohm counts its own runs where it saw them end
         rec = AgentRecord(
             key=agent_key(pid, started),
             pid=pid,

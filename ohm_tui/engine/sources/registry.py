@@ -9,6 +9,7 @@ them is an error that names everything that was looked for.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from ohm_tui.engine import procs, statefile
@@ -26,6 +27,9 @@ CLASSES: dict[SourceKind, type[Source]] = {
     SourceKind.AGENT_LIFECYCLE: LifecycleSource,
     SourceKind.CLAUDE_INVOCATIONS: InvocationsSource,
 }
+
+
+PROBE_EVERY = 2.0  # seconds between looks for a table in a file that keeps changing
 
 
 def looked_for(config: Config) -> str:
@@ -62,6 +66,8 @@ class SourceSet:
         self._ok: dict[SourceKind, bool] = {}
         self._absent_sig: dict[SourceKind, tuple[int, int, int, int]] = {}
         self.exits: dict[str, ExitInfo] = {}
+        self.completed: list[AgentRecord] = []  # closed agent_lifecycle rows (fast-exit counting)
+        self._probed: dict[SourceKind, float] = {}
         if config.sources is not None:
             for name in config.sources:
                 kind = SourceKind(name)
@@ -86,6 +92,11 @@ class SourceSet:
             sig = _file_sig(probe) if probe is not None else None
             if sig is not None and self._absent_sig.get(kind) == sig:
                 continue  # the file did not change since it lacked the table
+            now = time.monotonic()
+            own = probe == self.config.database_path  # ohm's history is written there too
+            if own and now - self._probed.get(kind, -PROBE_EVERY) < PROBE_EVERY:
+                continue  # it changes every check: look for the table now and then
+            self._probed[kind] = now
             if cls.detect(self.config):
                 self.active[kind] = cls(self.config)
                 self._absent_sig.pop(kind, None)
@@ -145,6 +156,8 @@ class SourceSet:
             if got.error is None:
                 self._last[kind] = got.agents
                 self.exits.update(got.exits)
+                if kind is SourceKind.AGENT_LIFECYCLE:
+                    self.completed = [r for r in got.completed if r.source == "lifecycle"]
             issues.extend(self._issues(src, got))
             lists.append(self._last.get(kind, []))
         lc, calls = self.lifecycle, self.invocations
