@@ -45,8 +45,8 @@ from ohm_tui.engine.models import (
 from ohm_tui.engine.notify import Notifier
 from ohm_tui.engine.pidwatch import PidWatcher
 from ohm_tui.engine.reporting import BugReporter
-from ohm_tui.engine.sources import SourceSet
 from ohm_tui.engine.sources import sessions as session_source
+from ohm_tui.engine.sources.registry import SourceSet
 from ohm_tui.engine.store import Store, StoreError
 
 log = logging.getLogger("ohm.monitor")

@@ -1,5 +1,9 @@
 """The seam between ohm and what an orchestrator owns: one small interface.
 
+The room: ``base`` (this interface), ``registry`` (detection, merging, where
+write-backs go), ``jsonfile`` (era 1), ``lifecycle`` (era 2+), ``sessions`` and
+``calls`` (era 3), ``sqlite`` (read-only reads, one short write transaction).
+
 A source is detected from what is on disk (never asked), says in words what it
 reads (``ohm check`` prints it), yields agent records and maybe a heartbeat,
 and knows how to write back the two things ohm ever changes in it: a new entry

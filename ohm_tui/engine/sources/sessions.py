@@ -18,7 +18,7 @@ from ohm_tui.engine import logparse, procs
 from ohm_tui.engine.config import Config
 from ohm_tui.engine.detect import Observation
 from ohm_tui.engine.models import AgentRecord, CrashInfo, Issue, SessionHealth
-from ohm_tui.engine.sources import invocations as inv
+from ohm_tui.engine.sources import calls as inv
 from ohm_tui.engine.sources import sqlite as db
 from ohm_tui.engine.sources.base import Source, SourceKind, SourceRead
 

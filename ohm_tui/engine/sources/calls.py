@@ -1,8 +1,9 @@
-"""Era 3: ``data/claude_invocations.db``, one row per ``claude`` CLI call.
+"""Era 3: ``data/claude_invocations.db``, one row per ``claude`` CLI call, as a
+session's health needs it: the newest calls and every call still open.
 
-A small query module: health (failures, calls still open) and cost figures both
-read it through ``recent``. Times in this table are naive **UTC** ISO (unlike
-``agent_lifecycle``'s naive local ones); they become UTC epoch floats here.
+A small query module (cost and tokens are read by ``invocations.py``). Times in
+this table are naive **UTC** ISO (unlike ``agent_lifecycle``'s naive local
+ones); they become UTC epoch floats here.
 """
 
 from __future__ import annotations
