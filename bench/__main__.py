@@ -23,10 +23,19 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from bench import b_demo, b_detect, b_history, b_idle, b_peers, b_respawn, b_scale
+from bench import (
+    b_demo,
+    b_detect,
+    b_history,
+    b_idle,
+    b_lifecycle,
+    b_peers,
+    b_respawn,
+    b_scale,
+)
 from bench.common import BENCH_DIR, REPO, Row, Section, reap_strays, render_markdown
 
-SECTIONS = ["respawn", "detect", "peers", "idle", "scale", "demo", "history"]
+SECTIONS = ["respawn", "detect", "peers", "idle", "scale", "lifecycle", "demo", "history"]
 
 
 def _machine() -> str:
@@ -152,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             section("scale", lambda: b_scale.run(work, args.quick))
         if "demo" in chosen:
             section("demo", lambda: b_demo.run(work, args.quick))
+        if "lifecycle" in chosen:
+            section("lifecycle", lambda: b_lifecycle.run(work, args.quick))
         if "history" in chosen and fill is not None:
             history_fill = fill
             section("history", lambda: b_history.run(work, args.quick, history_fill))

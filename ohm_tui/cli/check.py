@@ -49,6 +49,8 @@ def render_report(report: HealthReport, data_dir: str) -> str:
         f" | respawn success {out.rate(report.respawn_success_rate)}"
         f" | last poll {out.seconds_ago(report.orchestrator_last_poll)}",
     ]
+    if report.sources:
+        lines.append("  read " + ", ".join(out.clean(s) for s in report.sources))
     lines.extend(render_issue(issue) for issue in report.issues)
     return "\n".join(lines)
 
@@ -88,6 +90,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         if args.json:
             doc = report.to_dict()
             doc["checked_at"] = report.checked_at
+            doc["sources"] = report.sources
             if args.fix:
                 doc["fixes"] = [r.to_dict() for r in results]
                 doc["bugs_reported"] = bug_numbers

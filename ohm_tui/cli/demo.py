@@ -33,9 +33,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 speed=args.speed,
                 max_agents=args.agents,
                 remove_dir=not args.keep,
+                era=args.era,
             ) as session:
                 data_dir = os.fspath(session.state_dir)
-                out.emit(f"ohm demo: sample orchestrator running in {data_dir}")
+                out.emit(f"ohm demo: era {args.era} sample orchestrator running in {data_dir}")
                 overrides = {**session.config_overrides(), "auto_fix": True}
                 cfg = load_config(args.config or None, data_dir=data_dir, overrides=overrides)
                 with OrchestratorHealthMonitor(cfg, name=f"demo:{os.getpid()}") as monitor:

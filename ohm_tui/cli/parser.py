@@ -119,7 +119,8 @@ Exit codes (monitoring-plugin convention):
     "demo": """\
   ohm demo                          # console on a live sample orchestrator
   ohm demo --no-tui                 # the same, as 'ohm watch' output
-  ohm demo --seed 3 --speed 4 --keep""",
+  ohm demo --seed 3 --speed 4 --keep
+  ohm demo --era 2                  # an orchestrator of the agent_lifecycle releases""",
 }
 
 
@@ -392,6 +393,14 @@ def build_parser() -> OhmParser:
         "--agents", type=positive_int, default=6, metavar="N", help="max agents (default: 6)"
     )
     p.add_argument("--keep", action="store_true", help="keep the state directory afterwards")
+    p.add_argument(
+        "--era",
+        type=int,
+        choices=(1, 2, 3),
+        default=3,
+        help="which orchestrator release to imitate: 1 JSON files, 2 agent_lifecycle table, "
+        "3 claude sessions with cost (default: 3, the newest)",
+    )
     p.set_defaults(handler=demo.cmd_demo)
     return parser
 

@@ -560,6 +560,13 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--freeze-for", type=float, default=None, help="seconds a freeze lasts")
     start.add_argument("--session-id", default=None, help="exported to agents as " + SESSION_ENV)
     start.add_argument(
+        "--era",
+        type=int,
+        choices=(1, 2, 3),
+        default=1,
+        help="1: JSON files; 2: agent_lifecycle table; 3: claude sessions (orchestrator_db)",
+    )
+    start.add_argument(
         "--log-file",
         type=Path,
         default=None,
@@ -578,7 +585,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = logging.StreamHandler(sys.stdout)
     logging.basicConfig(handlers=[handler], format=LOG_FORMAT, level=logging.INFO, force=True)
     speed: float = args.speed
-    orchestrator = Orchestrator(
+    cls: type[Orchestrator] = Orchestrator
+    if args.era > 1:
+        from ohm_tui.demo import orchestrator_db
+
+        cls = (
+            orchestrator_db.SessionOrchestrator
+            if args.era == 3
+            else orchestrator_db.LifecycleOrchestrator
+        )
+    orchestrator = cls(
         args.state_dir.resolve(),
         seed=args.seed,
         speed=speed,

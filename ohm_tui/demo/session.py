@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Any
 
 from ohm_tui.demo.orchestrator import CYCLE_SECONDS, PACKAGE_PARENT, SESSION_ENV
+from ohm_tui.demo.orchestrator_db import CLAUDE_TIMEOUT
 
 ORCHESTRATOR_MODULE = "ohm_tui.demo.orchestrator"
 
@@ -58,11 +59,15 @@ class DemoSession:
         freeze_for: float | None = None,
         remove_dir: bool | None = None,
         stop_timeout: float = 3.0,
+        era: int = 1,
     ) -> None:
         if not speed > 0 or speed == float("inf"):
             raise ValueError(f"speed must be a finite number greater than 0, got {speed!r}")
         self._given_dir = Path(state_dir).resolve() if state_dir is not None else None
         self.state_dir: Path = self._given_dir or Path()
+        if era not in (1, 2, 3):
+            raise ValueError(f"era must be 1, 2 or 3, got {era!r}")
+        self.era = era  # 1: JSON files; 2: agent_lifecycle; 3: claude sessions
         self.seed = seed
         self.speed = float(speed)
         self.max_agents = max_agents
@@ -120,6 +125,7 @@ class DemoSession:
             self.session_id,
             "--log-file",
             str(self.orchestrator_log),
+            *(["--era", str(self.era)] if self.era != 1 else []),
         ]
 
     def env(self) -> dict[str, str]:
@@ -155,6 +161,7 @@ class DemoSession:
             "flap_window": max(60.0, 900.0 / s),
             "crash_recent_window": max(60.0, 600.0 / s),
             "tickets_dir": "tickets",
+            **({"claude_timeout": CLAUDE_TIMEOUT / s} if self.era == 3 else {}),
         }
 
     def write_config(self) -> Path:

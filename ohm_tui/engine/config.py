@@ -63,6 +63,10 @@ class Config:
     agent_log_pattern: str | None = "logs/*-{pid}.log"
     heartbeat_log: str | None = None
     tickets_dir: str | None = "tickets"
+    # Pin the orchestrator's state sources (agent_state, agent_lifecycle,
+    # claude_invocations); none = detected from what is in data_dir.
+    sources: list[str] | None = None
+    claude_timeout: float = 600.0  # a session's claude call open 1.5x this long is stuck
 
     # -- liveness of the orchestrator
     heartbeat_interval: float = 30.0
@@ -189,6 +193,7 @@ _POSITIVE = {
     "stalled_after",
     "flap_window",
     "cost_budget_per_hour",
+    "claude_timeout",
 }
 _NON_NEGATIVE = {
     "max_respawn_attempts",
@@ -244,6 +249,24 @@ def _check_argv(key: str, value: Any) -> list[str] | None:
     return argv
 
 
+SOURCE_NAMES = ("agent_state", "agent_lifecycle", "claude_invocations")
+
+
+def _check_sources(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise ConfigError("sources", f"expected a non-empty list of source names, got {value!r}")
+    for name in value:
+        if name not in SOURCE_NAMES:
+            raise ConfigError(
+                "sources", f"unknown source {name!r} (known: {', '.join(SOURCE_NAMES)})"
+            )
+    return list(dict.fromkeys(value))
+
+
 def _validate(key: str, value: Any) -> Any:
     f = _FIELDS[key]
     ftype = str(f.type)
@@ -264,6 +287,8 @@ def _validate(key: str, value: Any) -> Any:
         host, sep, port = str(value).rpartition(":") if isinstance(value, str) else ("", "", "")
         if not sep or not host or not port.isdigit() or int(port) > 65535:
             raise ConfigError(key, f"expected HOST:PORT such as 127.0.0.1:9464, got {value!r}")
+    if key == "sources":
+        return _check_sources(value)
     if key == "orchestrator_match":
         if isinstance(value, str):
             value = [value]

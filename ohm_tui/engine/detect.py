@@ -168,6 +168,7 @@ def _observe_dead(
         )
 
     tail = logparse.tail_text(record.log_file, config.log_tail_bytes) if record.log_file else ""
+    tail = tail or record.output or ""  # a source that keeps the run's output (agent_lifecycle)
     info = logparse.parse_crash(tail) if tail else CrashInfo()
     has_tb = bool(tail) and logparse.has_traceback(tail)
     if died_at is None:
@@ -191,6 +192,8 @@ def _observe_dead(
         is_crash, reason = True, f"exited with code {exit_code}"
     elif has_tb:
         is_crash, reason = True, "traceback in log"
+    elif record.status == "failed" and exit_info is not None:
+        is_crash, reason = True, "its source marked it failed"
     elif seen_before and (dead_since is None or now - dead_since >= config.heartbeat_interval):
         # Gone while its entry still says running, past the orchestrator's own
         # bookkeeping delay (one loop cycle).

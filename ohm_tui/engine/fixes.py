@@ -7,6 +7,7 @@ respawn the same crash twice.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -26,6 +27,8 @@ from ohm_tui.engine.models import (
     HealthReport,
     Issue,
 )
+from ohm_tui.engine.sources.base import SourceWriteError
+from ohm_tui.engine.sources.sessions import NOT_RESPAWNED
 from ohm_tui.engine.store import RespawnState, StoreError
 
 if TYPE_CHECKING:
@@ -35,6 +38,9 @@ log = logging.getLogger("ohm.fixes")
 
 _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 RESPAWNS_PER_PASS = 8
+# Sources a respawn is written back into: agent_state.json and agent_lifecycle.
+WRITE_BACK_SOURCES = ("real", "ohm", "lifecycle")
+STALE_SOURCES = ("real", "ohm", "lifecycle", "session")  # sources ohm moves stale entries in
 
 
 def task_key(agent_type: str | None, task_id: str | None) -> str:
@@ -228,10 +234,8 @@ class Fixer:
 
     def run(self, report: HealthReport) -> list[ActionResult]:
         results = self.handle_pending()
-        if self.m._state_ok:
-            plan = self._stale(list(self.m._observations.values()))
-            if plan:
-                results.append(self.clean(list(self.m._observations.values())))
+        if self._stale(list(self.m._observations.values())):
+            results.append(self.clean(list(self.m._observations.values())))
         for pid, code in procs.reap_children():
             log.debug("reaped child %s (%s)", pid, code)
         restart = self._maybe_restart(report)
@@ -383,7 +387,7 @@ class Fixer:
             data={"old_key": crash.agent_key},
         )
         rec = self.record_from_crash(crash)
-        if rec.source in ("real", "ohm"):
+        if rec.source in WRITE_BACK_SOURCES:
             self._write_back(
                 rec,
                 AgentRecord(
@@ -507,7 +511,7 @@ class Fixer:
             agent_type=crash.agent_type,
             task_id=crash.task_id,
             source=crash.source
-            if crash.source in ("real", "ohm", "ohm_spawned")
+            if crash.source in ("real", "ohm", "ohm_spawned", "lifecycle", "session")
             else "ohm_spawned",  # type: ignore[arg-type]
             command=argv,
             command_text=crash.command_text or "",
@@ -521,6 +525,8 @@ class Fixer:
     def _trust_source(self, rec: AgentRecord) -> None:
         if rec.source in ("real", "ohm") and not self.cfg.allow_insecure_files:
             check_file_trust(self.cfg.agent_state_path, "state file")
+        if rec.source == "lifecycle" and not self.cfg.allow_insecure_files:
+            check_file_trust(self.cfg.database_path, "database")  # it names the command
 
     def respawn_cwd(self, rec: AgentRecord) -> tuple[str | None, str]:
         """Where a respawn of ``rec`` runs, and where that came from.
@@ -566,6 +572,8 @@ class Fixer:
             else f"respawn {attempt}/{self.cfg.max_respawn_attempts}"
         )
         try:
+            if rec.source == "session":
+                raise ValueError(NOT_RESPAWNED)
             if not rec.command:
                 raise ValueError("no command known for this agent")
             cwd, why = self.respawn_cwd(rec)
@@ -650,7 +658,7 @@ class Fixer:
             crash_id=crash_id,
             data={"old_key": rec.key},
         )
-        if rec.source in ("real", "ohm"):
+        if rec.source in WRITE_BACK_SOURCES:
             self._write_back(rec, new, restarted=restarted)
         return ActionResult(True, "respawn", msg, agent_key=new.key, new_pid=new.pid)
 
@@ -802,6 +810,20 @@ class Fixer:
         A restarted run was stopped on purpose: it is booked ``killed``, as the
         orchestrator books its own kills, never as a crash.
         """
+        if old.source not in ("real", "ohm"):
+            try:
+                if old.exit_code is None:  # the row had none: the crash row may have it
+                    crash = self.m.store.crash_by_key(old.key)
+                    if crash is not None and crash.exit_code is not None:
+                        old = dataclasses.replace(old, exit_code=crash.exit_code)
+                self.m._sources.write_respawn(old, new, restarted=restarted)
+            except (SourceWriteError, StoreError) as exc:
+                self.m.event(
+                    "write_back_failed",
+                    f"could not record respawned pid {new.pid}: {exc}"[:500],
+                    agent_key=new.key,
+                )
+            return
         fmt = self.m._last_view.format if self.m._last_view else "real"
 
         def mutate(data: dict[str, Any]) -> None:
@@ -871,6 +893,9 @@ class Fixer:
         crash-storm count, no respawn). A stop that does not happen cancels it.
         Called WITHOUT the monitor's lock: it waits out a grace period.
         """
+        if rec.source == "session":
+            msg = f"{rec.agent_type} is a session (a thread of the orchestrator): never signalled"
+            return ActionResult(False, "stop", msg, agent_key=rec.key)
         kind = EventKind.RESTARTED_BY_OPERATOR if restart else EventKind.STOPPED_BY_OPERATOR
         grace = self.cfg.stop_grace_period
         who = f"{rec.agent_type} pid {rec.pid}"
@@ -962,7 +987,11 @@ class Fixer:
         (a pending respawn moves its own entry when it writes the new PID back)."""
         out = []
         for o in observations:
-            if not (o.stale_entry and o.record.source in ("real", "ohm") and o.liveness != "alive"):
+            if not (o.stale_entry and o.record.source in STALE_SOURCES and o.liveness != "alive"):
+                continue
+            if o.record.source in ("real", "ohm") and not self.m._state_ok:
+                continue  # a file ohm cannot read now is never written
+            if not self.m._sources.ok_for(o.record):
                 continue
             if o.is_crash:
                 try:
@@ -977,13 +1006,13 @@ class Fixer:
     def plan_cleanup(self, observations: list[Observation]) -> list[str]:
         """Exactly what ``clean`` would do, one line each, for confirmation prompts."""
         lines = []
-        if self.m._state_ok:
-            for o in self._stale(observations):
-                r = o.record
-                lines.append(
-                    f"move stale entry pid {r.pid} ({r.agent_type} {r.task_id or '-'}) "
-                    f"to completed_agents: {o.reason}"
-                )
+        for o in self._stale(observations):
+            r = o.record
+            where = "completed_agents" if r.source in ("real", "ohm") else "completed (its row)"
+            lines.append(
+                f"move stale entry pid {r.pid} ({r.agent_type} {r.task_id or '-'}) "
+                f"to {where}: {o.reason}"
+            )
         for o in observations:
             if (o.zombie or o.liveness == "zombie") and o.raw is not None:
                 whose = (
@@ -996,7 +1025,9 @@ class Fixer:
 
     def clean(self, observations: list[Observation]) -> ActionResult:
         """Move stale entries to completed_agents, as the orchestrator does; reap our zombies."""
-        stale = self._stale(observations) if self.m._state_ok else []
+        stale = self._stale(observations)
+        rows = [o for o in stale if o.record.source not in ("real", "ohm")]
+        stale = [o for o in stale if o.record.source in ("real", "ohm")]
         moved: list[int] = []
         tol = self.cfg.pid_start_tolerance
 
@@ -1053,6 +1084,19 @@ class Fixer:
             try:
                 statefile.update_agent_state(self.cfg.agent_state_path, mutate)
             except (statefile.StateFileError, OSError) as exc:
+                return ActionResult(False, "clean_zombies", f"cleanup failed: {exc}")
+        for o in rows:
+            if o.exit_code is None:  # its exit record is consumed: the crash row kept it
+                try:
+                    crash = self.m.store.crash_by_key(o.record.key)
+                except StoreError:
+                    crash = None
+                if crash is not None and crash.exit_code is not None:
+                    o.exit_code, o.is_crash = crash.exit_code, True
+        if rows:
+            try:
+                moved += self.m._sources.move_stale(rows, timeutil.now())
+            except SourceWriteError as exc:
                 return ActionResult(False, "clean_zombies", f"cleanup failed: {exc}")
         reaped = [pid for pid, _ in procs.reap_children()]
         msg = (

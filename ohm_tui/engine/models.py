@@ -18,8 +18,9 @@ from typing import Any, Literal
 Status = Literal["healthy", "degraded", "critical"]
 STATUS_ORDER: dict[str, int] = {"healthy": 0, "degraded": 1, "critical": 2}
 
-# Where an agent record came from.
-Source = Literal["real", "ohm", "ohm_spawned"]
+# Where an agent record came from: agent_state.json (real or ohm format), ohm's own
+# spawns, an agent_lifecycle row (era 2), or an in-process session row (era 3).
+Source = Literal["real", "ohm", "ohm_spawned", "lifecycle", "session"]
 
 # Agent statuses shown to people (console column, CLI).
 AgentStatus = Literal[
@@ -105,9 +106,26 @@ class AgentRecord:
     create_time: float | None = None  # psutil create time when the source knows it
     worktree_path: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    # The run's own output when its source keeps it (agent_lifecycle's
+    # stdout_output / stderr_output), bounded: parsed like a log tail.
+    output: str | None = None
+    session: SessionHealth | None = None  # era 3 sessions only
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(slots=True)
+class SessionHealth:
+    """An era-3 session's health, from its ``claude`` invocations (times UTC epoch)."""
+
+    invocations: int = 0
+    open_since: float | None = None  # the oldest call still without completed_at
+    stuck_for: float | None = None  # seconds past the stuck threshold, when stuck
+    failure_status: str | None = None  # error | timeout, of the newest failed call
+    failure_error: str | None = None
+    failure_at: float | None = None
+    children: list[int] = field(default_factory=list)  # the orchestrator's claude processes
 
 
 @dataclass(slots=True)
@@ -233,6 +251,9 @@ class AgentView:
     output_tokens: int | None = None
     reason: str | None = None  # why it is not running, e.g. why its respawn could not start
     exit_signal: str | None = None  # "SIGKILL" when a signal ended it (exit code -9)
+    worktree_path: str | None = None
+    worktree_branch: str | None = None
+    children: list[int] = field(default_factory=list)  # a session's claude processes
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -362,6 +383,7 @@ class HealthReport:
     checked_at: float
     check_id: int | None = None
     extra_metrics: dict[str, Any] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)  # what this check read, in words
 
     def to_dict(self) -> dict[str, Any]:
         metrics: dict[str, Any] = {

@@ -56,7 +56,9 @@ from ohm_tui.engine.notify import Notifier
 from ohm_tui.engine.pidwatch import PidWatcher
 from ohm_tui.engine.reporting import BugReporter
 from ohm_tui.engine.sources import agent_status
+from ohm_tui.engine.sources import sessions as session_source
 from ohm_tui.engine.sources.invocations import CostTracker, invocations_path
+from ohm_tui.engine.sources.registry import SourceSet
 from ohm_tui.engine.store import Store, StoreError
 
 log = logging.getLogger("ohm.monitor")
@@ -112,8 +114,8 @@ class OrchestratorHealthMonitor:
         self._store: Store | None = None
         self._store_error: str | None = None
         self._last_view: statefile.AgentStateView | None = None
-        self._view_sig: tuple[int, int, int, int] | None = None
         self._state_ok = False
+        self._sources = SourceSet(self.config)
         self._alive_keys: set[str] = set()
         # Exact start time of each run seen alive: a PID reused within
         # ``pid_start_tolerance`` of the file's ``started_at`` is still told apart.
@@ -230,32 +232,10 @@ class OrchestratorHealthMonitor:
 
     def _gather(self, issues: list[Issue]) -> list[AgentRecord]:
         """All agent runs the sources list, newest view of each."""
-        path = self.config.agent_state_path
-        try:
-            view = self._read_agent_state(path)
-            self._last_view = view
-            self._state_ok = True
-            for w in view.warnings:
-                issues.append(
-                    Issue(
-                        type="state_file_error",
-                        severity="degraded",
-                        error=f"{path}: {w}",
-                        details={"file": str(path), "problem": w},
-                    )
-                )
-        except statefile.StateFileError as exc:
-            self._state_ok = False
-            kept = " (showing the last good view)" if self._last_view else ""
-            issues.append(
-                Issue(
-                    type="state_file_error",
-                    severity="degraded",
-                    error=f"{exc}{kept}; no fixes from this file until it is readable",
-                    details={"file": str(exc.path), "problem": exc.problem},
-                )
-            )
-        records: list[AgentRecord] = list(self._last_view.agents) if self._last_view else []
+        records = self._sources.gather(timeutil.now(), issues)
+        json_source = self._sources.json
+        self._last_view = json_source.view if json_source is not None else None
+        self._state_ok = self._sources.json_ok
         with self._logs.one_pass():
             for rec in records:
                 if not rec.log_file:
@@ -276,33 +256,11 @@ class OrchestratorHealthMonitor:
                 known.cwd = known.cwd or rec.cwd
         return records
 
-    def _read_agent_state(self, path: Path) -> statefile.AgentStateView:
-        """The state file, parsed again only when it changed: parsing 1,000 entries
-        (a shlex split each) was most of a check's CPU time.
-
-        A file changed within the last second is always re-read: a rewrite in the
-        same clock tick can leave size and mtime as they were (git's "racy" case).
-        """
-        try:
-            st = os.stat(path)
-            sig: tuple[int, int, int, int] | None = (
-                st.st_ino,
-                st.st_size,
-                st.st_mtime_ns,
-                st.st_ctime_ns,
-            )
-            settled = time.time() - st.st_mtime > 1.0
-        except OSError:
-            sig, settled = None, False
-        if settled and sig == self._view_sig and self._last_view is not None:
-            return self._last_view
-        self._view_sig = None
-        view = statefile.read_agent_state_settled(path)
-        self._view_sig = sig
-        return view
-
     def _from_state_file(self, rec: AgentRecord) -> bool:
-        return rec.source in ("real", "ohm")
+        """Listed by a source that could not be read this time (show, never act)."""
+        if rec.source in ("real", "ohm"):
+            return not self._state_ok
+        return not self._sources.ok_for(rec)
 
     # ------------------------------------------------------------ the check
     def check(self, *, record: bool = True) -> HealthReport:
@@ -352,7 +310,11 @@ class OrchestratorHealthMonitor:
             observations: list[Observation] = []
             alive_now: list[str] = []
             for rec in records:
-                ex = exits.get(rec.pid) or self._ingested.get(rec.key)
+                ex = (
+                    exits.get(rec.pid)
+                    or self._ingested.get(rec.key)
+                    or self._sources.exits.get(rec.key)
+                )
                 if (
                     ex is not None
                     and rec.started_at is not None
@@ -362,17 +324,20 @@ class OrchestratorHealthMonitor:
                     ex = None  # an exit record of an earlier process with this PID
                 if rec.create_time is None and rec.key in self._create_times:
                     rec.create_time = self._create_times[rec.key]
-                obs = detect.observe(
-                    rec,
-                    table=table,
-                    config=self.config,
-                    now=now,
-                    seen_before=rec.key in seen or rec.key in self._alive_keys,
-                    exit_info=ex or self._death_exits.get(rec.key),
-                    dead_since=self._dead_since.get(rec.key),
-                    watched=rec.key in self._alive_keys,
-                )
-                self._remember_death(obs)
+                if rec.source == "session":  # a thread: no process to look at
+                    obs = session_source.observe(rec, self.config, now)
+                else:
+                    obs = detect.observe(
+                        rec,
+                        table=table,
+                        config=self.config,
+                        now=now,
+                        seen_before=rec.key in seen or rec.key in self._alive_keys,
+                        exit_info=ex or self._death_exits.get(rec.key),
+                        dead_since=self._dead_since.get(rec.key),
+                        watched=rec.key in self._alive_keys,
+                    )
+                    self._remember_death(obs)
                 if obs.liveness == "alive" and obs.raw is not None:
                     obs.cpu_percent = self._cpu.sample(obs.raw, now)
                     alive_now.append(rec.key)
@@ -410,15 +375,18 @@ class OrchestratorHealthMonitor:
                 self._record_crashes(observations, now)
                 if self._state_ok and self._last_view is not None:
                     self.fixer.note_completed(self._last_view.completed, now)
+                if self._sources.completed:
+                    self.fixer.note_completed(self._sources.completed, now)
                 self._ingest_exits(observations, exits)
             issues.extend(detect.agent_issues(observations, self.config, now))
             issues.extend(self._blocked.issues(observations))
-            issues.extend(self._team_status_issues(now, record=store_ok))
+            issues.extend(self._team_status_issues(now, record=store_ok and record))
             if store_ok:
                 issues.extend(self._pending_crash_issues(issues))
             issues.extend(self._error_line_issues(observations))
             self._orch_scan = None  # find_orchestrators once per process table
             issues.extend(self._zombie_children_issues(table, observations))
+            issues.extend(self._session_issues(records, table))
             orch_issues, last_poll = self._orchestrator_issues(table, now)
             issues.extend(orch_issues)
             cost = self.cost.summary(now)  # None without claude_invocations.db
@@ -462,6 +430,7 @@ class OrchestratorHealthMonitor:
                 respawn_success_rate=rate,
                 orchestrator_last_poll=last_poll,
                 checked_at=now,
+                sources=self._sources.describe(),
                 extra_metrics={
                     "zombie_processes": sum(
                         1
@@ -575,15 +544,23 @@ class OrchestratorHealthMonitor:
         )
 
     def _gather_no_store(self, issues: list[Issue]) -> list[AgentRecord]:
-        path = self.config.agent_state_path
-        try:
-            view = statefile.read_agent_state_settled(path)
-            self._last_view = view
-            self._state_ok = True
-        except statefile.StateFileError as exc:
-            self._state_ok = False
-            issues.append(Issue(type="state_file_error", severity="degraded", error=str(exc)))
-        return list(self._last_view.agents) if self._last_view else []
+        records = self._sources.gather(timeutil.now(), issues)
+        json_source = self._sources.json
+        self._last_view = json_source.view if json_source is not None else None
+        self._state_ok = self._sources.json_ok
+        return records
+
+    def _session_issues(
+        self, records: list[AgentRecord], table: dict[int, procs.RawProc]
+    ) -> list[Issue]:
+        """Era 3: stuck sessions, and each session's claude processes found."""
+        if not any(r.source == "session" for r in records):
+            return []
+        calls = self._sources.invocations
+        session_source.attach_children(
+            records, table, self._orchestrator_pids(table), calls.calls if calls else []
+        )
+        return session_source.issues(records, self.config)
 
     def _record_crashes(self, observations: list[Observation], now: float) -> None:
         for obs in observations:
@@ -643,6 +620,9 @@ class OrchestratorHealthMonitor:
             self.fixer._noted.add(rec.key)  # nor a fast exit (flapping)
             return None
         actionable = obs.recent and bool(rec.command) and not self.read_only
+        skipped = "not respawned: died before ohm was watching"
+        if rec.source == "session":
+            skipped = session_source.NOT_RESPAWNED
         try:
             crash_id, created = self.store.record_crash(
                 agent_key=rec.key,
@@ -656,7 +636,7 @@ class OrchestratorHealthMonitor:
                 command_text=rec.command_text,
                 cwd=rec.cwd or rec.worktree_path or self._proc_cwds.get(rec.key),
                 source=rec.source,
-                action_taken=None if actionable else "not respawned: died before ohm was watching",
+                action_taken=None if actionable else skipped,
                 fix_state="pending" if actionable else "skipped",
             )
         except StoreError as exc:
@@ -665,6 +645,8 @@ class OrchestratorHealthMonitor:
             return None
         if created:
             msg = f"{rec.agent_type} pid {rec.pid} crashed"
+            if rec.source == "session":
+                msg = f"{rec.agent_type} session failed"
             if rec.task_id:
                 msg += f" on {rec.task_id}"
             if info.error_type:
@@ -835,6 +817,11 @@ class OrchestratorHealthMonitor:
         self, table: dict[int, procs.RawProc], now: float
     ) -> tuple[list[Issue], float | None]:
         loop = statefile.read_work_loop_state(self.config.work_loop_state_path, now=now)
+        table_hb = self._sources.heartbeat  # era 2+: orchestrator_state.updated_at
+        if table_hb is not None and (
+            loop.last_update is None or (table_hb.last_update or 0.0) > loop.last_update
+        ):
+            loop = table_hb
         if loop.problem == "file is missing" or (loop.mtime is None and loop.last_update is None):
             loop_arg = None if loop.mtime is None else loop
         else:
@@ -1218,7 +1205,7 @@ class OrchestratorHealthMonitor:
                     self._ingest_exits([new], {rec.pid: ex})
                 self.wake()  # let the next full check settle it (grace, cleanup)
                 return
-            if not self._state_ok and self._from_state_file(rec):
+            if self._from_state_file(rec):
                 return
             crash_id = self._record_crash(new, timeutil.now())
             if ex is not None:
@@ -1233,22 +1220,13 @@ class OrchestratorHealthMonitor:
         marked it ``killed`` just before it stopped it, after the last check read it."""
         if not self._from_state_file(rec):
             return rec
-        path = self.config.agent_state_path
-        try:
-            st = os.stat(path)
-        except OSError:
+        json_source = self._sources.json
+        if json_source is None:
             return rec
-        view = self._last_view
-        if view is None or self._view_sig != (
-            st.st_ino,
-            st.st_size,
-            st.st_mtime_ns,
-            st.st_ctime_ns,
-        ):  # changed since it was read: parse it again (a storm of deaths reads it once)
-            try:
-                view = self._last_view = self._read_agent_state(path)
-            except statefile.StateFileError:
-                return rec
+        try:  # parsed again only if it changed since read (a storm of deaths reads it once)
+            view = self._last_view = json_source.read_view()
+        except statefile.StateFileError:
+            return rec
         for fresh in view.agents:
             if fresh.key == rec.key:
                 fresh.log_file = fresh.log_file or rec.log_file
@@ -1429,7 +1407,8 @@ class OrchestratorHealthMonitor:
         status: AgentStatus
         if obs.liveness == "alive":
             status = "running"
-            if detect.stalled(obs, self.config, timeutil.now()):
+            stuck = rec.session is not None and rec.session.stuck_for is not None
+            if stuck or detect.stalled(obs, self.config, timeutil.now()):
                 status = "stalled"
         elif obs.liveness == "zombie":
             status = "zombie"
@@ -1468,6 +1447,9 @@ class OrchestratorHealthMonitor:
             exit_code=obs.exit_code,
             reason=reason,
             exit_signal=signal_name(obs.exit_code),
+            worktree_path=rec.worktree_path,
+            worktree_branch=_opt_text(rec.raw.get("worktree_branch")),
+            children=list(rec.session.children) if rec.session else [],
         )
 
     def crashes(
@@ -1775,6 +1757,7 @@ class OrchestratorHealthMonitor:
             if self._store is not None:
                 self._store.close()
                 self._store = None
+            self._sources.close()
 
     def __enter__(self) -> OrchestratorHealthMonitor:
         return self
@@ -1817,6 +1800,10 @@ def failure_reason(message: str) -> str:
 def _task_of(tk: str) -> str | None:
     """The task id of a ``task_key`` (``None`` for a per-type key)."""
     return tk.split(":", 1)[1] if tk.startswith("task:") else None
+
+
+def _opt_text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _process_alive(pid: int, create_time: float) -> bool:

@@ -788,7 +788,20 @@ def test_demo_no_tui_shows_crashes_and_respawns_then_stops_cleanly(
     import threading
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ohm_tui", "demo", "--no-tui", "--speed", "20", "--seed", "7"],
+        # Era 1: its agents are processes, so ohm respawns them (sessions are never respawned).
+        [
+            sys.executable,
+            "-m",
+            "ohm_tui",
+            "demo",
+            "--no-tui",
+            "--speed",
+            "20",
+            "--seed",
+            "7",
+            "--era",
+            "1",
+        ],
         cwd=tmp_path,
         env=clean_env(),
         stdout=subprocess.PIPE,

@@ -82,6 +82,16 @@ def info_text(agent: AgentView) -> Text:
     ):
         out.append(f"\n{label}: ", style="bold")
         out.append_text(text.literal(value or "-"))
+    if agent.worktree_path or agent.worktree_branch:
+        out.append("\nworktree: ", style="bold")
+        out.append_text(text.literal(agent.worktree_path or "-"))
+        if agent.worktree_branch:
+            out.append(" on branch ")
+            out.append_text(text.literal(agent.worktree_branch))
+    if agent.source == "session":
+        out.append("\nclaude processes: ", style="bold")
+        out.append(", ".join(str(p) for p in agent.children) or "none running")
+        out.append("  (a thread of the orchestrator: never signalled or respawned)")
     return out
 
 
