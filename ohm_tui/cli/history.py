@@ -6,8 +6,8 @@ import argparse
 
 from ohm_tui.cli import output as out
 from ohm_tui.cli.context import open_monitor
-from ohm_tui.cli.table import render_table
-from ohm_tui.engine import timeutil
+from ohm_tui.cli.table import Column, render_table
+from ohm_tui.engine import fmt, timeutil
 from ohm_tui.engine.models import AgentView, CrashRow
 
 
@@ -24,6 +24,35 @@ def crash_action(row: CrashRow) -> str:
 
 
 TABLE_LIMIT = 200  # a terminal shows a few screens; scripts use --json
+
+# At a narrow terminal the highest priority numbers go first; long text is last.
+CRASH_COLUMNS = [
+    Column("TIME"),
+    Column("AGENT", min_width=20),
+    Column("TASK", priority=1, min_width=16),
+    Column("ERROR", min_width=24),
+    Column("ACTION", priority=2, min_width=16),
+    Column("MESSAGE", min_width=20),
+    Column("ROOT CAUSE", priority=3, min_width=20),
+]
+EVENT_COLUMNS = [
+    Column("TIME"),
+    Column("EVENT"),
+    Column("AGENT", priority=1, min_width=20),
+    Column("TASK", priority=2, min_width=16),
+    Column("MESSAGE", min_width=24),
+]
+AGENT_COLUMNS = [
+    Column("PID"),
+    Column("TYPE", min_width=16),
+    Column("TASK", priority=1, min_width=16),
+    Column("STATUS"),
+    Column("UPTIME", priority=3),
+    Column("CPU", priority=4),
+    Column("MEMORY", priority=5),
+    Column("RESPAWNS", priority=2),
+    Column("LAST LOG LINE", min_width=20),
+]
 
 
 def cmd_crashes(args: argparse.Namespace) -> int:
@@ -43,7 +72,7 @@ def cmd_crashes(args: argparse.Namespace) -> int:
         return 0
     at = timeutil.now()
     table = render_table(
-        ["TIME", "AGENT", "TASK", "ERROR", "MESSAGE", "ROOT CAUSE", "ACTION"],
+        CRASH_COLUMNS,
         [
             [
                 out.ago(r.crashed_at, at),
@@ -52,18 +81,18 @@ def cmd_crashes(args: argparse.Namespace) -> int:
                 out.clean(
                     r.error_type or (f"exit {r.exit_code}" if r.exit_code is not None else None)
                 ),
+                crash_action(r),
                 out.clean(r.error_message),
                 out.clean(r.root_cause),
-                crash_action(r),
             ]
             for r in rows
         ],
-        fixed=(0,),
+        wide=args.wide,
     )
     out.emit(table)
     if total > len(rows):
         out.emit(
-            f"({len(rows)} newest of {total} crashes in the last {args.last.text}; "
+            f"({len(rows)} newest of {out.count(total, 'crash')} in the last {args.last.text}; "
             "--limit 0 shows all)"
         )
     return 0
@@ -82,7 +111,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     at = timeutil.now()
     out.emit(
         render_table(
-            ["TIME", "EVENT", "AGENT", "TASK", "MESSAGE"],
+            EVENT_COLUMNS,
             [
                 [
                     out.ago(e.ts, at),
@@ -93,27 +122,20 @@ def cmd_events(args: argparse.Namespace) -> int:
                 ]
                 for e in events
             ],
-            fixed=(0,),
+            wide=args.wide,
         )
     )
     return 0
 
 
-_LIVE = frozenset({"running", "stalled", "zombie"})
-
-
 def agent_status(agent: AgentView, at: float) -> str:
-    if agent.status == "respawning" and agent.next_respawn_at is not None:
-        wait = max(0.0, agent.next_respawn_at - at)
-        return f"respawning in {wait:.0f}s"
-    return agent.status
+    """The status the console shows too (one helper serves both faces)."""
+    return fmt.agent_status(agent, at)
 
 
 def uptime(agent: AgentView, at: float) -> str:
     """How long a live agent has run; a dead one has no uptime."""
-    if agent.started_at is None or agent.status not in _LIVE:
-        return out.DASH
-    return out.duration(at - agent.started_at)
+    return out.duration(fmt.agent_uptime(agent, at))
 
 
 def cmd_agents(args: argparse.Namespace) -> int:
@@ -128,17 +150,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
     at = timeutil.now()
     out.emit(
         render_table(
-            [
-                "PID",
-                "TYPE",
-                "TASK",
-                "STATUS",
-                "UPTIME",
-                "CPU",
-                "MEMORY",
-                "RESPAWNS",
-                "LAST LOG LINE",
-            ],
+            AGENT_COLUMNS,
             [
                 [
                     str(a.pid),
@@ -147,13 +159,13 @@ def cmd_agents(args: argparse.Namespace) -> int:
                     agent_status(a, at),
                     uptime(a, at),
                     out.percent(a.cpu_percent),
-                    out.size(a.rss_bytes),
+                    out.size(a.rss_bytes or None),
                     f"{a.respawns}/{a.max_respawns}",
                     out.clean(a.last_log_line),
                 ]
                 for a in agents
             ],
-            fixed=(0, 3, 5, 6, 7),
+            wide=args.wide,
         )
     )
     return 0

@@ -196,6 +196,14 @@ def _json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document for scripts")
 
 
+def _wide(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wide",
+        action="store_true",
+        help="every column in full, as when piped (default at a terminal: fit its width)",
+    )
+
+
 def _last(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument(
         "--last",
@@ -258,21 +266,25 @@ def build_parser() -> OhmParser:
         metavar="N",
         help="newest N rows (default: 200 in the table, all with --json; 0 = all)",
     )
+    _wide(p)
     _json(p)
     p.set_defaults(handler=history.cmd_crashes)
 
     p = add("events", "the timeline: crashes, respawns, cleanups, bugs filed")
     _last(p, "1h")
     p.add_argument("--limit", type=positive_int, default=200, metavar="N", help="at most N events")
+    _wide(p)
     _json(p)
     p.set_defaults(handler=history.cmd_events)
 
     p = add("agents", "live agents: pid, type, task, status, uptime, cpu, memory")
+    _wide(p)
     _json(p)
     p.set_defaults(handler=history.cmd_agents)
 
     p = add("bugs", "list bugs")
     p.add_argument("--status", choices=["open", "all"], default="open", help="default: open")
+    _wide(p)
     _json(p)
     p.set_defaults(handler=bugs.cmd_bugs)
 

@@ -179,7 +179,12 @@ def stalled(obs: Observation, config: Config, now: float) -> bool:
     last_output = obs.log_mtime if obs.log_mtime is not None else obs.raw.start_time
     if now - last_output < config.stalled_after:
         return False
-    return obs.cpu_percent is not None and obs.cpu_percent < config.stalled_cpu_percent
+    cpu = obs.cpu_percent
+    if cpu is None:
+        # First sight (a one-shot `ohm check` or `ohm agents`): the average since start,
+        # as `ps` shows it, so the CLI and the long-running console say the same thing.
+        cpu = obs.raw.cpu_ticks / procs.CLK_TCK / max(1.0, now - obs.raw.start_time) * 100.0
+    return cpu < config.stalled_cpu_percent
 
 
 def agent_issues(observations: list[Observation], config: Config, now: float) -> list[Issue]:
