@@ -33,7 +33,7 @@ def render_report(report: HealthReport, data_dir: str) -> str:
     """The status line, the metrics line, then one line per issue."""
     n = len(report.issues)
     lines = [
-        f"{report.status.upper()}: {n} issue{'' if n == 1 else 's'}  "
+        f"{report.status.upper()}: {out.count(n, 'issue')}  "
         f"(data dir {data_dir}, checked {out.local_iso(report.checked_at)})",
         f"  active agents {report.active_agents}"
         f" | crashed last hour {report.crashed_agents_last_hour}"

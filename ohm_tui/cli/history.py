@@ -12,15 +12,8 @@ from ohm_tui.engine.models import AgentView, CrashRow
 
 
 def crash_action(row: CrashRow) -> str:
-    """What was done about a crash, with its bug when one was filed."""
-    action = row.action_taken or ("respawned" if row.respawned else "")
-    if row.bug_number is not None:
-        action = (
-            f"{action}, {out.bug_label(row.bug_number)}"
-            if action
-            else out.bug_label(row.bug_number)
-        )
-    return out.clean(action)
+    """What was done about a crash, with its bug when one was filed (as the console says)."""
+    return out.clean(fmt.crash_action(row))
 
 
 TABLE_LIMIT = 200  # a terminal shows a few screens; scripts use --json

@@ -44,6 +44,7 @@ percent = fmt.percent
 rate = fmt.rate
 local_iso = fmt.local_iso
 count = fmt.count
+local_time = fmt.local_time
 
 
 def bug_label(number: int | None) -> str:

@@ -16,6 +16,7 @@ from typing import Literal
 
 from ohm_tui.engine import logparse, procs
 from ohm_tui.engine.config import Config
+from ohm_tui.engine.fmt import count
 from ohm_tui.engine.models import AgentRecord, CrashInfo, Issue
 from ohm_tui.engine.statefile import LoopState
 
@@ -249,8 +250,7 @@ def agent_issues(observations: list[Observation], config: Config, now: float) ->
             Issue(
                 type="zombie",
                 severity="degraded",
-                error=f"{len(stale)} stale entr{'y' if len(stale) == 1 else 'ies'} listed as "
-                "running whose process is gone",
+                error=f"{count(len(stale), 'stale entry')} listed as running whose process is gone",
                 details={
                     "kind": "stale_entries",
                     "entries": [

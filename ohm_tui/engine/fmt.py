@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import humanize
 
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.models import AgentView
+from ohm_tui.engine.models import AgentView, CrashRow, format_bug_number
 
 DASH = "-"  # an unknown value in a table cell
 UNKNOWN = "unknown"  # an unknown value in a sentence ("last poll unknown")
@@ -27,11 +27,14 @@ def plural(n: int, noun: str) -> str:
     """``noun`` in the form that goes with ``n``: ``crash``/``crashes``, ``entry``/``entries``."""
     if n == 1:
         return noun
-    if noun in _IRREGULAR:
-        return _IRREGULAR[noun]
-    if noun.endswith(("s", "sh", "ch", "x", "z")):
-        return noun + "es"
-    return noun + "s"
+    head, _, last = noun.rpartition(" ")  # "stale entry": the last word takes the plural
+    if last in _IRREGULAR:
+        last = _IRREGULAR[last]
+    elif last.endswith(("s", "sh", "ch", "x", "z")):
+        last += "es"
+    else:
+        last += "s"
+    return f"{head} {last}" if head else last
 
 
 def count(n: int, noun: str) -> str:
@@ -118,3 +121,20 @@ def agent_uptime(agent: AgentView, now: float) -> float | None:
     if agent.status not in LIVE_STATUSES:
         return None
     return timeutil.age(agent.started_at, now)
+
+
+def crash_action(crash: CrashRow) -> str:
+    """What ohm did about a crash, in both faces: ``respawned 2/3``, ``gave up, bug BUG-004``.
+
+    Raw text (an ``action_taken`` may quote a command): each face escapes it its own way.
+    """
+    parts: list[str] = []
+    if crash.action_taken:
+        parts.append(crash.action_taken)
+    elif crash.respawned:
+        parts.append("respawned")
+    if crash.bug_number is not None:
+        label = f"bug {format_bug_number(crash.bug_number)}"
+        if not any(label in part for part in parts):
+            parts.append(label)
+    return ", ".join(parts) or DASH

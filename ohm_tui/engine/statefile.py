@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ohm_tui.engine import timeutil
+from ohm_tui.engine.fmt import article
 from ohm_tui.engine.models import AgentRecord
 
 __all__ = [
@@ -369,7 +370,7 @@ def read_agent_state(path: Path) -> AgentStateView:
         elif isinstance(done, dict):
             done_entries = list(done.values())
         else:
-            warnings.append(f"completed_agents is a {_json_type(done)}, not a list; ignored")
+            warnings.append(f"completed_agents is {article(_json_type(done))}, not a list; ignored")
             done_entries = []
         for i, entry in enumerate(done_entries):
             try:
@@ -456,7 +457,7 @@ def read_work_loop_state(path: Path, now: float | None = None) -> LoopState:
     if isinstance(tasks, dict):
         state.active_tasks = tasks
     elif tasks is not None:
-        problems.append(f"active_tasks is a {_json_type(tasks)}, not an object")
+        problems.append(f"active_tasks is {article(_json_type(tasks))}, not an object")
     state.pid = _as_pid(data.get("pid", data.get("orchestrator_pid")))
     state.problem = "; ".join(problems) or None
     return state
@@ -708,7 +709,7 @@ def move_to_completed(
     if completed is None:
         completed = data["completed_agents"] = []
     if not isinstance(completed, (list, dict)):
-        raise ValueError(f"completed_agents is a {_json_type(completed)}, not a list")
+        raise ValueError(f"completed_agents is {article(_json_type(completed))}, not a list")
     if fmt is None:
         fmt = detect_format(data)
     entry = active.pop(pid_key)
@@ -735,5 +736,5 @@ def add_active_entry(data: dict[str, Any], entry: dict[str, Any]) -> None:
     if active is None:
         active = data["active_agents"] = {}
     if not isinstance(active, dict):
-        raise ValueError(f"active_agents is a {_json_type(active)}, not an object")
+        raise ValueError(f"active_agents is {article(_json_type(active))}, not an object")
     active[str(entry["pid"])] = entry

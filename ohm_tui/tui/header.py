@@ -63,11 +63,10 @@ def chips(state: HeaderState) -> list[Chip]:
             out.append((f"last poll {text.seconds_ago(poll)}", ""))
         out.append((f"{report.active_agents} active", ""))
         crash_style = "bold $text-error" if report.crashed_agents_last_hour else ""
-        out.append((f"{report.crashed_agents_last_hour} crashes/h", crash_style))
+        out.append((f"{text.count(report.crashed_agents_last_hour, 'crash')}/h", crash_style))
         out.append((f"respawn ok {text.rate(report.respawn_success_rate)}", ""))
         bug_style = "$text-warning" if snap.open_bugs else ""
-        plural = "" if snap.open_bugs == 1 else "s"
-        out.append((f"{snap.open_bugs} open bug{plural}", bug_style))
+        out.append((text.count(snap.open_bugs, "open bug"), bug_style))
         checked = datetime.fromtimestamp(report.checked_at).strftime("%H:%M:%S")
         out.append((f"checked {checked}", "$text-muted"))
     if state.read_only:  # implies auto-fix off

@@ -89,6 +89,9 @@ size = fmt.size
 percent = fmt.percent
 rate = fmt.rate
 count = fmt.count
+local_time = fmt.local_time
+clock = fmt.clock
+crash_action = fmt.crash_action
 
 
 def set_border_title(widget: Any, title: str) -> None:
