@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.fmt import article
+from ohm_tui.engine.fmt import article, size
 from ohm_tui.engine.models import AgentRecord
 
 __all__ = [
@@ -56,7 +56,6 @@ T = TypeVar("T")
 Format = Literal["real", "ohm"]
 
 MAX_STATE_BYTES = 16 * 1024 * 1024
-_LIMIT_MB = MAX_STATE_BYTES // (1024 * 1024)
 FUTURE_TOLERANCE = 60.0  # seconds a timestamp may be ahead before it is clock skew
 _UPDATE_TRIES = 5
 
@@ -117,10 +116,6 @@ def _json_type(value: object) -> str:
     return _JSON_TYPE.get(type(value), type(value).__name__)
 
 
-def _mb(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f} MB"
-
-
 def _os_problem(exc: OSError) -> str:
     if isinstance(exc, FileNotFoundError):
         return "file is missing"
@@ -150,7 +145,7 @@ def _load_json(path: Path) -> tuple[Any, os.stat_result]:
         if st.st_size > MAX_STATE_BYTES:
             raise StateFileError(
                 path,
-                f"file is too large ({_mb(st.st_size)} > {_LIMIT_MB} MB limit)",
+                f"file is too large ({size(st.st_size)} > {size(MAX_STATE_BYTES)} limit)",
             )
         chunks: list[bytes] = []
         total = 0
@@ -165,7 +160,9 @@ def _load_json(path: Path) -> tuple[Any, os.stat_result]:
     finally:
         os.close(fd)
     if total > MAX_STATE_BYTES:
-        raise StateFileError(path, f"file is too large (grew past the {_LIMIT_MB} MB limit)")
+        raise StateFileError(
+            path, f"file is too large (grew past the {size(MAX_STATE_BYTES)} limit)"
+        )
     raw = b"".join(chunks)
     if not raw.strip():
         raise StateFileError(path, "file is empty")
