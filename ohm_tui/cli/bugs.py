@@ -17,8 +17,8 @@ BUG_COLUMNS = [
     Column("STATUS", priority=1),
     Column("SEEN", priority=3),
     Column("LAST SEEN", priority=2),
-    Column("ASSIGNED", priority=4, min_width=16),
-    Column("TITLE", min_width=24),
+    Column("ASSIGNED", priority=4, min_width=24),
+    Column("TITLE", min_width=40, long=True),
 ]
 
 

@@ -21,30 +21,30 @@ TABLE_LIMIT = 200  # a terminal shows a few screens; scripts use --json
 # At a narrow terminal the highest priority numbers go first; long text is last.
 CRASH_COLUMNS = [
     Column("TIME"),
-    Column("AGENT", min_width=20),
-    Column("TASK", priority=1, min_width=16),
-    Column("ERROR", min_width=24),
-    Column("ACTION", priority=2, min_width=16),
-    Column("MESSAGE", min_width=20),
-    Column("ROOT CAUSE", priority=3, min_width=20),
+    Column("AGENT", min_width=32),
+    Column("TASK", priority=1, min_width=24),
+    Column("ERROR", min_width=32),
+    Column("ACTION", priority=2, min_width=24),
+    Column("MESSAGE", min_width=30, long=True),
+    Column("ROOT CAUSE", priority=3, min_width=30, long=True),
 ]
 EVENT_COLUMNS = [
     Column("TIME"),
     Column("EVENT"),
-    Column("AGENT", priority=1, min_width=20),
-    Column("TASK", priority=2, min_width=16),
-    Column("MESSAGE", min_width=24),
+    Column("AGENT", priority=1, min_width=32),
+    Column("TASK", priority=2, min_width=24),
+    Column("MESSAGE", min_width=30, long=True),
 ]
 AGENT_COLUMNS = [
     Column("PID"),
-    Column("TYPE", min_width=16),
-    Column("TASK", priority=1, min_width=16),
+    Column("TYPE", min_width=24),
+    Column("TASK", priority=1, min_width=24),
     Column("STATUS"),
     Column("UPTIME", priority=3),
     Column("CPU", priority=4),
     Column("MEMORY", priority=5),
     Column("RESPAWNS", priority=2),
-    Column("LAST LOG LINE", min_width=20),
+    Column("LAST LOG LINE", min_width=24, long=True),
 ]
 
 

@@ -29,13 +29,15 @@ class Column:
 
     ``priority`` 0 is always shown; when the terminal is too narrow, the column
     with the highest number goes first (the rightmost of equals). ``min_width``
-    is how many cells the column may be cut to (long text); ``None`` means never
-    cut (times, PIDs, statuses: a cut one would say something false).
+    is how many cells the column may be cut to; ``None`` means never cut (times,
+    PIDs, statuses: a cut one would say something false). ``long`` marks the
+    long text (a message, a title), always last: it is cut before anything else.
     """
 
     header: str
     priority: int = 0
     min_width: int | None = None
+    long: bool = False
 
 
 def terminal_width(wide: bool = False) -> int | None:
@@ -81,8 +83,9 @@ def layout(columns: Sequence[Column], naturals: Sequence[int], budget: int) -> d
     """Which columns to show (by index) and how wide, to fit ``budget`` cells.
 
     1. Leave out the least important columns until the rest fit at their floors.
-    2. Give every shown column its natural width, then cut the widest cuttable
-       one a cell at a time until the line fits (the long text, in practice).
+    2. Give every shown column its natural width, then cut the long text (the
+       widest first) a cell at a time until the line fits; only when that is at
+       its floor, other cuttable columns (an agent type 60 characters long).
     """
     shown = list(range(len(columns)))
     floors = [_floor(c, n) for c, n in zip(columns, naturals, strict=True)]
@@ -99,6 +102,7 @@ def layout(columns: Sequence[Column], naturals: Sequence[int], budget: int) -> d
     over = need(shown, naturals) - budget
     while over > 0:
         cuttable = [i for i in shown if widths[i] > floors[i]]
+        cuttable = [i for i in cuttable if columns[i].long] or cuttable
         if not cuttable:
             break
         widest = max(cuttable, key=lambda i: (widths[i] - floors[i], i))

@@ -233,7 +233,7 @@ def test_layout_drops_low_priority_columns_before_cutting_key_ones() -> None:
         Column("AGENT", min_width=20),
         Column("TASK", priority=1, min_width=16),
         Column("ACTION", priority=2),
-        Column("MESSAGE", min_width=20),
+        Column("MESSAGE", min_width=20, long=True),
     ]
     rows = [["2 minutes ago", "架构师 [4242]", "规格-20", "respawned 1/3, BUG-003", "🔥" * 60]]
     text = render_table(cols, rows, width=60)
@@ -243,5 +243,7 @@ def test_layout_drops_low_priority_columns_before_cutting_key_ones() -> None:
     assert row.startswith("2 minutes ago  架构师 [4242]  规格-20")
     # The widths come out in cells: the CJK agent is 13 cells, not 9 characters.
     assert layout(cols, [13, 13, 7, 22, 120], 60) == {0: 13, 1: 13, 2: 7, 4: 21}
+    # The long text is cut to its floor before an agent name loses a cell.
+    assert layout(cols, [13, 23, 7, 22, 120], 70) == {0: 13, 1: 23, 2: 7, 4: 21}
     # Far too narrow for even the key columns: each line is still cut to fit.
     _assert_fits(render_table(cols, rows, width=20).splitlines(), 20)
