@@ -154,7 +154,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
                     out.percent(a.cpu_percent),
                     out.size(a.rss_bytes or None),
                     f"{a.respawns}/{a.max_respawns}",
-                    out.clean(a.last_log_line),
+                    out.clean(fmt.log_message(out.clean(a.last_log_line))),
                 ]
                 for a in agents
             ],

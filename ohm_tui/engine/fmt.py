@@ -9,6 +9,7 @@ Plain text only: no Rich, no Textual (the engine never imports the UI).
 from __future__ import annotations
 
 import functools
+import re
 from datetime import datetime, timedelta
 
 import humanize
@@ -138,3 +139,13 @@ def crash_action(crash: CrashRow) -> str:
         if not any(label in part for part in parts):
             parts.append(label)
     return ", ".join(parts) or DASH
+
+
+_LOG_PREFIX = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[,.]\d+)?\s*(?:-\s*(?:[\w.\-]+\s+-\s+)?)?"
+)
+
+
+def log_message(line: str) -> str:
+    """A log line without its ``asctime - name - `` prefix, for a narrow column."""
+    return _LOG_PREFIX.sub("", line, count=1)

@@ -71,16 +71,6 @@ def _first_line(text: str) -> str:
     return ""
 
 
-_LOG_PREFIX = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[,.]\d+)?\s*(?:-\s*(?:[\w.\-]+\s+-\s+)?)?"
-)
-
-
-def log_message(line: str) -> str:
-    """A log line without its ``asctime - name - `` prefix, for a narrow column."""
-    return _LOG_PREFIX.sub("", line, count=1)
-
-
 # Times, sizes and counts read the same in both faces: one formatter (engine/fmt.py).
 ago = fmt.ago
 seconds_ago = fmt.seconds_ago
@@ -92,6 +82,7 @@ count = fmt.count
 local_time = fmt.local_time
 clock = fmt.clock
 crash_action = fmt.crash_action
+log_message = fmt.log_message
 
 
 def set_border_title(widget: Any, title: str) -> None:

@@ -28,6 +28,13 @@ from tests.helpers import ProcessReaper, spawn_py, wait_until
 from tests.tui.conftest import StateDir, wait_for
 
 STALL = {"stalled_after": 1.0, "stalled_cpu_percent": 5.0}
+PROMPT = "2025-10-19 19:43:20,588 - agents.architect - INFO - Apply these changes? [y/N]"
+IDLE = f"""\
+import os, sys, time
+with open(os.path.join(sys.argv[1], f"architect-spec-9-{{os.getpid()}}.log"), "w") as log:
+    print({PROMPT!r}, file=log, flush=True)
+    time.sleep(120)
+"""
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -45,7 +52,8 @@ async def test_an_idle_agent_is_stalled_in_both_faces_with_the_same_units(
         json.dumps({"last_update": time.time(), "active_tasks": {}})
     )
     started = time.time()
-    idle = reaper.add(spawn_py("import time; time.sleep(120)"))  # waits, as at a [y/N] prompt
+    (data / "logs").mkdir()
+    idle = reaper.add(spawn_py(IDLE, str(data / "logs")))  # waits at a [y/N] prompt
     entry = {
         "pid": idle.pid,
         "agent_type": "architect",
@@ -90,10 +98,13 @@ async def test_an_idle_agent_is_stalled_in_both_faces_with_the_same_units(
                 message="console shows stalled",
             )
             memory = agents.cell_text(key, "mem")
+            last_line = agents.cell_text(key, "last")
     finally:
         monitor.close()
     assert memory.endswith("iB")  # powers of 1024, as top and htop show memory
     assert f" {memory} " in cli_row  # the same figure, in the same unit
+    assert last_line == "INFO - Apply these changes? [y/N]"  # the message, not the asctime
+    assert cli_row.endswith(f"  {last_line}")
 
 
 async def test_a_crash_reads_1_crash_and_its_screen_shows_no_row_id(
