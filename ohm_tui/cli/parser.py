@@ -29,7 +29,7 @@ Exit codes:
   1  an operation failed (for example a respawn that did not start)
   2  bad input: unknown option, bad duration, unknown bug or agent, config error,
      missing data directory
-  ohm check instead uses 0 healthy, 1 degraded, 2 critical, 3 unknown.
+  ohm check instead uses 0 healthy, 1 degraded, 2 critical, 3 unknown (bad input too).
   Set OHM_DEBUG=1 to see tracebacks."""
 
 EXAMPLES: dict[str, str] = {
@@ -55,7 +55,8 @@ Exit codes (monitoring-plugin convention):
   ohm crashes                       # last 24 hours
   ohm crashes --last=90m --agent architect
   ohm crashes --last=7d --task spec-20 --json
-  ohm crashes --last=7d --limit 0   # every row, not only the newest 200""",
+  ohm crashes --last=7d --limit 0   # every row, not only the newest 200
+  ohm crashes --wide                # every column in full (as when piped)""",
     "events": """\
   ohm events                        # last hour: crashed, respawned, gave_up, bug_filed...
   ohm events --last=24h --json""",
