@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Input
 
-from ohm_tui.engine import fmt, timeutil
+from ohm_tui.engine import timeutil
 from ohm_tui.engine.models import AgentView
 from ohm_tui.tui import text
 from ohm_tui.tui.keyed_table import CellCache, KeyedTable
@@ -45,7 +45,7 @@ LIVE_STATUSES = {"running", "stalled", "zombie"}
 
 def status_label(agent: AgentView, now: float) -> str:
     """The status as people read it: ``respawning in 4s``, ``given up`` (as the CLI shows it)."""
-    return fmt.agent_status(agent, now)
+    return text.agent_status(agent, now)
 
 
 def shown_signature(agent: AgentView, now: float) -> tuple[object, ...]:
@@ -71,7 +71,7 @@ def shown_signature(agent: AgentView, now: float) -> tuple[object, ...]:
 
 
 def uptime(agent: AgentView, now: float) -> float | None:
-    return fmt.agent_uptime(agent, now)
+    return text.agent_uptime(agent, now)
 
 
 @dataclass(frozen=True)

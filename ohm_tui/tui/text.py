@@ -83,6 +83,8 @@ local_time = fmt.local_time
 clock = fmt.clock
 crash_action = fmt.crash_action
 log_message = fmt.log_message
+agent_status = fmt.agent_status
+agent_uptime = fmt.agent_uptime
 
 
 def set_border_title(widget: Any, title: str) -> None:
