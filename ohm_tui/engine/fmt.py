@@ -2,7 +2,7 @@
 
 The CLI and the console used to format the same values their own way ("12.4 MB"
 in one, "11.8 MiB" in the other; "never" and "-" for the same unknown time).
-Both now call these, so an operator reads the same thing wherever he looks.
+Both now call these, so operators read the same thing wherever they look.
 Plain text only: no Rich, no Textual (the engine never imports the UI).
 """
 
@@ -20,17 +20,14 @@ from ohm_tui.engine.models import AgentView, CrashRow, format_bug_number
 DASH = "-"  # an unknown value in a table cell
 UNKNOWN = "unknown"  # an unknown value in a sentence ("last poll unknown")
 
-# Plurals that do not just add "s" or "es"; everything ohm counts is here or regular.
-_IRREGULAR = {"entry": "entries", "was": "were", "is": "are", "this": "these"}
-
 
 def plural(n: int, noun: str) -> str:
     """``noun`` in the form that goes with ``n``: ``crash``/``crashes``, ``entry``/``entries``."""
     if n == 1:
         return noun
     head, _, last = noun.rpartition(" ")  # "stale entry": the last word takes the plural
-    if last in _IRREGULAR:
-        last = _IRREGULAR[last]
+    if last.endswith("y") and last[-2:-1] not in ("a", "e", "i", "o", "u", ""):
+        last = last[:-1] + "ies"  # entry -> entries, but day -> days
     elif last.endswith(("s", "sh", "ch", "x", "z")):
         last += "es"
     else:

@@ -92,7 +92,7 @@ def test_counts_and_articles() -> None:
     assert fmt.count(1, "crash") == "1 crash" and fmt.count(24, "crash") == "24 crashes"
     assert fmt.count(1, "zombie") == "1 zombie" and fmt.count(0, "zombie") == "0 zombies"
     assert fmt.count(1, "stale entry") == "1 stale entry"
-    assert fmt.count(3, "stale entry") == "3 stale entries"
+    assert fmt.count(3, "stale entry") == "3 stale entries" and fmt.count(2, "day") == "2 days"
     assert fmt.article("agent_crash") == "an agent_crash" and fmt.article("zombie") == "a zombie"
     assert fmt.article("object") == "an object" and fmt.article("list") == "a list"
 
