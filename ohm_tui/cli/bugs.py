@@ -6,9 +6,20 @@ import argparse
 
 from ohm_tui.cli import output as out
 from ohm_tui.cli.context import open_monitor, open_reader
-from ohm_tui.cli.table import render_table
+from ohm_tui.cli.table import Column, render_table
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.models import BugRow
+
+# At a narrow terminal the highest priority numbers go first; the title is last.
+BUG_COLUMNS = [
+    Column("BUG"),
+    Column("PRIORITY"),
+    Column("STATUS", priority=1),
+    Column("SEEN", priority=3),
+    Column("LAST SEEN", priority=2),
+    Column("ASSIGNED", priority=4, min_width=24),
+    Column("TITLE", min_width=40, long=True),
+]
 
 
 def cmd_bugs(args: argparse.Namespace) -> int:
@@ -23,7 +34,7 @@ def cmd_bugs(args: argparse.Namespace) -> int:
     at = timeutil.now()
     out.emit(
         render_table(
-            ["BUG", "PRIORITY", "STATUS", "SEEN", "LAST SEEN", "ASSIGNED", "TITLE"],
+            BUG_COLUMNS,
             [
                 [
                     b.label,
@@ -36,7 +47,7 @@ def cmd_bugs(args: argparse.Namespace) -> int:
                 ]
                 for b in bugs
             ],
-            fixed=(0, 1, 2, 3, 4),
+            wide=args.wide,
         )
     )
     return 0

@@ -40,7 +40,7 @@ def render_report(report: HealthReport, data_dir: str) -> str:
     acked = headline.acked_count(report)
     cause = headline.headline(report)
     lines = [
-        f"{report.status.upper()}: {n} issue{'' if n == 1 else 's'}"
+        f"{report.status.upper()}: {out.count(n, 'issue')}"
         + (f", {acked} acknowledged" if acked else "")
         + (f" (cause: {out.clean(cause)})" if cause else "")
         + f"  (data dir {data_dir}, checked {out.local_iso(report.checked_at)})",

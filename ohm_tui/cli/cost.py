@@ -11,7 +11,7 @@ from datetime import datetime
 
 from ohm_tui.cli import output as out
 from ohm_tui.cli.context import EXIT_FAILED, CliError, build_config, require_data_dir
-from ohm_tui.cli.table import render_table
+from ohm_tui.cli.table import Column, render_table
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.models import CostRow
 from ohm_tui.engine.sources.invocations import (
@@ -96,9 +96,17 @@ def cmd_cost(args: argparse.Namespace) -> int:
         out.emit(f"No Claude calls in the last {args.last.text}.")
         return 0
     table = render_table(
-        [HEADS[args.by], "CALLS", "ERRORS", "INPUT", "OUTPUT", "TOKENS", "COST", "CLAUDE TIME"],
+        [
+            Column(HEADS[args.by], min_width=12),
+            Column("CALLS"),
+            Column("ERRORS", priority=3),
+            Column("INPUT", priority=4),
+            Column("OUTPUT", priority=4),
+            Column("TOKENS"),
+            Column("COST"),
+            Column("CLAUDE TIME", priority=2),
+        ],
         [_cells(r, _key_text(r, args.by, now)) for r in rows] + [_cells(whole, "total")],
-        fixed=(1, 2, 3, 4, 5, 6),
     )
     out.emit(table)
     footer = f"last hour: {format_usd(hour.cost_usd)}"

@@ -6,25 +6,49 @@ import argparse
 
 from ohm_tui.cli import output as out
 from ohm_tui.cli.context import open_reader
-from ohm_tui.cli.table import render_table
-from ohm_tui.engine import timeutil
-from ohm_tui.engine.models import AgentView, CrashRow, ended_text
+from ohm_tui.cli.table import Column, render_table
+from ohm_tui.engine import fmt, timeutil
+from ohm_tui.engine.models import AgentView, CrashRow
 from ohm_tui.engine.sources.invocations import format_usd
 
 
 def crash_action(row: CrashRow) -> str:
-    """What was done about a crash, with its bug when one was filed."""
-    action = row.action_taken or ("respawned" if row.respawned else "")
-    if row.bug_number is not None:
-        action = (
-            f"{action}, {out.bug_label(row.bug_number)}"
-            if action
-            else out.bug_label(row.bug_number)
-        )
-    return out.clean(action)
+    """What was done about a crash, with its bug when one was filed (as the console says)."""
+    return out.clean(fmt.crash_action(row))
 
 
 TABLE_LIMIT = 200  # a terminal shows a few screens; scripts use --json
+
+# At a narrow terminal the highest priority numbers go first; long text is last.
+CRASH_COLUMNS = [
+    Column("TIME"),
+    Column("AGENT", min_width=32),
+    Column("TASK", priority=1, min_width=24),
+    Column("ERROR", min_width=32),
+    Column("ACTION", priority=2, min_width=24),
+    Column("MESSAGE", min_width=30, long=True),
+    Column("ROOT CAUSE", priority=3, min_width=30, long=True),
+]
+EVENT_COLUMNS = [
+    Column("TIME"),
+    Column("EVENT"),
+    Column("AGENT", priority=1, min_width=32),
+    Column("TASK", priority=2, min_width=24),
+    Column("MESSAGE", min_width=30, long=True),
+]
+AGENT_COLUMNS = [
+    Column("PID"),
+    Column("TYPE", min_width=24),
+    Column("TASK", priority=1, min_width=24),
+    Column("STATUS"),
+    Column("UPTIME", priority=3),
+    Column("CPU", priority=4),
+    Column("MEMORY", priority=5),
+    Column("RESPAWNS", priority=2),
+    Column("LAST LOG LINE", min_width=24, long=True),
+]
+# Where a claude_invocations.db says what each task spent (era 3), before the log line.
+SPEND_COLUMNS = [Column("COST", priority=2), Column("TOKENS", priority=3)]
 
 
 def cmd_crashes(args: argparse.Namespace) -> int:
@@ -44,7 +68,7 @@ def cmd_crashes(args: argparse.Namespace) -> int:
         return 0
     at = timeutil.now()
     table = render_table(
-        ["TIME", "AGENT", "TASK", "ERROR", "MESSAGE", "ROOT CAUSE", "ACTION"],
+        CRASH_COLUMNS,
         [
             [
                 out.ago(r.crashed_at, at),
@@ -53,18 +77,18 @@ def cmd_crashes(args: argparse.Namespace) -> int:
                 out.clean(
                     r.error_type or (f"exit {r.exit_code}" if r.exit_code is not None else None)
                 ),
+                crash_action(r),
                 out.clean(r.error_message),
                 out.clean(r.root_cause),
-                crash_action(r),
             ]
             for r in rows
         ],
-        fixed=(0,),
+        wide=args.wide,
     )
     out.emit(table)
     if total > len(rows):
         out.emit(
-            f"({len(rows)} newest of {total} crashes in the last {args.last.text}; "
+            f"({len(rows)} newest of {out.count(total, 'crash')} in the last {args.last.text}; "
             "--limit 0 shows all)"
         )
     return 0
@@ -83,7 +107,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     at = timeutil.now()
     out.emit(
         render_table(
-            ["TIME", "EVENT", "AGENT", "TASK", "MESSAGE"],
+            EVENT_COLUMNS,
             [
                 [
                     out.ago(e.ts, at),
@@ -94,29 +118,20 @@ def cmd_events(args: argparse.Namespace) -> int:
                 ]
                 for e in events
             ],
-            fixed=(0,),
+            wide=args.wide,
         )
     )
     return 0
 
 
-_LIVE = frozenset({"running", "stalled", "zombie"})
-
-
 def agent_status(agent: AgentView, at: float) -> str:
-    if agent.status == "respawning" and agent.next_respawn_at is not None:
-        wait = max(0.0, agent.next_respawn_at - at)
-        return f"respawning in {wait:.0f}s"
-    label = agent.status.replace("_", " ")
-    ended = ended_text(agent.exit_code) if agent.status not in _LIVE else None
-    return f"{label} ({ended})" if ended else label
+    """The status the console shows too (one helper serves both faces)."""
+    return fmt.agent_status(agent, at)
 
 
 def uptime(agent: AgentView, at: float) -> str:
     """How long a live agent has run; a dead one has no uptime."""
-    if agent.started_at is None or agent.status not in _LIVE:
-        return out.DASH
-    return out.duration(at - agent.started_at)
+    return out.duration(fmt.agent_uptime(agent, at))
 
 
 def cmd_agents(args: argparse.Namespace) -> int:
@@ -132,21 +147,9 @@ def cmd_agents(args: argparse.Namespace) -> int:
     # Cost and tokens (of the agent's task, last 24 h) only where they are known:
     # session agents with a claude_invocations.db.
     costed = any(a.cost_usd is not None for a in agents)
-    spend = ["COST", "TOKENS"] if costed else []
     out.emit(
         render_table(
-            [
-                "PID",
-                "TYPE",
-                "TASK",
-                "STATUS",
-                "UPTIME",
-                "CPU",
-                "MEMORY",
-                "RESPAWNS",
-                *spend,
-                "LAST LOG LINE",
-            ],
+            AGENT_COLUMNS[:-1] + (SPEND_COLUMNS if costed else []) + AGENT_COLUMNS[-1:],
             [
                 [
                     str(a.pid),
@@ -155,14 +158,15 @@ def cmd_agents(args: argparse.Namespace) -> int:
                     agent_status(a, at),
                     uptime(a, at),
                     out.percent(a.cpu_percent),
-                    out.size(a.rss_bytes),
+                    out.size(a.rss_bytes or None),
                     f"{a.respawns}/{a.max_respawns}",
                     *(_spend(a) if costed else []),
-                    out.clean(a.reason or a.last_log_line),  # why it is not running, if known
+                    # Why it is not running (its respawn could not start), else its last line.
+                    out.clean(a.reason or fmt.log_message(out.clean(a.last_log_line))),
                 ]
                 for a in agents
             ],
-            fixed=(0, 3, 5, 6, 7, 8, 9) if costed else (0, 3, 5, 6, 7),
+            wide=args.wide,
         )
     )
     return 0

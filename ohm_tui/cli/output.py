@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timedelta
 from typing import Any
 
-import humanize
-
-from ohm_tui.engine import timeutil
+from ohm_tui.engine import fmt
 from ohm_tui.engine.models import format_bug_number
 
-DASH = "-"
+DASH = fmt.DASH
 
 
 def clean(text: object) -> str:
@@ -38,49 +35,20 @@ def clean_block(text: object) -> str:
     return str(sanitize(str(text))).rstrip("\n")
 
 
-def ago(ts: float | None, at: float | None = None) -> str:
-    """``"3 minutes ago"`` for an epoch time, ``-`` when unknown."""
-    if ts is None:
-        return DASH
-    ref = timeutil.now() if at is None else at
-    return str(humanize.naturaltime(timedelta(seconds=max(0.0, ref - ts))))
-
-
-def seconds_ago(age: float | None) -> str:
-    """``"89 minutes ago"`` for an age in seconds."""
-    if age is None:
-        return "never"
-    return str(humanize.naturaltime(timedelta(seconds=max(0.0, age))))
-
-
-def duration(seconds: float | None) -> str:
-    """``"4 minutes"`` for a length of time."""
-    if seconds is None:
-        return DASH
-    return str(humanize.naturaldelta(timedelta(seconds=max(0.0, seconds))))
-
-
-def size(n_bytes: int | None) -> str:
-    """``"12.4 MB"``."""
-    return DASH if n_bytes is None else str(humanize.naturalsize(n_bytes))
-
-
-def percent(value: float | None, digits: int = 1) -> str:
-    return DASH if value is None else f"{value:.{digits}f}%"
-
-
-def rate(value: float | None) -> str:
-    """A 0..1 ratio as a percentage (``respawn_success_rate``)."""
-    return "n/a" if value is None else f"{value * 100:.0f}%"
+# Times, sizes and counts read the same in both faces: one formatter (engine/fmt.py).
+ago = fmt.ago
+seconds_ago = fmt.seconds_ago
+duration = fmt.duration
+size = fmt.size
+percent = fmt.percent
+rate = fmt.rate
+local_iso = fmt.local_iso
+count = fmt.count
+local_time = fmt.local_time
 
 
 def bug_label(number: int | None) -> str:
     return DASH if number is None else format_bug_number(number)
-
-
-def local_iso(ts: float) -> str:
-    """Local time with its offset, to the second: unambiguous in a journal."""
-    return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
 
 
 def agent_label(agent_type: str | None, pid: int | None) -> str:

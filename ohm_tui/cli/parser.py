@@ -29,7 +29,7 @@ Exit codes:
   1  an operation failed (for example a respawn that did not start)
   2  bad input: unknown option, bad duration, unknown bug or agent, config error,
      missing data directory
-  ohm check instead uses 0 healthy, 1 degraded, 2 critical, 3 unknown.
+  ohm check instead uses 0 healthy, 1 degraded, 2 critical, 3 unknown (bad input too).
   Set OHM_DEBUG=1 to see tracebacks."""
 
 EXAMPLES: dict[str, str] = {
@@ -56,7 +56,8 @@ Exit codes (monitoring-plugin convention):
   ohm crashes                       # last 24 hours
   ohm crashes --last=90m --agent architect
   ohm crashes --last=7d --task spec-20 --json
-  ohm crashes --last=7d --limit 0   # every row, not only the newest 200""",
+  ohm crashes --last=7d --limit 0   # every row, not only the newest 200
+  ohm crashes --wide                # every column in full (as when piped)""",
     "events": """\
   ohm events                        # last hour: crashed, respawned, gave_up, bug_filed...
   ohm events --last=24h --json""",
@@ -211,6 +212,14 @@ def _json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document for scripts")
 
 
+def _wide(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wide",
+        action="store_true",
+        help="every column in full, as when piped (default at a terminal: fit its width)",
+    )
+
+
 def _last(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument(
         "--last",
@@ -279,16 +288,19 @@ def build_parser() -> OhmParser:
         metavar="N",
         help="newest N rows (default: 200 in the table, all with --json; 0 = all)",
     )
+    _wide(p)
     _json(p)
     p.set_defaults(handler=history.cmd_crashes)
 
     p = add("events", "the timeline: crashes, respawns, cleanups, bugs filed")
     _last(p, "1h")
     p.add_argument("--limit", type=positive_int, default=200, metavar="N", help="at most N events")
+    _wide(p)
     _json(p)
     p.set_defaults(handler=history.cmd_events)
 
     p = add("agents", "live agents: pid, type, task, status, uptime, cpu, memory")
+    _wide(p)
     _json(p)
     p.set_defaults(handler=history.cmd_agents)
 
@@ -302,6 +314,7 @@ def build_parser() -> OhmParser:
 
     p = add("bugs", "list bugs")
     p.add_argument("--status", choices=["open", "all"], default="open", help="default: open")
+    _wide(p)
     _json(p)
     p.set_defaults(handler=bugs.cmd_bugs)
 

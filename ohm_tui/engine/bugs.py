@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ohm_tui.engine.config import PRIORITIES, Config
+from ohm_tui.engine.fmt import article, count, duration, seconds_ago
 from ohm_tui.engine.logparse import sanitize
 from ohm_tui.engine.models import BugRow, format_bug_number
 from ohm_tui.engine.notify import Notifier, run_command
@@ -214,7 +215,7 @@ class BugTracker:
             self.store.add_event(
                 "bug_priority",
                 f"{bug.label} escalated {bug.priority} -> {new_priority} "
-                f"after {occurrences} occurrences",
+                f"after {count(occurrences, 'occurrence')}",
                 ts=at,
                 bug_number=bug.bug_number,
                 data={"from": bug.priority, "to": new_priority},
@@ -234,8 +235,8 @@ class BugTracker:
         if last is None or at - last >= limit:
             return None
         message = (
-            f"not filing {title!r}: a {issue_type} bug was filed {at - last:.0f}s ago "
-            f"(at most one per {limit:g}s; next in {limit - (at - last):.0f}s)"
+            f"not filing {title!r}: {article(issue_type)} bug was filed {seconds_ago(at - last)} "
+            f"(one per issue type in {duration(limit)}; next in {duration(limit - (at - last))})"
         )
         try:
             said = self.store.last_event_ts(

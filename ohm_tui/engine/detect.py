@@ -16,6 +16,7 @@ from typing import Literal
 
 from ohm_tui.engine import kernel, logparse, procs
 from ohm_tui.engine.config import Config
+from ohm_tui.engine.fmt import count
 from ohm_tui.engine.models import AgentRecord, CrashInfo, Issue
 from ohm_tui.engine.statefile import LoopState
 
@@ -233,7 +234,12 @@ def stalled(obs: Observation, config: Config, now: float) -> bool:
     last_output = obs.log_mtime if obs.log_mtime is not None else obs.raw.start_time
     if now - last_output < config.stalled_after:
         return False
-    return obs.cpu_percent is not None and obs.cpu_percent < config.stalled_cpu_percent
+    cpu = obs.cpu_percent
+    if cpu is None:
+        # First sight (a one-shot `ohm check` or `ohm agents`): the average since start,
+        # as `ps` shows it, so the CLI and the long-running console say the same thing.
+        cpu = obs.raw.cpu_ticks / procs.CLK_TCK / max(1.0, now - obs.raw.start_time) * 100.0
+    return cpu < config.stalled_cpu_percent
 
 
 def agent_issues(observations: list[Observation], config: Config, now: float) -> list[Issue]:
@@ -288,8 +294,7 @@ def agent_issues(observations: list[Observation], config: Config, now: float) ->
             Issue(
                 type="zombie",
                 severity="degraded",
-                error=f"{len(stale)} stale entr{'y' if len(stale) == 1 else 'ies'} in "
-                "active_agents whose process is gone",
+                error=f"{count(len(stale), 'stale entry')} listed as active whose process is gone",
                 details={
                     "kind": "stale_entries",
                     "entries": [

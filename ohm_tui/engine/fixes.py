@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ohm_tui.engine import procs, statefile, timeutil
 from ohm_tui.engine.config import Config, check_file_trust
 from ohm_tui.engine.detect import Observation
+from ohm_tui.engine.fmt import count
 from ohm_tui.engine.models import (
     ActionResult,
     AgentRecord,
@@ -167,7 +168,7 @@ class Fixer:
                     Issue(
                         type="flapping",
                         severity="degraded",
-                        error=f"{tk} exited soon after start {n} times in "
+                        error=f"{tk} exited soon after start {count(n, 'time')} in "
                         f"{int(self.cfg.flap_window)} s; not respawning it",
                         task_id=tk.split(":", 1)[1] if tk.startswith("task:") else None,
                         details={"task_key": tk, "fast_exits": n},
@@ -184,7 +185,7 @@ class Fixer:
                     Issue(
                         type="agent_crash",
                         severity="degraded",
-                        error=f"{tk} given up after {st.attempts} respawns; "
+                        error=f"{tk} given up after {count(st.attempts, 'respawn')}; "
                         "respawn it by hand once fixed",
                         task_id=tk.split(":", 1)[1] if tk.startswith("task:") else None,
                         action_taken="gave up",
@@ -293,7 +294,7 @@ class Fixer:
         if self.is_flapping(st, now):
             return self._give_up(crash, st, rec, "flapping: exits soon after every start")
         if st.attempts >= self.cfg.max_respawn_attempts:
-            return self._give_up(crash, st, rec, f"{st.attempts} respawns did not help")
+            return self._give_up(crash, st, rec, f"{count(st.attempts, 'respawn')} did not help")
         other = self.other_live_run(rec)
         if other is not None:  # respawned by hand, or by the orchestrator: never two copies
             store.finish_crash(
@@ -482,7 +483,8 @@ class Fixer:
         st.given_up_ts = timeutil.now()
         st.next_allowed_ts = None
         store.save_respawn_state(st)
-        msg = f"gave up on {rec.agent_type} {rec.task_id or ''} after {st.attempts} respawns: {why}"
+        tries = count(st.attempts, "respawn")
+        msg = f"gave up on {rec.agent_type} {rec.task_id or ''} after {tries}: {why}"
         store.finish_crash(crash.crash_id, action_taken="gave up", respawned=False)
         self.m.event(
             "gave_up",
@@ -1099,11 +1101,9 @@ class Fixer:
             except SourceWriteError as exc:
                 return ActionResult(False, "clean_zombies", f"cleanup failed: {exc}")
         reaped = [pid for pid, _ in procs.reap_children()]
-        msg = (
-            f"moved {len(moved)} stale entr{'y' if len(moved) == 1 else 'ies'} to completed_agents"
-        )
+        msg = f"moved {count(len(moved), 'stale entry')} to completed_agents"
         if reaped:
-            msg += f"; reaped {len(reaped)} zombie(s)"
+            msg += f"; reaped {count(len(reaped), 'zombie')}"
         if moved or reaped:
             self.m.event("cleaned", msg, data={"pids": moved, "reaped": reaped})
         return ActionResult(True, "clean_zombies", msg, details={"moved": moved, "reaped": reaped})

@@ -30,6 +30,7 @@ from ohm_tui.engine.bugs import BugTracker
 from ohm_tui.engine.config import Config, load_config
 from ohm_tui.engine.detect import ExitInfo, Observation
 from ohm_tui.engine.fixes import Fixer, task_key
+from ohm_tui.engine.fmt import count
 from ohm_tui.engine.logfind import LogFinder
 from ohm_tui.engine.models import (
     OPERATOR_STOPS,
@@ -410,7 +411,7 @@ class OrchestratorHealthMonitor:
                     Issue(
                         type=IssueType.CRASH_STORM,
                         severity="critical",
-                        error=f"{crashed_last_hour} crashes in the last hour "
+                        error=f"{count(crashed_last_hour, 'crash')} in the last hour "
                         f"(threshold {self.config.crash_storm_threshold})",
                         details={"count": crashed_last_hour, "last_crash_id": self._newest_crash()},
                     )
@@ -787,7 +788,7 @@ class OrchestratorHealthMonitor:
                     Issue(
                         type="agent_errors",
                         severity="degraded",
-                        error=f"{len(lines)} new error line(s): "
+                        error=f"{count(len(lines), 'new error line')}: "
                         f"{logparse.sanitize(lines[-1])[:200]}",
                         agent_pid=rec.pid,
                         agent_type=rec.agent_type,
@@ -1605,7 +1606,7 @@ class OrchestratorHealthMonitor:
                 return ActionResult(
                     True,
                     "clean_zombies",
-                    f"{len(plan)} item(s) would be cleaned",
+                    f"{count(len(plan), 'item')} would be cleaned",
                     details={"plan": plan},
                 )
             self._require_writable("clean zombies")

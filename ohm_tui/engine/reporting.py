@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.bugs import BugOutcome
 from ohm_tui.engine.fixes import task_key
+from ohm_tui.engine.fmt import count, plural
 from ohm_tui.engine.models import CrashRow, HealthReport, IssueType
 
 if TYPE_CHECKING:
@@ -210,8 +211,8 @@ class BugReporter:
                 issue_type="zombie",
                 fingerprint=stale_fp,
                 title="Stale agent entries in agent_state.json",
-                description=f"{len(entries)} agents still in active_agents whose process is "
-                "gone, whatever their status (moved to completed_agents by ohm).",
+                description=f"{count(len(entries), 'agent')} still listed as active whose process "
+                "is gone, whatever their status (moved to completed_agents by ohm).",
                 priority="Low",
                 category="zombie",
                 related_files=[str(self.m.config.agent_state_path)],
@@ -345,15 +346,17 @@ def _crash_title(c: CrashRow) -> str:
 
 def _crash_description(c: CrashRow, count: int, given_up: bool, attempts: int) -> str:
     lines = [
-        f"{c.agent_type} agent on task {c.task_id or '(none)'} crashed {count} time(s) "
-        "in the last 24 hours.",
+        f"{c.agent_type} agent on task {c.task_id or '(none)'} crashed {count} "
+        f"{plural(count, 'time')} in the last 24 hours.",
     ]
     if c.error_type:
         lines.append(f"Error: {c.error_type}: {c.error_message or ''}".rstrip(": "))
     if c.root_cause:
         lines.append(f"Root cause: {c.root_cause}")
     if given_up:
-        lines.append(f"ohm gave up after {attempts} respawns; the agent stays down.")
+        lines.append(
+            f"ohm gave up after {attempts} {plural(attempts, 'respawn')}; the agent stays down."
+        )
     if c.command_text:
         lines.append(f"Command: {c.command_text}")
     if c.log_file:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ohm_tui.engine import timeutil
+from ohm_tui.engine.fmt import article, size
 from ohm_tui.engine.models import AgentRecord
 
 __all__ = [
@@ -56,7 +57,6 @@ T = TypeVar("T")
 Format = Literal["real", "ohm"]
 
 MAX_STATE_BYTES = 16 * 1024 * 1024
-_LIMIT_MB = MAX_STATE_BYTES // (1024 * 1024)
 FUTURE_TOLERANCE = 60.0  # seconds a timestamp may be ahead before it is clock skew
 _UPDATE_TRIES = 5
 
@@ -117,10 +117,6 @@ def _json_type(value: object) -> str:
     return _JSON_TYPE.get(type(value), type(value).__name__)
 
 
-def _mb(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f} MB"
-
-
 def _os_problem(exc: OSError) -> str:
     if isinstance(exc, FileNotFoundError):
         return "file is missing"
@@ -150,7 +146,7 @@ def _load_json(path: Path) -> tuple[Any, os.stat_result]:
         if st.st_size > MAX_STATE_BYTES:
             raise StateFileError(
                 path,
-                f"file is too large ({_mb(st.st_size)} > {_LIMIT_MB} MB limit)",
+                f"file is too large ({size(st.st_size)} > {size(MAX_STATE_BYTES)} limit)",
             )
         chunks: list[bytes] = []
         total = 0
@@ -165,7 +161,9 @@ def _load_json(path: Path) -> tuple[Any, os.stat_result]:
     finally:
         os.close(fd)
     if total > MAX_STATE_BYTES:
-        raise StateFileError(path, f"file is too large (grew past the {_LIMIT_MB} MB limit)")
+        raise StateFileError(
+            path, f"file is too large (grew past the {size(MAX_STATE_BYTES)} limit)"
+        )
     raw = b"".join(chunks)
     if not raw.strip():
         raise StateFileError(path, "file is empty")
@@ -370,7 +368,7 @@ def read_agent_state(path: Path) -> AgentStateView:
         elif isinstance(done, dict):
             done_entries = list(done.values())
         else:
-            warnings.append(f"completed_agents is a {_json_type(done)}, not a list; ignored")
+            warnings.append(f"completed_agents is {article(_json_type(done))}, not a list; ignored")
             done_entries = []
         for i, entry in enumerate(done_entries):
             try:
@@ -478,7 +476,7 @@ def read_work_loop_state(path: Path, now: float | None = None) -> LoopState:
     if isinstance(tasks, dict):
         state.active_tasks = tasks
     elif tasks is not None:
-        problems.append(f"active_tasks is a {_json_type(tasks)}, not an object")
+        problems.append(f"active_tasks is {article(_json_type(tasks))}, not an object")
     state.pid = _as_pid(data.get("pid", data.get("orchestrator_pid")))
     state.problem = "; ".join(problems) or None
     return state
@@ -730,7 +728,7 @@ def move_to_completed(
     if completed is None:
         completed = data["completed_agents"] = []
     if not isinstance(completed, (list, dict)):
-        raise ValueError(f"completed_agents is a {_json_type(completed)}, not a list")
+        raise ValueError(f"completed_agents is {article(_json_type(completed))}, not a list")
     if fmt is None:
         fmt = detect_format(data)
     entry = active.pop(pid_key)
@@ -757,5 +755,5 @@ def add_active_entry(data: dict[str, Any], entry: dict[str, Any]) -> None:
     if active is None:
         active = data["active_agents"] = {}
     if not isinstance(active, dict):
-        raise ValueError(f"active_agents is a {_json_type(active)}, not an object")
+        raise ValueError(f"active_agents is {article(_json_type(active))}, not an object")
     active[str(entry["pid"])] = entry

@@ -12,8 +12,9 @@ import re
 import time
 from datetime import UTC, datetime
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_BARE_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 # Timestamps before 2000 or more than a day ahead are not believable.
 _MIN_EPOCH = 946684800.0
@@ -79,7 +80,14 @@ def iso_local_naive(ts: float) -> str:
 
 
 def parse_duration(text: str) -> float:
-    """``"90s"``, ``"15m"``, ``"24h"``, ``"7d"`` -> seconds. Raises ``ValueError``."""
+    """``"90s"``, ``"15m"``, ``"24h"``, ``"7d"`` -> seconds. Raises ``ValueError``.
+
+    The unit is required: is ``24`` hours, minutes or seconds? Guessing would show
+    the wrong window without a word, so a bare number is an error that says so.
+    """
+    if _BARE_NUMBER.match(text or ""):
+        n = text.strip()
+        raise ValueError(f"invalid duration {n!r}: add a unit (s, m, h, d or w), e.g. {n}h or {n}m")
     m = _DURATION.match(text or "")
     if not m:
         raise ValueError(f"invalid duration {text!r} (use e.g. 90s, 15m, 24h, 7d)")

@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import Input
 
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.models import AgentView, ended_text
+from ohm_tui.engine.models import AgentView
 from ohm_tui.engine.sources.invocations import format_usd
 from ohm_tui.tui import text
 from ohm_tui.tui.keyed_table import CellCache, KeyedTable
@@ -48,12 +48,8 @@ LIVE_STATUSES = {"running", "stalled", "zombie"}
 
 
 def status_label(agent: AgentView, now: float) -> str:
-    """The status as people read it: ``respawning in 4s``, ``given up``."""
-    if agent.status == "respawning" and agent.next_respawn_at is not None:
-        return f"respawning in {max(0, round(agent.next_respawn_at - now))}s"
-    ended = ended_text(agent.exit_code) if agent.status not in LIVE_STATUSES else None
-    label = agent.status.replace("_", " ")
-    return f"{label} ({ended})" if ended else label
+    """The status as people read it: ``respawning in 4s``, ``given up`` (as the CLI shows it)."""
+    return text.agent_status(agent, now)
 
 
 def shown_signature(agent: AgentView, now: float) -> tuple[object, ...]:
@@ -85,9 +81,7 @@ def cost_label(agent: AgentView) -> str:
 
 
 def uptime(agent: AgentView, now: float) -> float | None:
-    if agent.status not in LIVE_STATUSES:
-        return None
-    return timeutil.age(agent.started_at, now)
+    return text.agent_uptime(agent, now)
 
 
 @dataclass(frozen=True)

@@ -490,7 +490,7 @@ class DashboardScreen(Screen[None]):
             if not plan:
                 self.notify("Nothing to clean: no zombies and no stale entries.")
                 return
-            body = Text(f"{len(plan)} thing(s) will be reaped or cleaned:\n\n")
+            body = Text(f"{text.count(len(plan), 'thing')} will be reaped or cleaned:\n\n")
             for line in plan:
                 body.append("• ")
                 body.append_text(text.literal(line))

@@ -123,14 +123,13 @@ def _metrics_line(state: HeaderState) -> Line:
         out.append(Chip(f"poll {text.seconds_ago(poll)}", "", 19))
     out.append(Chip(f"{report.active_agents} active", "", 9))
     crash_style = "bold $text-error" if report.crashed_agents_last_hour else ""
-    out.append(Chip(f"{report.crashed_agents_last_hour} crashes/h", crash_style, 12))
+    out.append(Chip(f"{text.count(report.crashed_agents_last_hour, 'crash')}/h", crash_style, 12))
     if snap.given_up:  # nothing runs their task until someone acts
         out.append(Chip(f"{snap.given_up} given up", "bold $text-error", 10))
     if snap.cost is not None:  # session agents' spend (era 3 only)
         out.append(cost_chip(snap.cost))
     bug_style = "$text-warning" if snap.open_bugs else ""
-    plural = "" if snap.open_bugs == 1 else "s"
-    out.append(Chip(f"{snap.open_bugs} open bug{plural}", bug_style, 12))
+    out.append(Chip(text.count(snap.open_bugs, "open bug"), bug_style, 12))
     out.append(Chip(f"respawn ok {text.rate(report.respawn_success_rate)}", "", 15))
     return out
 

@@ -10,16 +10,13 @@ as a ``str``, ``[link=...]`` would become a link and ``[/]`` would raise
 
 from __future__ import annotations
 
-import functools
 import re
-from datetime import timedelta
 from typing import Any
 
-import humanize
 from rich.style import Style
 from rich.text import Text
 
-from ohm_tui.engine import timeutil
+from ohm_tui.engine import fmt
 from ohm_tui.engine.logparse import sanitize
 
 # A second layer after the engine's sanitize. ESC-introduced sequences: CSI,
@@ -74,65 +71,20 @@ def _first_line(text: str) -> str:
     return ""
 
 
-_LOG_PREFIX = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[,.]\d+)?\s*(?:-\s*(?:[\w.\-]+\s+-\s+)?)?"
-)
-
-
-def log_message(line: str) -> str:
-    """A log line without its ``asctime - name - `` prefix, for a narrow column."""
-    return _LOG_PREFIX.sub("", line, count=1)
-
-
-def ago(ts: float | None, at: float | None = None) -> str:
-    """``"2 minutes ago"`` for an epoch timestamp; ``"never"`` when unknown."""
-    age = timeutil.age(ts, at)
-    if age is None:
-        return "never"
-    return str(humanize.naturaltime(timedelta(seconds=age)))
-
-
-def seconds_ago(age: float | None) -> str:
-    """``"12 seconds ago"`` for an age already in seconds."""
-    if age is None:
-        return "unknown"
-    return str(humanize.naturaltime(timedelta(seconds=max(0.0, age))))
-
-
-def duration(seconds: float | None) -> str:
-    """``"3 minutes"`` for a length of time (to the whole second); ``"-"`` when unknown."""
-    if seconds is None:
-        return "-"
-    return _whole_seconds(int(max(0.0, seconds)))
-
-
-@functools.lru_cache(maxsize=8192)
-def _whole_seconds(seconds: int) -> str:
-    # Cached: a thousand uptimes a frame, mostly values seen a moment ago.
-    return str(humanize.naturaldelta(timedelta(seconds=seconds)))
-
-
-@functools.lru_cache(maxsize=8192)
-def size(num_bytes: int | None) -> str:
-    """``"12.3 MiB"`` for a byte count; ``"-"`` when unknown. Cached: a thousand
-    idle agents show the same few sizes frame after frame."""
-    if num_bytes is None:
-        return "-"
-    return str(humanize.naturalsize(num_bytes, binary=True))
-
-
-def percent(value: float | None) -> str:
-    """``"12.5%"``; ``"-"`` when unknown."""
-    if value is None:
-        return "-"
-    return f"{value:.1f}%"
-
-
-def rate(value: float | None) -> str:
-    """A 0..1 ratio as ``"75%"``; ``"n/a"`` when nothing was tried yet."""
-    if value is None:
-        return "n/a"
-    return f"{value * 100:.0f}%"
+# Times, sizes and counts read the same in both faces: one formatter (engine/fmt.py).
+ago = fmt.ago
+seconds_ago = fmt.seconds_ago
+duration = fmt.duration
+size = fmt.size
+percent = fmt.percent
+rate = fmt.rate
+count = fmt.count
+local_time = fmt.local_time
+clock = fmt.clock
+crash_action = fmt.crash_action
+log_message = fmt.log_message
+agent_status = fmt.agent_status
+agent_uptime = fmt.agent_uptime
 
 
 def set_border_title(widget: Any, title: str) -> None:

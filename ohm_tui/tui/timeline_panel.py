@@ -14,7 +14,7 @@ from textual.coordinate import Coordinate
 from textual.reactive import Reactive, var
 from textual.widgets import Sparkline, Static
 
-from ohm_tui.engine.models import CrashRow, Snapshot, format_bug_number
+from ohm_tui.engine.models import CrashRow, Snapshot
 from ohm_tui.tui import text
 from ohm_tui.tui.keyed_table import CellCache, KeyedTable, Row
 from ohm_tui.tui.tones import tone
@@ -30,17 +30,8 @@ COLUMNS: list[tuple[str, str]] = [
 
 
 def action_text(crash: CrashRow) -> str:
-    """What ohm did about a crash: ``respawned 2/3``, ``gave up``, ``bug BUG-004``."""
-    parts: list[str] = []
-    if crash.action_taken:
-        parts.append(text.clean(crash.action_taken))
-    elif crash.respawned:
-        parts.append("respawned")
-    if crash.bug_number is not None:
-        label = f"bug {format_bug_number(crash.bug_number)}"
-        if not any(label in part for part in parts):
-            parts.append(label)
-    return ", ".join(parts) or "-"
+    """What ohm did about a crash: ``respawned 2/3``, ``gave up``, ``bug BUG-004`` (as the CLI)."""
+    return text.clean(text.crash_action(crash))
 
 
 class CrashTable(KeyedTable):

@@ -77,7 +77,7 @@ CASES: dict[str, tuple[Callable[[Path, bytes], None], str]] = {
         _damage_bytes(b'{"active_agents": [14993, 14994], "completed_agents": []}'),
         "active_agents must be an object keyed by PID",
     ),
-    "size_50mb": (_huge, "file is too large (50.0 MB"),
+    "size_50mb": (_huge, "file is too large (50.0 MiB"),
     "replaced_by_directory": (_directory, "is a directory"),
     "missing": (_missing, "file is missing"),
     "unreadable_mode_000": (_mode_000, "permission denied"),

@@ -256,7 +256,7 @@ def _big(path: Path) -> None:
         (b'{"active_agents": "x"}', "active_agents must be an object keyed by PID"),
         (b'{"a": "\xff\xfe"}', "not valid UTF-8 (byte 0xff at offset 7)"),
         (b"[" * 100_000 + b"]" * 100_000, "not valid JSON (nested too deeply)"),
-        (_big, "file is too large (20.0 MB > 16 MB limit)"),
+        (_big, "file is too large (20.0 MiB > 16.0 MiB limit)"),
     ],
 )
 def test_corrupt_agent_state(

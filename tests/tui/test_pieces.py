@@ -83,7 +83,7 @@ def test_log_message_drops_the_logging_prefix() -> None:
 
 def test_humanize_helpers() -> None:
     assert text.ago(time.time() - 120) == "2 minutes ago"
-    assert text.ago(None) == "never"
+    assert text.ago(None) == "-"  # unknown, as in the CLI (one formatter, engine/fmt.py)
     assert text.size(None) == "-" and text.size(1536) == "1.5 KiB"
     assert text.rate(None) == "n/a" and text.rate(0.5) == "50%"
 

@@ -7,7 +7,6 @@ which is useless right after a crash), then new text is appended every second.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from rich.text import Text
 from textual import work
@@ -101,7 +100,7 @@ def history_text(events: list[Event]) -> Text:
     if not events:
         out.append("\n(none recorded)")
     for event in events[-8:]:
-        when = datetime.fromtimestamp(event.ts).strftime("%H:%M:%S")
+        when = text.clock(event.ts)
         out.append(f"\n{when} {event.kind}: ")
         out.append_text(text.literal(event.message, max_len=200))
     return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from rich.text import Text
 from textual import work
@@ -27,7 +26,7 @@ CLOSED = ("closed", "resolved")
 def when(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return f"{datetime.fromtimestamp(ts).strftime('%Y-%m-%d %H:%M:%S')} ({text.ago(ts)})"
+    return f"{text.local_time(ts)} ({text.ago(ts)})"
 
 
 def report_text(bug: BugRow) -> Text:

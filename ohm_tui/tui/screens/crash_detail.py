@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
@@ -19,7 +17,7 @@ from ohm_tui.tui.timeline_panel import action_text
 
 
 def summary_text(crash: CrashRow) -> Text:
-    when = datetime.fromtimestamp(crash.crashed_at).strftime("%Y-%m-%d %H:%M:%S")
+    when = text.local_time(crash.crashed_at)
     out = Text()
     out.append_text(
         text.literal(crash.error_type or f"exit code {exit_code_text(crash.exit_code)}", "bold")
@@ -41,6 +39,12 @@ def summary_text(crash: CrashRow) -> Text:
         out.append(f"\n{label}: ", style="bold")
         out.append_text(text.literal(value))
     return out
+
+
+def crash_title(crash: CrashRow) -> str:
+    """Whose crash this is. Not the database row id: "Crash #192" when 24 crashes
+    are on record would be a number that means nothing (retention prunes rows)."""
+    return f"Crash of {text.clean(crash.agent_type)} [{crash.agent_pid}]"
 
 
 def section(title: str, body: Text) -> Text:
@@ -76,7 +80,7 @@ class CrashDetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         crash = self.crash
         with VerticalScroll(id="crash-body", classes="detail-body") as body:
-            body.border_title = Text(f"Crash #{crash.crash_id}")
+            body.border_title = Text(crash_title(crash))
             yield Static(summary_text(crash), id="crash-summary")
             yield Static(
                 section("Root cause", text.literal(crash.root_cause or "unknown")),
