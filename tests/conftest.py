@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,3 +37,28 @@ def reaper() -> Iterator[ProcessReaper]:
         yield r
     finally:
         r.cleanup()
+
+
+@pytest.fixture
+def far_from_utc() -> Iterator[None]:
+    """``TZ`` 14 hours east of UTC: a naive local time read as UTC (or the reverse)
+    is then 14 hours off, and a test sees it."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "Pacific/Kiritimati"  # UTC+14
+    time.tzset()
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """An empty state directory (``data/``) for the test to fill."""
+    d = tmp_path / "data"
+    d.mkdir()
+    return d

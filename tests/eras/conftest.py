@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,25 +16,8 @@ from ohm_tui import OrchestratorHealthMonitor
 
 
 @pytest.fixture(autouse=True)
-def _far_from_utc() -> Iterator[None]:
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "Pacific/Kiritimati"
-    time.tzset()
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("TZ", None)
-        else:
-            os.environ["TZ"] = old
-        time.tzset()
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "data"
-    d.mkdir()
-    return d
+def _far_from_utc(far_from_utc: None) -> None:
+    """Every test here runs 14 hours from UTC (see tests/conftest.py)."""
 
 
 def era_config(data_dir: Path, **extra: Any) -> dict[str, Any]:

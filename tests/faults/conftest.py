@@ -6,8 +6,6 @@ alike: naive local times that were silently read as UTC would be 14 hours off.
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,25 +15,8 @@ from tests.faults.kit import MonitorFactory, Orchestrator
 
 
 @pytest.fixture(autouse=True)
-def _far_from_utc() -> Iterator[None]:
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "Pacific/Kiritimati"
-    time.tzset()
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("TZ", None)
-        else:
-            os.environ["TZ"] = old
-        time.tzset()
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "data"
-    d.mkdir()
-    return d
+def _far_from_utc(far_from_utc: None) -> None:
+    """Every test here runs 14 hours from UTC (see tests/conftest.py)."""
 
 
 @pytest.fixture

@@ -8,11 +8,9 @@ call 14 hours off, out of "the last hour", and attribute no call to its task.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,27 +28,7 @@ from tests.invocations_db import InvocationsDB, add_session_run, local_naive, ut
 
 MIN = 60.0
 
-
-@pytest.fixture(autouse=True)
-def _far_from_utc() -> Iterator[None]:
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "Pacific/Kiritimati"  # UTC+14
-    time.tzset()
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("TZ", None)
-        else:
-            os.environ["TZ"] = old
-        time.tzset()
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "data"
-    d.mkdir()
-    return d
+pytestmark = pytest.mark.usefixtures("far_from_utc")  # UTC+14: times read wrongly show
 
 
 def write_day(data_dir: Path, now: float) -> InvocationsDB:

@@ -135,6 +135,8 @@ def test_restart_stops_the_whole_process_group_of_a_wrapper(sd: StateDir) -> Non
     wait_until(lambda: not alive(child), message="the wrapped child stopped with its group")
     wait_until(lambda: popen.poll() is not None, message="the wrapper stopped")
     wait_until(lambda: len(runs_of(trigger)) == 1, message="exactly one new copy")
+    (new_child,) = runs_of(trigger)
+    sd.reaper.add(new_child)  # the new wrapper's agent: not left running after the test
 
 
 def test_dry_run_shows_the_stop_and_the_start_and_changes_nothing(

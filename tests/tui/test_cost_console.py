@@ -4,9 +4,7 @@ local would put every call outside "the last hour")."""
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,20 +14,7 @@ from ohm_tui.tui.keyed_table import KeyedTable
 from tests.invocations_db import InvocationsDB
 from tests.tui.conftest import StateDir, wait_for
 
-
-@pytest.fixture(autouse=True)
-def _far_from_utc() -> Iterator[None]:
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "Pacific/Kiritimati"  # UTC+14
-    time.tzset()
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("TZ", None)
-        else:
-            os.environ["TZ"] = old
-        time.tzset()
+pytestmark = pytest.mark.usefixtures("far_from_utc")  # UTC+14: times read wrongly show
 
 
 def spend(state_dir: StateDir) -> None:
