@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from ohm_tui.engine import fmt
 from ohm_tui.engine.logparse import sanitize
 from ohm_tui.engine.models import STATUS_ORDER, HealthReport, Issue, IssueType
 
@@ -64,7 +65,7 @@ def words(issue: Issue) -> str:
     if kind == IssueType.ZOMBIE:
         if d.get("kind") == "stale_entries":
             n = len(d.get("entries") or [])
-            return f"{n} stale entr{'y' if n == 1 else 'ies'}"
+            return fmt.count(n, "stale entry")
         return f"zombie {_who(issue)}".rstrip()
     if kind == IssueType.DUPLICATE_AGENTS:
         return f"{len(d.get('pids') or [])} agents on {_name(issue.task_id)}"

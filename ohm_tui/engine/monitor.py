@@ -1219,7 +1219,7 @@ class OrchestratorHealthMonitor:
     def _fresh_record(self, rec: AgentRecord) -> AgentRecord:
         """The state file's entry for this run as it is now: the orchestrator may have
         marked it ``killed`` just before it stopped it, after the last check read it."""
-        if not self._from_state_file(rec):
+        if rec.source not in ("real", "ohm"):  # not an agent_state.json entry
             return rec
         json_source = self._sources.json
         if json_source is None:
