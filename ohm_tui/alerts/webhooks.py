@@ -209,6 +209,11 @@ class WebhookDestination:
                 if self._first_at is None:
                     self._first_at = now
 
+    @property
+    def held(self) -> int:
+        """Changes waiting for the next message (its window, or the rate limit)."""
+        return len(self._firing) + len(self._resolved) + self._more
+
     def tick(self, now: float) -> bool:
         """Queue the grouped message once its window has passed and the rate limit allows."""
         if self._first_at is None:
