@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -49,6 +50,7 @@ class Sender(Generic[T]):
         self.sent = 0
         self.failed = 0
         self.attempted = 0  # POSTs tried, retries included
+        self._busy = False  # an item is being sent
 
     def put(self, item: T) -> None:
         with self._cond:
@@ -56,11 +58,22 @@ class Sender(Generic[T]):
                 self._queue.popleft()
                 self.dropped += 1
             self._queue.append(item)
-            self._cond.notify()
+            self._cond.notify_all()
 
     def pending(self) -> int:
         with self._cond:
             return len(self._queue)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until everything queued was sent or given up (at shutdown)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._queue or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None:
+                    return False
+                self._cond.wait(left)
+        return True
 
     def start(self) -> None:
         if self._thread is None:
@@ -79,7 +92,10 @@ class Sender(Generic[T]):
         with self._cond:
             while not self._queue and not self._stop.is_set():
                 self._cond.wait(1.0)
-            return self._queue.popleft() if self._queue else None
+            if not self._queue:
+                return None
+            self._busy = True
+            return self._queue.popleft()
 
     def _attempt(self, item: T) -> None:
         self.attempted += 1
@@ -91,22 +107,31 @@ class Sender(Generic[T]):
             if item is None:
                 continue
             try:
-                result = http.deliver(
-                    functools.partial(self._attempt, item),
-                    attempts=self.attempts,
-                    backoff=self.backoff,
-                    stop=self._stop,
-                )
-            except Exception as exc:  # a bug in a formatter must not end the thread
-                log.exception("%s: sending failed", self.name)
-                result = http.Delivery(False, 1, f"{type(exc).__name__}: {exc}")
-            if result.ok:
-                self.sent += 1
-                continue
-            self.failed += 1
-            try:
-                self._on_error(
-                    f"{self.name}: not delivered after {result.attempts} tries: {result.error}"
-                )
-            except Exception:
-                log.exception("%s: reporting a failed delivery failed", self.name)
+                self._handle(item)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _handle(self, item: T) -> None:
+        """Send one item with its retries; a failure goes to ``on_error``."""
+        try:
+            result = http.deliver(
+                functools.partial(self._attempt, item),
+                attempts=self.attempts,
+                backoff=self.backoff,
+                stop=self._stop,
+            )
+        except Exception as exc:  # a bug in a formatter must not end the thread
+            log.exception("%s: sending failed", self.name)
+            result = http.Delivery(False, 1, f"{type(exc).__name__}: {exc}")
+        if result.ok:
+            self.sent += 1
+            return
+        self.failed += 1
+        try:
+            self._on_error(
+                f"{self.name}: not delivered after {result.attempts} tries: {result.error}"
+            )
+        except Exception:
+            log.exception("%s: reporting a failed delivery failed", self.name)

@@ -109,13 +109,22 @@ class AlertService:
         self._thread = threading.Thread(target=self._loop, name="ohm-alerts", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0, *, flush: float = 2.0) -> None:
+        """Stop; changes still held for a grouped message go out first, waiting at most
+        ``flush`` seconds for receivers (a down one must not hold up a shutdown)."""
         self.monitor.remove_listener(self._on_event)
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        deadline = time.monotonic() + flush
+        for d in self.destinations:
+            d.tick(time.time(), force=True)
+        senders = [d.sender for d in self.destinations]
+        for s in [self.alertmanager, *senders]:
+            if s is not None:
+                s.drain(max(0.0, deadline - time.monotonic()))
         if self.alertmanager is not None:
             self.alertmanager.stop(timeout)
         for d in self.destinations:

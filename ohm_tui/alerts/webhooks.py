@@ -214,11 +214,13 @@ class WebhookDestination:
         """Changes waiting for the next message (its window, or the rate limit)."""
         return len(self._firing) + len(self._resolved) + self._more
 
-    def tick(self, now: float) -> bool:
-        """Queue the grouped message once its window has passed and the rate limit allows."""
+    def tick(self, now: float, *, force: bool = False) -> bool:
+        """Queue the grouped message once its window has passed and the rate limit allows
+        (``force``: now, at shutdown)."""
         if self._first_at is None:
             return False
-        if now - self._first_at < self.window or now - self._last_put < self.min_interval:
+        early = now - self._first_at < self.window or now - self._last_put < self.min_interval
+        if early and not force:
             return False
         batch = Batch(self.instance, self._firing, self._resolved, self._more)
         self._firing, self._resolved, self._more = [], [], 0

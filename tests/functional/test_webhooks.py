@@ -113,3 +113,20 @@ def test_a_secret_file_others_can_read_is_refused(data: Path, tmp_path: Path) ->
             AlertService(mon)
     finally:
         mon.close()
+
+
+def test_changes_held_by_the_window_go_out_when_ohm_stops(data: Path, receiver: Receiver) -> None:
+    notify = [{"url": receiver.url, "format": "slack"}]
+    mon = OrchestratorHealthMonitor(base_config(data, auto_fix=False, notify=notify))
+    service = AlertService(mon, window=3600.0, min_interval=3600.0)
+    service.start()
+    try:
+        mon.check()  # the frozen loop: one alert, held for an hour-long window
+        (dest,) = service.destinations
+        wait_until(lambda: dest.held == 1, timeout=5)
+        assert receiver.snapshot() == []
+    finally:
+        service.stop()
+        mon.close()
+    (message,) = receiver.snapshot()
+    assert "OhmLoopFrozen" in json.loads(message.body)["text"]
