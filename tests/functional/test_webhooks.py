@@ -130,3 +130,25 @@ def test_changes_held_by_the_window_go_out_when_ohm_stops(data: Path, receiver: 
         mon.close()
     (message,) = receiver.snapshot()
     assert "OhmLoopFrozen" in json.loads(message.body)["text"]
+
+
+def test_ohm_watch_refuses_a_loose_secret_file_with_its_reason(data: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    secret = tmp_path / "hook.secret"
+    secret.write_text("s3cret-s3cret-s3cret")
+    secret.chmod(0o644)
+    (data / "ohm.toml").write_text(
+        f'orchestrator_match = ["ohm-no-orchestrator-{tmp_path.name}"]\n'
+        f'[[notify]]\nurl = "http://127.0.0.1:9/hook"\nformat = "json"\nsecret_file = "{secret}"\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "ohm_tui", "watch", "--data-dir", str(data), "--no-fix"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode != 0
+    assert "notify[0].secret_file" in done.stderr and "chmod 600" in done.stderr
