@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +30,21 @@ class Delivery:
     ok: bool
     attempts: int
     error: str | None = None
+
+
+def redact(url: str) -> str:
+    """``https://hooks.slack.com/…``: where a URL points, without its path, query or
+    credentials (a webhook URL is often its own secret; logs and events must not hold it)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or "?"
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    rest = "/…" if parts.path not in ("", "/") or parts.query else ""
+    return f"{parts.scheme}://{host}{port}{rest}"
 
 
 def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float = TIMEOUT) -> int:

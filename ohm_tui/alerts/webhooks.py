@@ -194,7 +194,9 @@ class WebhookDestination:
         self._first_at: float | None = None
         self._last_put = float("-inf")
         self.messages = 0  # messages queued for sending
-        self.sender: Sender[Message] = Sender(f"webhook {fmt} {url}", self._post, on_error, **kw)
+        self.sender: Sender[Message] = Sender(
+            f"webhook {fmt} {http.redact(url)}", self._post, on_error, **kw
+        )
 
     def add(self, started: Sequence[Alert], ended: Sequence[Alert], now: float) -> None:
         """Hold changes for the next message (at or above ``min_severity`` only)."""

@@ -135,6 +135,7 @@ def start_alerting(
     cfg = monitor.config
     if not (cfg.alertmanager_url or cfg.notify) or monitor.read_only:
         return None
+    from ohm_tui.alerts.http import redact
     from ohm_tui.alerts.service import start_alerts
     from ohm_tui.engine.config import ConfigError
 
@@ -143,8 +144,8 @@ def start_alerting(
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     if service is not None and announce:
-        to = [f"Alertmanager {cfg.alertmanager_url}"] if cfg.alertmanager_url else []
-        to += [f"{n['format']} {n['url']}" for n in cfg.notify]
+        to = [f"Alertmanager {redact(cfg.alertmanager_url)}"] if cfg.alertmanager_url else []
+        to += [f"{n['format']} {redact(n['url'])}" for n in cfg.notify]
         out.emit(f"ohm watch: sending alerts to {', '.join(to)}")
     return service
 

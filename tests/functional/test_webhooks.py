@@ -152,3 +152,28 @@ def test_ohm_watch_refuses_a_loose_secret_file_with_its_reason(data: Path, tmp_p
     )
     assert done.returncode != 0
     assert "notify[0].secret_file" in done.stderr and "chmod 600" in done.stderr
+
+
+def test_an_unreachable_webhook_is_a_notify_error_that_keeps_its_url_secret(data: Path) -> None:
+    from ohm_tui.engine.models import EventKind
+    from tests.alertmanager import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/services/T0/B0/SECRET123"  # nobody listens
+    mon = OrchestratorHealthMonitor(
+        base_config(data, auto_fix=False, notify=[{"url": url, "format": "slack"}])
+    )
+    service = AlertService(mon, window=0.1, min_interval=0.1, attempts=2, backoff=0.05)
+    service.start()
+    try:
+        mon.check()
+
+        def errors() -> list[str]:
+            return [e.message for e in mon.events(limit=20) if e.kind == EventKind.NOTIFY_ERROR]
+
+        wait_until(errors, timeout=10)
+        (message,) = errors()
+        assert "2 tries" in message and "http://127.0.0.1" in message
+        assert "SECRET123" not in message
+    finally:
+        service.stop(flush=0.5)
+        mon.close()
