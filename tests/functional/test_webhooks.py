@@ -177,3 +177,26 @@ def test_an_unreachable_webhook_is_a_notify_error_that_keeps_its_url_secret(data
     finally:
         service.stop(flush=0.5)
         mon.close()
+
+
+def test_the_console_sends_too(data: Path, tmp_path: Path, receiver: Receiver) -> None:
+    """The real console in a real terminal: its engine's alerts reach the webhook."""
+    import signal
+
+    from tests.functional.test_cli import PtyRun
+
+    (data / "ohm.toml").write_text(
+        f'orchestrator_match = ["ohm-no-orchestrator-{tmp_path.name}"]\n'
+        f'[[notify]]\nurl = "{receiver.url}"\nformat = "slack"\n'
+    )
+    run = PtyRun(tmp_path, "--data-dir", str(data))
+    try:
+        wait_until(lambda: run.shows(b"Quit"), timeout=20)
+        wait_until(lambda: receiver.snapshot(), timeout=20, interval=0.1)
+        assert "OhmLoopFrozen" in json.loads(receiver.snapshot()[0].body)["text"]
+        os.kill(run.pid, signal.SIGTERM)
+        wait_until(run.exited, timeout=20)
+        assert run.status == 0
+        assert "Traceback" not in run.text
+    finally:
+        run.close()
