@@ -140,12 +140,12 @@ class AlertService:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # before the step: a wake-up during it is not lost
             try:
                 self.step(time.time())
             except Exception:  # alerts must outlive one bad report
                 log.exception("alerts: step failed")
             self._wake.wait(self.period)
-            self._wake.clear()
 
     # ------------------------------------------------------------ one step
     def step(self, now: float) -> None:
