@@ -12,11 +12,14 @@ import shutil
 import pytest
 
 
-def require_binary(name: str) -> str:
-    """The path of ``name``; a skip (or, under ``CI=true``, a failure) when it is missing."""
-    path = shutil.which(name)
-    if path is not None:
-        return path
+def require_binary(name: str, *alternatives: str) -> str:
+    """The path of ``name`` (or of the first of ``alternatives`` found: Debian calls
+    Alertmanager ``prometheus-alertmanager``); a skip (or, under ``CI=true``, a
+    failure) when none is installed."""
+    for candidate in (name, *alternatives):
+        path = shutil.which(candidate)
+        if path is not None:
+            return path
     message = (
         f"{name} is not installed (apt-get install prometheus prometheus-alertmanager; "
         ".ci/run does this)"

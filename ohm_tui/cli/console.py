@@ -15,6 +15,7 @@ from types import FrameType, TracebackType
 from typing import Any, Protocol
 
 from ohm_tui.cli.context import EXIT_OK, EXIT_UNKNOWN, CliError, open_monitor
+from ohm_tui.cli.watch import start_alerting
 
 _EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -127,6 +128,13 @@ def cmd_console(args: argparse.Namespace) -> int:
     with ExitSignals() as signals:
         try:
             with open_monitor(args, read_only=read_only) as monitor:
-                return run_app(make_app(monitor, read_only=read_only), signals)
+                app = make_app(monitor, read_only=read_only)
+                # The console's engine sends alerts too (not a read-only one).
+                alerting = None if read_only else start_alerting(monitor, announce=False)
+                try:
+                    return run_app(app, signals)
+                finally:
+                    if alerting is not None:
+                        alerting.stop()
         except KeyboardInterrupt:
             return EXIT_OK

@@ -20,6 +20,7 @@ from ohm_tui.engine.models import Event
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 
 if TYPE_CHECKING:
+    from ohm_tui.alerts.service import AlertService
     from ohm_tui.web.server import WebServer
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -125,6 +126,30 @@ def start_endpoint(monitor: OrchestratorHealthMonitor) -> WebServer | None:
     return server
 
 
+def start_alerting(
+    monitor: OrchestratorHealthMonitor, *, announce: bool = True
+) -> AlertService | None:
+    """Alerts to Alertmanager and ``[[notify]]`` webhooks, when the config asks; None
+    otherwise (and for a read-only monitor). A secret file that cannot be used stops
+    ohm with its reason."""
+    cfg = monitor.config
+    if not (cfg.alertmanager_url or cfg.notify) or monitor.read_only:
+        return None
+    from ohm_tui.alerts.http import redact
+    from ohm_tui.alerts.service import start_alerts
+    from ohm_tui.engine.config import ConfigError
+
+    try:
+        service = start_alerts(monitor)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    if service is not None and announce:
+        to = [f"Alertmanager {redact(cfg.alertmanager_url)}"] if cfg.alertmanager_url else []
+        to += [f"{n['format']} {redact(n['url'])}" for n in cfg.notify]
+        out.emit(f"ohm watch: sending alerts to {', '.join(to)}")
+    return service
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.interval is not None:
@@ -140,6 +165,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
         cfg = monitor.config
         fixing = "on" if monitor.auto_fix else "off"
         server = start_endpoint(monitor)
+        try:
+            alerting = start_alerting(monitor)
+        except CliError:
+            if server is not None:
+                server.stop()
+            raise
         out.emit(
             f"ohm watch: watching {cfg.data_dir} every {cfg.health_check_interval:g}s, "
             f"auto-fix {fixing} (stop with Ctrl-C or SIGTERM)"
@@ -147,5 +178,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         try:
             return run_watch_loop(monitor, stop)
         finally:
+            if alerting is not None:
+                alerting.stop()
             if server is not None:
                 server.stop()

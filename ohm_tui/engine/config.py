@@ -119,6 +119,10 @@ class Config:
     listen: str | None = None  # "127.0.0.1:9464"; None: no endpoint
     token_file: str | None = None  # bearer token, required off loopback
 
+    # -- alerts out: Alertmanager's API v2, and webhook destinations ([[notify]] tables)
+    alertmanager_url: str | None = None  # "http://127.0.0.1:9093"; None: not sent
+    notify: list[dict[str, Any]] = field(default_factory=list)
+
     # ---------------------------------------------------------------- paths
     def path(self, value: str) -> Path:
         """Resolve a configured path against ``data_dir``."""
@@ -267,6 +271,59 @@ def _check_sources(value: Any) -> list[str] | None:
     return list(dict.fromkeys(value))
 
 
+NOTIFY_FORMATS = ("slack", "ntfy", "json")
+NOTIFY_SEVERITIES = ("warning", "critical")
+_NOTIFY_KEYS = ("url", "format", "secret_file", "min_severity")
+
+
+def _check_url(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ConfigError(key, f"expected an http:// or https:// URL, got {value!r}")
+    if any(c.isspace() for c in value) or len(value) <= len("https://"):
+        raise ConfigError(key, f"not a usable URL: {value!r}")
+    return value
+
+
+def _check_notify(value: Any) -> list[dict[str, Any]]:
+    """``[[notify]]`` tables: each a destination with ``url`` and ``format``; a ``json``
+    destination signs with the secret in ``secret_file`` (read when sending starts)."""
+    if isinstance(value, Mapping):
+        value = [value]
+    if not isinstance(value, list):
+        raise ConfigError("notify", f"expected [[notify]] tables, got {value!r}")
+    out: list[dict[str, Any]] = []
+    for n, table in enumerate(value):
+        where = f"notify[{n}]"
+        if not isinstance(table, Mapping):
+            raise ConfigError(where, f"expected a table with url and format, got {table!r}")
+        for k in table:
+            if k not in _NOTIFY_KEYS:
+                raise ConfigError(f"{where}.{k}", f"unknown key (known: {', '.join(_NOTIFY_KEYS)})")
+        if "url" not in table:
+            raise ConfigError(f"{where}.url", "missing: where to send")
+        url = _check_url(f"{where}.url", table["url"])
+        fmt = table.get("format")
+        if fmt not in NOTIFY_FORMATS:
+            raise ConfigError(
+                f"{where}.format", f"expected one of {', '.join(NOTIFY_FORMATS)}, got {fmt!r}"
+            )
+        secret = table.get("secret_file")
+        if secret is not None and (not isinstance(secret, str) or not secret):
+            raise ConfigError(f"{where}.secret_file", f"expected a file path, got {secret!r}")
+        if fmt == "json" and secret is None:
+            raise ConfigError(
+                f"{where}.secret_file", "a json destination needs a secret file to sign with"
+            )
+        severity = table.get("min_severity", "warning")
+        if severity not in NOTIFY_SEVERITIES:
+            raise ConfigError(
+                f"{where}.min_severity",
+                f"expected one of {', '.join(NOTIFY_SEVERITIES)}, got {severity!r}",
+            )
+        out.append({"url": url, "format": fmt, "secret_file": secret, "min_severity": severity})
+    return out
+
+
 def _validate(key: str, value: Any) -> Any:
     f = _FIELDS[key]
     ftype = str(f.type)
@@ -289,6 +346,10 @@ def _validate(key: str, value: Any) -> Any:
             raise ConfigError(key, f"expected HOST:PORT such as 127.0.0.1:9464, got {value!r}")
     if key == "sources":
         return _check_sources(value)
+    if key == "alertmanager_url":
+        return None if value in (None, "") else _check_url(key, value)
+    if key == "notify":
+        return _check_notify(value)
     if key == "orchestrator_match":
         if isinstance(value, str):
             value = [value]

@@ -77,6 +77,8 @@ class EventKind(StrEnum):
     ACKNOWLEDGED = "acknowledged"  # an operator acknowledged an issue
     UNACKNOWLEDGED = "unacknowledged"  # an operator took an ack back
     ACK_LIFTED = "ack_lifted"  # the issue changed (worse, a new crash), expired, or went away
+    # Alerts out: Alertmanager or a webhook could not be reached after its retries.
+    NOTIFY_ERROR = "notify_error"
 
 
 # What an operator did to a run on purpose: its death is not a crash.

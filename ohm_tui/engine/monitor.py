@@ -1277,6 +1277,12 @@ class OrchestratorHealthMonitor:
         with self._lock, contextlib.suppress(ValueError):
             self._listeners.remove(callback)
 
+    @property
+    def last_report(self) -> HealthReport | None:
+        """The last check's report, read without the lock (one reference, swapped whole):
+        for senders that must never wait on, or slow, the engine."""
+        return self._last_report
+
     # ------------------------------------------------------------ for the faces
     def snapshot(
         self, *, crash_limit: int = 200, bug_limit: int = 200, record: bool = True
