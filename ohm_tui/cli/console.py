@@ -15,6 +15,9 @@ from types import FrameType, TracebackType
 from typing import Any, Protocol
 
 from ohm_tui.cli.context import EXIT_OK, EXIT_UNKNOWN, CliError, open_monitor
+from ohm_tui.cli.fleet import fleet_hosts
+from ohm_tui.cli.watch import listen_overrides, start_endpoint
+from ohm_tui.fleet.hosts import Host
 
 _EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -122,11 +125,44 @@ def run_app(app: ConsoleApp, signals: ExitSignals) -> int:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
+    hosts = fleet_hosts(args)
+    if hosts is not None:
+        return cmd_fleet_console(args, hosts)
     make_app = load_console()
     read_only = bool(args.read_only)
+    overrides = listen_overrides(args)
     with ExitSignals() as signals:
         try:
-            with open_monitor(args, read_only=read_only) as monitor:
-                return run_app(make_app(monitor, read_only=read_only), signals)
+            with open_monitor(args, read_only=read_only, overrides=overrides) as monitor:
+                # Only when asked on the command line: a config's listen is ohm watch's
+                # port, and a console opened beside that watch must not fight for it.
+                server = start_endpoint(monitor, "ohm console") if args_listen(args) else None
+                try:
+                    return run_app(make_app(monitor, read_only=read_only), signals)
+                finally:
+                    if server is not None:
+                        server.stop()
+        except KeyboardInterrupt:
+            return EXIT_OK
+
+
+def args_listen(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "listen", None))
+
+
+def cmd_fleet_console(args: argparse.Namespace, hosts: list[Host]) -> int:
+    """The fleet view: read-only by nature, no local monitor, no process control."""
+    if getattr(args, "listen", None):
+        raise CliError("--listen serves this host's monitor; the fleet view has none")
+    try:
+        from ohm_tui.tui.fleet.app import make_fleet_app
+    except ImportError as exc:
+        raise CliError(
+            f"the console is not available ({exc}); use 'ohm check --remote' instead",
+            EXIT_UNKNOWN,
+        ) from None
+    with ExitSignals() as signals:
+        try:
+            return run_app(make_fleet_app(hosts), signals)
         except KeyboardInterrupt:
             return EXIT_OK
