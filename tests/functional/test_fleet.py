@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -248,3 +249,51 @@ async def test_crash_detail_comes_from_the_host_that_owns_it(
         await wait_for(pilot, lambda: isinstance(app.screen, CrashDetailScreen))
         assert isinstance(app.screen, CrashDetailScreen)
         assert app.screen.crash.agent_pid == one.agent_pid
+
+
+def test_console_listen_serves_while_the_console_runs(
+    tmp_path: Path, reaper: ProcessReaper
+) -> None:
+    """``ohm console --listen`` on a real terminal (a pty) answers /api/v1 like ohm watch."""
+    import os
+    import pty
+
+    data = state_dir(tmp_path / "console", loop_age=0.0)
+    port = free_port()
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ohm_tui", "console", "--data-dir", str(data),
+             "--listen", f"127.0.0.1:{port}"],
+            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+            env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"},
+        )  # fmt: skip
+        reaper.add(proc)
+        url = f"http://127.0.0.1:{port}"
+        threading_drain(master)
+        wait_until(lambda: _up(url), timeout=30, interval=0.1, message="the console serves /api")
+        assert status_of(url) == "healthy"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert not _up(url)  # the endpoint stopped with the console
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
+def threading_drain(fd: int) -> Any:
+    """Read the console's terminal output so it never blocks on a full pty."""
+    import os
+    import threading
+
+    def loop() -> None:
+        while True:
+            try:
+                if not os.read(fd, 65536):
+                    return
+            except OSError:
+                return
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    return t
