@@ -32,10 +32,21 @@ from bench import (
     b_peers,
     b_respawn,
     b_scale,
+    b_web,
 )
 from bench.common import BENCH_DIR, REPO, Row, Section, reap_strays, render_markdown
 
-SECTIONS = ["respawn", "detect", "peers", "idle", "scale", "lifecycle", "demo", "history"]
+SECTIONS = [
+    "respawn",
+    "detect",
+    "peers",
+    "idle",
+    "scale",
+    "lifecycle",
+    "demo",
+    "history",
+    "web",
+]
 
 
 def _machine() -> str:
@@ -163,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             section("demo", lambda: b_demo.run(work, args.quick))
         if "lifecycle" in chosen:
             section("lifecycle", lambda: b_lifecycle.run(work, args.quick))
+        if "web" in chosen:
+            section("web", lambda: b_web.run(work, args.quick))
         if "history" in chosen and fill is not None:
             history_fill = fill
             section("history", lambda: b_history.run(work, args.quick, history_fill))

@@ -7,6 +7,7 @@ import argparse
 from ohm_tui.cli import output as out
 from ohm_tui.cli.acks import ack_text
 from ohm_tui.cli.context import EXIT_UNKNOWN, CliError, open_monitor
+from ohm_tui.cli.fleet import cmd_check_remote, fleet_hosts
 from ohm_tui.engine import headline
 from ohm_tui.engine.models import STATUS_ORDER, ActionResult, HealthReport, Issue
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
@@ -78,6 +79,9 @@ def _write_prom(monitor: OrchestratorHealthMonitor, path: str) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    hosts = fleet_hosts(args, EXIT_UNKNOWN)
+    if hosts is not None:
+        return cmd_check_remote(args, hosts)
     with open_monitor(args) as monitor:
         report = monitor.check()
         results: list[ActionResult] = []

@@ -15,7 +15,8 @@ from types import FrameType, TracebackType
 from typing import Any, Protocol
 
 from ohm_tui.cli.context import EXIT_OK, EXIT_UNKNOWN, CliError, open_monitor
-from ohm_tui.cli.watch import start_alerting
+from ohm_tui.cli.fleet import fleet_hosts
+from ohm_tui.cli.watch import listen_overrides, start_alerting, start_endpoint
 
 _EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -123,18 +124,26 @@ def run_app(app: ConsoleApp, signals: ExitSignals) -> int:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
+    hosts = fleet_hosts(args)
+    if hosts is not None:
+        return cmd_fleet_console(args, hosts)
     make_app = load_console()
     read_only = bool(args.read_only)
+    overrides = listen_overrides(args)
     with ExitSignals() as signals:
         try:
-            with open_monitor(args, read_only=read_only) as monitor:
-                app = make_app(monitor, read_only=read_only)
+            with open_monitor(args, read_only=read_only, overrides=overrides) as monitor:
+                # Only when asked on the command line: a config's listen is ohm watch's
+                # port, and a console opened beside that watch must not fight for it.
+                server = start_endpoint(monitor, "ohm console") if args_listen(args) else None
                 # The console's engine sends alerts too (not a read-only one).
                 alerting = None if read_only else start_alerting(monitor, announce=False)
                 try:
-                    return run_app(app, signals)
+                    return run_app(make_app(monitor, read_only=read_only), signals)
                 finally:
                     if alerting is not None:
                         alerting.stop()
+                    if server is not None:
+                        server.stop()
         except KeyboardInterrupt:
             return EXIT_OK

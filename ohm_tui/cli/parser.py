@@ -41,17 +41,23 @@ EXAMPLES: dict[str, str] = {
   ohm watch                         # headless loop for systemd""",
     "console": """\
   ohm console --data-dir /srv/orch/data
-  ohm console --read-only           # watch only: every fix is disabled""",
+  ohm console --read-only           # watch only: every fix is disabled
+  ohm console --listen 127.0.0.1:9464   # also serve /metrics and /api/v1 while it runs
+  ohm console --remote http://orch-1:9464 --remote http://orch-2:9464 --token-file t
+  ohm console --fleet fleet.toml    # one read-only console over several hosts""",
     "check": """\
   ohm check                         # status, metrics, one line per issue
   ohm check --fix                   # also respawn, clean up and file bugs
   ohm check --json | jq .status
   ohm check --prom-file /var/lib/node_exporter/textfile/ohm.prom  # for node_exporter
   ohm check --data-dir /srv/orch/data || echo "not healthy"
+  ohm check --remote http://orch-1:9464 --remote http://orch-2:9464  # the fleet's worst
 
 Exit codes (monitoring-plugin convention):
   0 healthy, 1 degraded, 2 critical, 3 unknown (the check could not run:
-  bad option, config error, missing data directory, engine error)""",
+  bad option, config error, missing data directory, engine error)
+  With --remote/--fleet: the worst host; a host that does not answer is
+  3 unknown, unless another host is critical (2)""",
     "crashes": """\
   ohm crashes                       # last 24 hours
   ohm crashes --last=90m --agent architect
@@ -264,6 +270,8 @@ def build_parser() -> OhmParser:
         default=argparse.SUPPRESS,
         help="disable every action that changes anything",
     )
+    _listen(p, "console")
+    _remote(p)
     p.set_defaults(handler=console.cmd_console)
 
     p = add("check", "run one health check and print it", error_status=3)
@@ -274,6 +282,7 @@ def build_parser() -> OhmParser:
         help="also write the Prometheus metrics to PATH, atomically "
         "(for node_exporter's textfile collector)",
     )
+    _remote(p, token=True)
     _json(p)
     p.set_defaults(handler=check.cmd_check)
 
@@ -341,17 +350,7 @@ def build_parser() -> OhmParser:
         help="seconds between checks (default: health_check_interval, 30)",
     )
     p.add_argument("--no-fix", action="store_true", help="report only, never fix")
-    p.add_argument(
-        "--listen",
-        metavar="HOST:PORT",
-        help="serve /metrics, /healthz and the read-only /api/v1 (e.g. 127.0.0.1:9464; "
-        "config key listen)",
-    )
-    p.add_argument(
-        "--token-file",
-        metavar="FILE",
-        help="bearer token every request must send (mode 600; required off loopback)",
-    )
+    _listen(p, "watch")
     p.set_defaults(handler=watch.cmd_watch)
 
     p = add("respawn", "respawn an agent now (manual fix, ignores the retry limit)")
@@ -463,3 +462,38 @@ def _add_bug_commands(bug: OhmParser, common: OhmParser) -> None:
     p.add_argument("priority", choices=PRIORITIES)
     _json(p)
     p.set_defaults(handler=bugs.cmd_bug_priority)
+
+
+def _listen(p: argparse.ArgumentParser, command: str) -> None:
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="serve /metrics, /healthz and the read-only /api/v1 (e.g. 127.0.0.1:9464; "
+        "config key listen)",
+    )
+    if command == "watch":
+        help_text = "bearer token every request must send (mode 600; required off loopback)"
+    else:
+        help_text = (
+            "with --listen: the bearer token every request must send; with --remote: "
+            "the token sent to the hosts (mode 600)"
+        )
+    p.add_argument("--token-file", metavar="FILE", help=help_text)
+
+
+def _remote(p: argparse.ArgumentParser, *, token: bool = False) -> None:
+    p.add_argument(
+        "--remote",
+        action="append",
+        metavar="URL",
+        help="a host's ohm watch --listen endpoint (repeat for several): the fleet, read-only",
+    )
+    p.add_argument(
+        "--fleet",
+        metavar="FILE",
+        help="fleet.toml: [[host]] tables with url (and name, token_file, ssh)",
+    )
+    if token:
+        p.add_argument(
+            "--token-file", metavar="FILE", help="with --remote: the bearer token sent (mode 600)"
+        )

@@ -104,7 +104,9 @@ def run_watch_loop(monitor: OrchestratorHealthMonitor, stop: StopSignals) -> int
     return EXIT_OK
 
 
-def start_endpoint(monitor: OrchestratorHealthMonitor) -> WebServer | None:
+def start_endpoint(
+    monitor: OrchestratorHealthMonitor, label: str = "ohm watch"
+) -> WebServer | None:
     """The HTTP endpoint the config asks for (``listen``), started; None without one."""
     cfg = monitor.config
     if not cfg.listen:
@@ -122,7 +124,7 @@ def start_endpoint(monitor: OrchestratorHealthMonitor) -> WebServer | None:
         raise CliError(f"cannot listen on {cfg.listen}: {exc.strerror or exc}") from None
     server.start()
     auth = "bearer token required" if token else "no token (loopback only)"
-    out.emit(f"ohm watch: serving {server.url}/metrics and {server.url}/api/v1 ({auth})")
+    out.emit(f"{label}: serving {server.url}/metrics and {server.url}/api/v1 ({auth})")
     return server
 
 
@@ -150,17 +152,23 @@ def start_alerting(
     return service
 
 
-def cmd_watch(args: argparse.Namespace) -> int:
+def listen_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``--listen`` / ``--token-file`` as config overrides (for watch and the console)."""
     overrides: dict[str, Any] = {}
+    if getattr(args, "listen", None):
+        overrides["listen"] = args.listen
+    if getattr(args, "token_file", None):
+        # Relative to where the command runs, not to the data directory.
+        overrides["token_file"] = os.path.abspath(args.token_file)
+    return overrides
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    overrides = listen_overrides(args)
     if args.interval is not None:
         overrides["health_check_interval"] = args.interval
     if args.no_fix:
         overrides["auto_fix"] = False
-    if args.listen:
-        overrides["listen"] = args.listen
-    if args.token_file:
-        # Relative to where the command runs, not to the data directory.
-        overrides["token_file"] = os.path.abspath(args.token_file)
     with StopSignals() as stop, open_monitor(args, overrides=overrides) as monitor:
         cfg = monitor.config
         fixing = "on" if monitor.auto_fix else "off"

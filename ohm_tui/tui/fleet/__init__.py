@@ -1,0 +1,1 @@
+"""The fleet view: one read-only console over several hosts' ``ohm watch --listen``."""
