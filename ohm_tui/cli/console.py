@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from ohm_tui.cli.context import EXIT_OK, EXIT_UNKNOWN, CliError, open_monitor
 from ohm_tui.cli.fleet import fleet_hosts
 from ohm_tui.cli.watch import listen_overrides, start_alerting, start_endpoint
+from ohm_tui.fleet.hosts import Host
 
 _EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -145,5 +146,27 @@ def cmd_console(args: argparse.Namespace) -> int:
                         alerting.stop()
                     if server is not None:
                         server.stop()
+        except KeyboardInterrupt:
+            return EXIT_OK
+
+
+def args_listen(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "listen", None))
+
+
+def cmd_fleet_console(args: argparse.Namespace, hosts: list[Host]) -> int:
+    """The fleet view: read-only by nature, no local monitor, no process control."""
+    if getattr(args, "listen", None):
+        raise CliError("--listen serves this host's monitor; the fleet view has none")
+    try:
+        from ohm_tui.tui.fleet.app import make_fleet_app
+    except ImportError as exc:
+        raise CliError(
+            f"the console is not available ({exc}); use 'ohm check --remote' instead",
+            EXIT_UNKNOWN,
+        ) from None
+    with ExitSignals() as signals:
+        try:
+            return run_app(make_fleet_app(hosts), signals)
         except KeyboardInterrupt:
             return EXIT_OK
