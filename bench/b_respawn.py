@@ -24,7 +24,7 @@ from typing import Any
 
 from bench.common import Row, Section, crasher_argv, read_record, respawn_gaps, stat_row
 from ohm_tui.engine import procs
-from ohm_tui.engine.models import Event
+from ohm_tui.engine.model import Event
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 
 MAX_RESPAWNS = 3

@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from ohm_tui.engine import fmt
-from ohm_tui.engine.models import format_bug_number
+from ohm_tui.engine.model import format_bug_number
 
 DASH = fmt.DASH
 

@@ -10,53 +10,19 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal
 
 from ohm_tui.engine import kernel, logparse, procs
 from ohm_tui.engine.config import Config
 from ohm_tui.engine.fmt import count
-from ohm_tui.engine.models import AgentRecord, CrashInfo, Issue
+from ohm_tui.engine.model import (
+    AgentRecord,
+    CrashInfo,
+    ExitInfo,
+    Issue,
+    Observation,
+    RawProc,
+)
 from ohm_tui.engine.statefile import LoopState
-
-Liveness = Literal["alive", "zombie", "dead", "ended_ok", "not_running"]
-
-
-@dataclass(slots=True)
-class Observation:
-    """One agent run as this check saw it."""
-
-    record: AgentRecord
-    liveness: Liveness
-    raw: procs.RawProc | None = None
-    cpu_percent: float | None = None
-    exit_code: int | None = None
-    died_at: float | None = None
-    crash: CrashInfo | None = None
-    is_crash: bool = False
-    recent: bool = False  # died recently enough to act on
-    stale_entry: bool = False  # its source still lists it as running, but it is not
-    log_mtime: float | None = None
-    reason: str = ""
-    zombie: bool = False  # dead, not yet reaped by its parent (``raw`` is the zombie)
-
-
-@dataclass(slots=True)
-class ExitInfo:
-    """What the runner wrapper recorded when an agent ohm started ended."""
-
-    pid: int
-    started_at: float | None
-    ended_at: float | None
-    exit_code: int | None
-    path: Path | None = None
-
-
-@dataclass(slots=True)
-class Findings:
-    observations: list[Observation] = field(default_factory=list)
-    issues: list[Issue] = field(default_factory=list)
 
 
 def log_mtime(path: str | None) -> float | None:
@@ -71,7 +37,7 @@ def log_mtime(path: str | None) -> float | None:
 def observe(
     record: AgentRecord,
     *,
-    table: dict[int, procs.RawProc],
+    table: dict[int, RawProc],
     config: Config,
     now: float,
     seen_before: bool,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,15 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 from ohm_tui.engine import procs, statefile, timeutil
 from ohm_tui.engine.config import Config, check_file_trust
-from ohm_tui.engine.detect import Observation
 from ohm_tui.engine.fmt import count
-from ohm_tui.engine.models import (
+from ohm_tui.engine.model import (
     ActionResult,
     AgentRecord,
     CrashRow,
     EventKind,
     HealthReport,
     Issue,
+    Observation,
+    agent_key,
+    slug,
+    task_key,
 )
 from ohm_tui.engine.sources.base import SourceWriteError
 from ohm_tui.engine.sources.sessions import NOT_RESPAWNED
@@ -37,22 +39,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ohm.fixes")
 
-_SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 RESPAWNS_PER_PASS = 8
 # Sources a respawn is written back into: agent_state.json and agent_lifecycle.
 WRITE_BACK_SOURCES = ("real", "ohm", "lifecycle")
 STALE_SOURCES = ("real", "ohm", "lifecycle", "session")  # sources ohm moves stale entries in
-
-
-def task_key(agent_type: str | None, task_id: str | None) -> str:
-    """Respawn limits count per task; an agent without a task counts per type."""
-    return f"task:{task_id}" if task_id else f"type:{agent_type or 'agent'}"
-
-
-def slug(text: str | None, default: str = "agent") -> str:
-    """A file-name-safe piece (task ids like ``../../etc/x`` stay inside their folder)."""
-    s = _SLUG.sub("_", text or "").strip("._")[:60]
-    return s or default
 
 
 @dataclass(slots=True)
@@ -457,7 +447,7 @@ class Fixer:
             argv = shlex.split(crash.command_text or "")
         except ValueError:
             argv = (crash.command_text or "").split()
-        key = statefile.agent_key(pid, started)
+        key = agent_key(pid, started)
         self.m.store.add_ohm_agent(
             agent_key=key,
             pid=pid,
@@ -764,7 +754,7 @@ class Fixer:
                 "respawn_of": respawn_of.key if respawn_of else None,
             },
         )
-        key = statefile.agent_key(res.pid, res.create_time)
+        key = agent_key(res.pid, res.create_time)
         rec = AgentRecord(
             key=key,
             pid=res.pid,

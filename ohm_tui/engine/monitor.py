@@ -28,11 +28,10 @@ from ohm_tui.engine import acks, detect, logparse, procs, statefile, timeutil
 from ohm_tui.engine.blocked import OutputBlockWatch
 from ohm_tui.engine.bugs import BugTracker
 from ohm_tui.engine.config import Config, load_config
-from ohm_tui.engine.detect import ExitInfo, Observation
-from ohm_tui.engine.fixes import Fixer, task_key
+from ohm_tui.engine.fixes import Fixer
 from ohm_tui.engine.fmt import count
 from ohm_tui.engine.logfind import LogFinder
-from ohm_tui.engine.models import (
+from ohm_tui.engine.model import (
     OPERATOR_STOPS,
     STATUS_ORDER,
     Ack,
@@ -44,14 +43,18 @@ from ohm_tui.engine.models import (
     CrashRow,
     Event,
     EventKind,
+    ExitInfo,
     HealthReport,
     Issue,
     IssueType,
+    Observation,
+    RawProc,
     RespawnPlan,
     Snapshot,
     Status,
     parse_bug_number,
     signal_name,
+    task_key,
 )
 from ohm_tui.engine.notify import Notifier
 from ohm_tui.engine.pidwatch import PidWatcher
@@ -137,7 +140,7 @@ class OrchestratorHealthMonitor:
         self._write_error: str | None = None  # first failed history write of this check
         self._logs = LogFinder(self.config)
         self._last_lines: dict[str, tuple[tuple[int, int, int], str | None]] = {}
-        self._orch_scan: tuple[dict[int, procs.RawProc], list[int]] | None = None
+        self._orch_scan: tuple[dict[int, RawProc], list[int]] | None = None
         # First sight of each zombie (pid, start time): only a lingering one is news.
         self._zombie_since: dict[tuple[int, float], float] = {}
         # Exit codes read from agents' zombies, kept once the parent has reaped them.
@@ -551,9 +554,7 @@ class OrchestratorHealthMonitor:
         self._state_ok = self._sources.json_ok
         return records
 
-    def _session_issues(
-        self, records: list[AgentRecord], table: dict[int, procs.RawProc]
-    ) -> list[Issue]:
+    def _session_issues(self, records: list[AgentRecord], table: dict[int, RawProc]) -> list[Issue]:
         """Era 3: stuck sessions, and each session's claude processes found."""
         if not any(r.source == "session" for r in records):
             return []
@@ -805,7 +806,7 @@ class OrchestratorHealthMonitor:
         except (OSError, ValueError):
             return None
 
-    def _orchestrator_pids(self, table: dict[int, procs.RawProc]) -> list[int]:
+    def _orchestrator_pids(self, table: dict[int, RawProc]) -> list[int]:
         """``find_orchestrators`` over ``table``, computed once for both of its callers."""
         scan = self._orch_scan
         if scan is not None and scan[0] is table:
@@ -815,7 +816,7 @@ class OrchestratorHealthMonitor:
         return found
 
     def _orchestrator_issues(
-        self, table: dict[int, procs.RawProc], now: float
+        self, table: dict[int, RawProc], now: float
     ) -> tuple[list[Issue], float | None]:
         loop = statefile.read_work_loop_state(self.config.work_loop_state_path, now=now)
         table_hb = self._sources.heartbeat  # era 2+: orchestrator_state.updated_at
@@ -863,7 +864,7 @@ class OrchestratorHealthMonitor:
         return issues, last_poll
 
     def _zombie_children_issues(
-        self, table: dict[int, procs.RawProc], observations: list[Observation]
+        self, table: dict[int, RawProc], observations: list[Observation]
     ) -> list[Issue]:
         """Zombies among the orchestrator's children and the agents, once they linger.
 
@@ -875,7 +876,7 @@ class OrchestratorHealthMonitor:
         now = timeutil.now()
         agents = {o.raw.key: o for o in observations if o.zombie and o.raw is not None}
         parents = set(self._orchestrator_pids(table))
-        found: dict[tuple[int, float], procs.RawProc] = {
+        found: dict[tuple[int, float], RawProc] = {
             z.key: z
             for z in procs.find_zombies(table, parents=parents)
             if z.ppid != os.getpid()  # ours (an exited runner): reaped every cycle

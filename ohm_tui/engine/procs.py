@@ -36,7 +36,8 @@ from typing import Any, Literal
 
 import psutil
 
-from ohm_tui.engine.models import ProcStats
+from ohm_tui.engine.model import ProcStats
+from ohm_tui.engine.model.process import STATE_NAMES, RawProc
 
 log = logging.getLogger(__name__)
 
@@ -60,21 +61,6 @@ RUNNER_PATH = str(Path(__file__).with_name("runner.py").resolve())
 # resolution is 1/CLK_TCK, so 0.05 s is "the same tick" with room to spare.
 START_TIME_EPSILON = 0.05
 
-# psutil-style names for the one-letter states of /proc/<pid>/stat.
-STATE_NAMES: dict[str, str] = {
-    "R": "running",
-    "S": "sleeping",
-    "D": "disk-sleep",
-    "Z": "zombie",
-    "T": "stopped",
-    "t": "tracing-stop",
-    "X": "dead",
-    "x": "dead",
-    "I": "idle",
-    "K": "wake-kill",
-    "W": "waking",
-    "P": "parked",
-}
 _PSUTIL_STATES = {v: k for k, v in STATE_NAMES.items() if k not in ("x",)}
 _PSUTIL_STATES["waiting"] = "S"
 _PSUTIL_STATES["locked"] = "D"
@@ -88,28 +74,6 @@ TerminateOutcome = Literal[
     "permission_denied",
     "still_running",  # SIGKILLed and still there after the wait (D state): not stopped
 ]
-
-
-@dataclass(slots=True)
-class RawProc:
-    """One process as one line of ``/proc/<pid>/stat`` describes it."""
-
-    pid: int
-    ppid: int
-    state: str  # one char: R S D Z T t I X
-    start_time: float  # UTC epoch seconds, same clock as psutil's create_time
-    cpu_ticks: int  # utime + stime, in 1/CLK_TCK s
-    rss_bytes: int
-    name: str = ""  # comm (15 chars at most); never use it as an identity
-
-    @property
-    def key(self) -> tuple[int, float]:
-        return (self.pid, self.start_time)
-
-    @property
-    def status(self) -> str:
-        """The state as psutil names it (``"zombie"``, ``"sleeping"``...)."""
-        return STATE_NAMES.get(self.state, "unknown")
 
 
 # ----------------------------------------------------------------- boot time

@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING
 
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.bugs import BugOutcome
-from ohm_tui.engine.fixes import task_key
 from ohm_tui.engine.fmt import count, plural
-from ohm_tui.engine.models import CrashRow, HealthReport, IssueType
+from ohm_tui.engine.model import CrashRow, HealthReport, IssueType, task_key
 
 if TYPE_CHECKING:
     from ohm_tui.engine.monitor import OrchestratorHealthMonitor

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from ohm_tui.engine.models import Ack, BugRow, CrashInfo, CrashRow, Event, HealthReport
+from ohm_tui.engine.model import Ack, BugRow, CrashInfo, CrashRow, Event, HealthReport
 from ohm_tui.engine.timeutil import iso_local_naive, iso_utc, to_epoch
 from ohm_tui.engine.timeutil import now as _now
 

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 
-from ohm_tui.engine.models import BugRow
+from ohm_tui.engine.model import BugRow
 from ohm_tui.tui import text
 from ohm_tui.tui.keyed_table import CellCache, KeyedTable
 from ohm_tui.tui.tones import PRIORITY_TONES, tone

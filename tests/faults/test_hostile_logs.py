@@ -13,7 +13,7 @@ from typing import Any
 
 from ohm_tui import OrchestratorHealthMonitor
 from ohm_tui.engine import logparse
-from ohm_tui.engine.models import HealthReport
+from ohm_tui.engine.model import HealthReport
 from tests.faults.kit import (
     PY,
     MonitorFactory,

@@ -14,7 +14,7 @@ import pytest
 
 from ohm_tui.engine import logparse, timeutil
 from ohm_tui.engine.config import ConfigError, load_config
-from ohm_tui.engine.fixes import slug
+from ohm_tui.engine.model import slug
 from tests.faults.kit import (
     CRASH_SCRIPT,
     PY,

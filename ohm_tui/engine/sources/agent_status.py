@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ohm_tui.engine import logparse, timeutil
-from ohm_tui.engine.models import CrashInfo, Issue
+from ohm_tui.engine.model import CrashInfo, Issue
 
 STATUS_DIR = "agent_status"  # relative to the data directory
 SUFFIX = "_status.json"

@@ -14,8 +14,7 @@ from pathlib import Path
 
 from ohm_tui.engine import procs, statefile
 from ohm_tui.engine.config import Config
-from ohm_tui.engine.detect import ExitInfo, Observation
-from ohm_tui.engine.models import AgentRecord, Issue
+from ohm_tui.engine.model import AgentRecord, ExitInfo, Issue, Observation
 from ohm_tui.engine.sources import sessions
 from ohm_tui.engine.sources.base import Source, SourceKind, SourceRead, SourceWriteError
 from ohm_tui.engine.sources.jsonfile import AgentStateSource

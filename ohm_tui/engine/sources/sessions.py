@@ -16,8 +16,7 @@ import sqlite3
 
 from ohm_tui.engine import logparse, procs
 from ohm_tui.engine.config import Config
-from ohm_tui.engine.detect import Observation
-from ohm_tui.engine.models import AgentRecord, CrashInfo, Issue, SessionHealth
+from ohm_tui.engine.model import AgentRecord, CrashInfo, Issue, Observation, RawProc, SessionHealth
 from ohm_tui.engine.sources import calls as inv
 from ohm_tui.engine.sources import sqlite as db
 from ohm_tui.engine.sources.base import Source, SourceKind, SourceRead
@@ -221,7 +220,7 @@ def _is_claude(pid: int) -> bool:
 
 def attach_children(
     records: list[AgentRecord],
-    table: dict[int, procs.RawProc],
+    table: dict[int, RawProc],
     orchestrators: list[int],
     calls: list[inv.Invocation],
 ) -> None:
