@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 
-from ohm_tui.engine import kernel, logparse, procs
+from ohm_tui.engine import logparse
 from ohm_tui.engine.config import Config
 from ohm_tui.engine.fmt import count
 from ohm_tui.engine.model import (
@@ -23,6 +23,7 @@ from ohm_tui.engine.model import (
     RawProc,
 )
 from ohm_tui.engine.statefile import LoopState
+from ohm_tui.engine.system import kernel, procs
 
 
 def log_mtime(path: str | None) -> float | None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ohm_tui.engine import procs, statefile, timeutil
+from ohm_tui.engine import statefile, timeutil
 from ohm_tui.engine.config import Config, check_file_trust
 from ohm_tui.engine.fmt import count
 from ohm_tui.engine.model import (
@@ -33,6 +33,8 @@ from ohm_tui.engine.model import (
 from ohm_tui.engine.sources.base import SourceWriteError
 from ohm_tui.engine.sources.sessions import NOT_RESPAWNED
 from ohm_tui.engine.store import RespawnState, StoreError
+from ohm_tui.engine.system import exits as exit_records
+from ohm_tui.engine.system import procs, spawner
 
 if TYPE_CHECKING:
     from ohm_tui.engine.monitor import OrchestratorHealthMonitor
@@ -227,7 +229,7 @@ class Fixer:
         results = self.handle_pending()
         if self._stale(list(self.m._observations.values())):
             results.append(self.clean(list(self.m._observations.values())))
-        for pid, code in procs.reap_children():
+        for pid, code in spawner.reap_children():
             log.debug("reaped child %s (%s)", pid, code)
         restart = self._maybe_restart(report)
         if restart is not None:
@@ -320,8 +322,7 @@ class Fixer:
                 pid, create_time = int(pid_text), float(ct_text)
             except ValueError:
                 continue
-            raw = procs.read_proc(pid)
-            if raw is not None and raw.state != "Z" and abs(raw.start_time - create_time) < 1.0:
+            if procs.is_running(pid, create_time):
                 continue  # its monitor is alive and still working on it
             if store.release_claim(crash_id, claimer):
                 log.info("crash %s: claim of dead monitor %s released", crash_id, claimer)
@@ -410,15 +411,8 @@ class Fixer:
         log_dir = os.path.abspath(self.cfg.log_dir_path)
         known = {int(r["pid"]) for r in self.m.store.list_ohm_agents(running_only=False)}
         found: tuple[int, float, str | None] | None = None
-        exits = self.cfg.exits_dir_path
-        try:
-            entries = list(os.scandir(exits))
-        except OSError:
-            entries = []
-        for entry in entries:
-            if not entry.name.endswith(".json"):
-                continue
-            data = procs.read_exit_record(entry.path) or {}
+        for path in exit_records.record_files(self.cfg.exits_dir_path):
+            data = exit_records.read_exit_record(path) or {}
             meta = data.get("meta")
             if not isinstance(meta, dict):
                 continue
@@ -742,7 +736,7 @@ class Fixer:
         log_file = self.cfg.log_dir_path / (
             f"{slug(agent_type)}-{slug(task_id, 'none')}-{int(now * 1000)}.log"
         )
-        res = procs.spawn_agent_process(
+        res = spawner.spawn_agent_process(
             list(argv),
             cwd=cwd,
             log_file=log_file,
@@ -1090,7 +1084,7 @@ class Fixer:
                 moved += self.m._sources.move_stale(rows, timeutil.now())
             except SourceWriteError as exc:
                 return ActionResult(False, "clean_zombies", f"cleanup failed: {exc}")
-        reaped = [pid for pid, _ in procs.reap_children()]
+        reaped = [pid for pid, _ in spawner.reap_children()]
         msg = f"moved {count(len(moved), 'stale entry')} to completed_agents"
         if reaped:
             msg += f"; reaped {count(len(reaped), 'zombie')}"
@@ -1132,7 +1126,7 @@ class Fixer:
         cwd = self.cfg.orchestrator_restart_cwd
         log_file = self.cfg.log_dir_path / f"orchestrator-restart-{int(now)}.log"
         try:
-            res = procs.spawn_agent_process(
+            res = spawner.spawn_agent_process(
                 list(argv),
                 cwd=cwd,
                 log_file=log_file,

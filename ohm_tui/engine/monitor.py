@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ohm_tui.engine import acks, detect, logparse, procs, statefile, timeutil
+from ohm_tui.engine import acks, detect, logparse, statefile, timeutil
 from ohm_tui.engine.blocked import OutputBlockWatch
 from ohm_tui.engine.bugs import BugTracker
 from ohm_tui.engine.config import Config, load_config
@@ -57,13 +57,15 @@ from ohm_tui.engine.model import (
     task_key,
 )
 from ohm_tui.engine.notify import Notifier
-from ohm_tui.engine.pidwatch import PidWatcher
 from ohm_tui.engine.reporting import BugReporter
 from ohm_tui.engine.sources import agent_status
 from ohm_tui.engine.sources import sessions as session_source
 from ohm_tui.engine.sources.invocations import CostTracker, invocations_path
 from ohm_tui.engine.sources.registry import SourceSet
 from ohm_tui.engine.store import Store, StoreError
+from ohm_tui.engine.system import exits as exit_records
+from ohm_tui.engine.system import procs, spawner
+from ohm_tui.engine.system.pidwatch import PidWatcher
 
 log = logging.getLogger("ohm.monitor")
 
@@ -217,19 +219,7 @@ class OrchestratorHealthMonitor:
         return ev
 
     def _exit_infos(self) -> dict[int, ExitInfo]:
-        out: dict[int, ExitInfo] = {}
-        d = self.config.exits_dir_path
-        try:
-            entries = list(os.scandir(d))
-        except OSError:
-            return out
-        for entry in entries:
-            if not entry.name.endswith(".json"):
-                continue
-            info = _read_exit_file(Path(entry.path))
-            if info is not None:
-                out[info.pid] = info
-        return out
+        return exit_records.scan_exit_infos(self.config.exits_dir_path)
 
     def _ohm_records(self) -> list[AgentRecord]:
         return [_ohm_record(row) for row in self.store.list_ohm_agents(running_only=True)]
@@ -301,7 +291,7 @@ class OrchestratorHealthMonitor:
                     )
                 )
             records = self._gather(issues) if store_ok else self._gather_no_store(issues)
-            procs.reap_children()  # our own exited runners: reaping them is bookkeeping, not a fix
+            spawner.reap_children()  # our exited runners: bookkeeping, not a fix
             table = procs.scan_processes()
             exits = self._exit_infos() if store_ok else {}
             seen: set[str] = set()
@@ -1002,7 +992,7 @@ class OrchestratorHealthMonitor:
                 now=timeutil.now(),
                 holder_pid=os.getpid(),
                 holder_create_time=self._holder_create_time,
-                is_alive=_process_alive,
+                is_alive=procs.is_running,
             )
         except StoreError as exc:
             log.warning("fixer lease unavailable: %s", exc)
@@ -1044,7 +1034,7 @@ class OrchestratorHealthMonitor:
             self._thread = threading.Thread(target=self._loop, name="ohm-engine", daemon=True)
             self._thread.start()
             if self.auto_fix:
-                procs.prewarm()  # a spare runner waits, so the first respawn skips start-up
+                spawner.prewarm()  # a spare runner waits, so the first respawn skips start-up
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -1060,6 +1050,8 @@ class OrchestratorHealthMonitor:
             with contextlib.suppress(StoreError):
                 self._store.release_lease(FIXER_LEASE, self._holder)
             self._is_fixer = False
+        # The warm spare runner holds no agent: it must not outlive the monitor.
+        spawner.shutdown_spares()
 
     @property
     def running(self) -> bool:
@@ -1104,7 +1096,7 @@ class OrchestratorHealthMonitor:
                     due = self.fixer.respawn_due_in()
                     if self.auto_fix and due is not None and due <= 0:
                         self._respawn_due()
-                procs.reap_children()
+                spawner.reap_children()
             except Exception as exc:  # the engine must outlive any one bad cycle
                 log.exception("health cycle failed")
                 self.event("engine_error", f"health cycle failed: {exc}"[:500])
@@ -1184,7 +1176,9 @@ class OrchestratorHealthMonitor:
             rec = self._fresh_record(obs.record)
             ex = None
             if rec.source == "ohm_spawned":
-                ex = _wait_exit_file(self.config.exits_dir_path, rec.pid, rec.started_at, 0.05)
+                ex = exit_records.wait_exit_info(
+                    self.config.exits_dir_path, rec.pid, rec.started_at, 0.05
+                )
             self._dead_since.setdefault(key, when)
             # Not reaped yet (an era-1 agent stays its orchestrator's zombie): its
             # exit status is readable now, and only now.
@@ -1806,52 +1800,6 @@ def _task_of(tk: str) -> str | None:
 
 def _opt_text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _process_alive(pid: int, create_time: float) -> bool:
-    raw = procs.read_proc(pid)
-    return raw is not None and raw.state != "Z" and abs(raw.start_time - create_time) < 1.0
-
-
-def _read_exit_file(path: Path) -> ExitInfo | None:
-    """The runner's exit record as an ``ExitInfo``; ``None`` when partial or foreign."""
-    data = procs.read_exit_record(path)
-    if data is None:
-        return None
-    try:
-        return ExitInfo(
-            pid=int(data["pid"]),
-            started_at=timeutil.to_epoch(data.get("started_at")),
-            ended_at=timeutil.to_epoch(data.get("ended_at")),
-            exit_code=None if data.get("exit_code") is None else int(data["exit_code"]),
-            path=path,
-        )
-    except (ValueError, KeyError, TypeError):
-        return None  # e.g. a failed start: {"pid": null, "error": ...}
-
-
-def _wait_exit_file(
-    exits_dir: Path, pid: int, started_at: float | None, timeout: float
-) -> ExitInfo | None:
-    """The runner writes the exit record a moment after the agent dies: wait briefly."""
-    deadline = time.monotonic() + timeout
-    prefix = f"{pid}-"
-    while True:
-        try:
-            for entry in os.scandir(exits_dir):
-                if entry.name.startswith(prefix) and entry.name.endswith(".json"):
-                    info = _read_exit_file(Path(entry.path))
-                    if info is not None and (
-                        started_at is None
-                        or info.started_at is None
-                        or abs(info.started_at - started_at) < 5.0
-                    ):
-                        return info
-        except OSError:
-            pass
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(0.0005)
 
 
 def _operator() -> str:

@@ -79,19 +79,6 @@ class CrashInfo:
 
 
 @dataclass(slots=True)
-class ProcStats:
-    """A live process as psutil saw it, identity included."""
-
-    pid: int
-    create_time: float
-    status: str  # psutil status string: running, sleeping, stopped, zombie ...
-    cpu_percent: float
-    rss_bytes: int
-    cmdline: list[str]
-    ppid: int
-
-
-@dataclass(slots=True)
 class Issue:
     """One finding of a health check. ``to_dict`` gives the seed's issue shape."""
 

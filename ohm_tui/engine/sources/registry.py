@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from ohm_tui.engine import procs, statefile
+from ohm_tui.engine import statefile
 from ohm_tui.engine.config import Config
 from ohm_tui.engine.model import AgentRecord, ExitInfo, Issue, Observation
 from ohm_tui.engine.sources import sessions
@@ -20,6 +20,7 @@ from ohm_tui.engine.sources.base import Source, SourceKind, SourceRead, SourceWr
 from ohm_tui.engine.sources.jsonfile import AgentStateSource
 from ohm_tui.engine.sources.lifecycle import LifecycleSource
 from ohm_tui.engine.sources.sessions import InvocationsSource
+from ohm_tui.engine.system import procs
 
 CLASSES: dict[SourceKind, type[Source]] = {
     SourceKind.AGENT_STATE: AgentStateSource,
