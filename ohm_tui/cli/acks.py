@@ -11,7 +11,8 @@ import argparse
 
 from ohm_tui.cli import output as out
 from ohm_tui.cli.context import EXIT_OK, open_monitor
-from ohm_tui.engine import headline, timeutil
+from ohm_tui.engine import timeutil
+from ohm_tui.engine.detect import headline
 from ohm_tui.engine.model import Ack, Issue
 
 

@@ -24,13 +24,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ohm_tui.engine import acks, detect, logparse, statefile, timeutil
-from ohm_tui.engine.blocked import OutputBlockWatch
-from ohm_tui.engine.bugs import BugTracker
+from ohm_tui.engine import timeutil
+from ohm_tui.engine.actions.fixer import Fixer
+from ohm_tui.engine.bugs.reporting import BugReporter
+from ohm_tui.engine.bugs.tracker import BugTracker
 from ohm_tui.engine.config import Config, load_config
-from ohm_tui.engine.fixes import Fixer
+from ohm_tui.engine.detect import acks, observe
+from ohm_tui.engine.detect import rules as detect
+from ohm_tui.engine.detect.blocked import OutputBlockWatch
 from ohm_tui.engine.fmt import count
-from ohm_tui.engine.logfind import LogFinder
 from ohm_tui.engine.model import (
     OPERATOR_STOPS,
     STATUS_ORDER,
@@ -57,10 +59,10 @@ from ohm_tui.engine.model import (
     task_key,
 )
 from ohm_tui.engine.notify import Notifier
-from ohm_tui.engine.reporting import BugReporter
-from ohm_tui.engine.sources import agent_status
+from ohm_tui.engine.sources import agent_status, logparse, statefile
 from ohm_tui.engine.sources import sessions as session_source
 from ohm_tui.engine.sources.invocations import CostTracker, invocations_path
+from ohm_tui.engine.sources.logfind import LogFinder
 from ohm_tui.engine.sources.registry import SourceSet
 from ohm_tui.engine.store import Store, StoreError
 from ohm_tui.engine.system import exits as exit_records
@@ -321,7 +323,7 @@ class OrchestratorHealthMonitor:
                 if rec.source == "session":  # a thread: no process to look at
                     obs = session_source.observe(rec, self.config, now)
                 else:
-                    obs = detect.observe(
+                    obs = observe.observe(
                         rec,
                         table=table,
                         config=self.config,
@@ -1184,7 +1186,7 @@ class OrchestratorHealthMonitor:
             # exit status is readable now, and only now.
             raw = procs.read_proc(rec.pid)
             table = {rec.pid: raw} if raw is not None and raw.state == "Z" else {}
-            new = detect.observe(
+            new = observe.observe(
                 rec,
                 table=table,
                 config=self.config,

@@ -18,7 +18,7 @@ from enum import StrEnum
 
 from ohm_tui.engine.config import Config
 from ohm_tui.engine.model import AgentRecord, ExitInfo
-from ohm_tui.engine.statefile import LoopState
+from ohm_tui.engine.sources.statefile import LoopState
 
 
 class SourceKind(StrEnum):

@@ -12,10 +12,9 @@ import os
 import time
 from pathlib import Path
 
-from ohm_tui.engine import statefile
 from ohm_tui.engine.config import Config
 from ohm_tui.engine.model import AgentRecord, ExitInfo, Issue, Observation
-from ohm_tui.engine.sources import sessions
+from ohm_tui.engine.sources import sessions, statefile
 from ohm_tui.engine.sources.base import Source, SourceKind, SourceRead, SourceWriteError
 from ohm_tui.engine.sources.jsonfile import AgentStateSource
 from ohm_tui.engine.sources.lifecycle import LifecycleSource

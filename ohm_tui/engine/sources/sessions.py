@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 import sqlite3
 
-from ohm_tui.engine import logparse
 from ohm_tui.engine.config import Config
 from ohm_tui.engine.model import AgentRecord, CrashInfo, Issue, Observation, RawProc, SessionHealth
 from ohm_tui.engine.sources import calls as inv
+from ohm_tui.engine.sources import logparse
 from ohm_tui.engine.sources import sqlite as db
 from ohm_tui.engine.sources.base import Source, SourceKind, SourceRead
 from ohm_tui.engine.system import procs

@@ -14,7 +14,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.bugs import BugOutcome
+from ohm_tui.engine.bugs.tracker import BugOutcome
 from ohm_tui.engine.fmt import count, plural
 from ohm_tui.engine.model import CrashRow, HealthReport, IssueType, task_key
 

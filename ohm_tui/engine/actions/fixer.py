@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ohm_tui.engine import statefile, timeutil
+from ohm_tui.engine import timeutil
 from ohm_tui.engine.config import Config, check_file_trust
 from ohm_tui.engine.fmt import count
 from ohm_tui.engine.model import (
@@ -30,6 +30,7 @@ from ohm_tui.engine.model import (
     slug,
     task_key,
 )
+from ohm_tui.engine.sources import statefile
 from ohm_tui.engine.sources.base import SourceWriteError
 from ohm_tui.engine.sources.sessions import NOT_RESPAWNED
 from ohm_tui.engine.store import RespawnState, StoreError
