@@ -29,6 +29,7 @@ from ohm_tui.engine.actions.fixer import Fixer
 from ohm_tui.engine.bugs.reporting import BugReporter
 from ohm_tui.engine.bugs.tracker import BugTracker
 from ohm_tui.engine.config import Config, load_config
+from ohm_tui.engine.context import CheckState, EngineContext
 from ohm_tui.engine.detect import acks, observe
 from ohm_tui.engine.detect import rules as detect
 from ohm_tui.engine.detect.blocked import OutputBlockWatch
@@ -121,8 +122,9 @@ class OrchestratorHealthMonitor:
         self._lock = threading.RLock()
         self._store: Store | None = None
         self._store_error: str | None = None
-        self._last_view: statefile.AgentStateView | None = None
-        self._state_ok = False
+        # What the last check saw, as actions read it (``_observations``,
+        # ``_state_ok`` and ``_last_view`` below are views of it).
+        self._check_state = CheckState()
         self._sources = SourceSet(self.config)
         self._alive_keys: set[str] = set()
         # Exact start time of each run seen alive: a PID reused within
@@ -151,7 +153,6 @@ class OrchestratorHealthMonitor:
         self._death_exits: dict[str, ExitInfo] = {}
         self._cpu = procs.CpuSampler()
         self._blocked = OutputBlockWatch()
-        self._observations: dict[str, Observation] = {}
         self._records_by_pid: dict[int, AgentRecord] = {}
         self._last_report: HealthReport | None = None
         self.last_check_seconds: float | None = None  # how long the last check took
@@ -166,8 +167,19 @@ class OrchestratorHealthMonitor:
         self._last_check_at = float("-inf")  # when the last full check ran (epoch)
         self._is_fixer = False
         self.notifier = Notifier(self.config)
-        self.fixer = Fixer(self)
-        self.reporter = BugReporter(self)
+        self.context = EngineContext(
+            config=self.config,
+            notifier=self.notifier,
+            sources=self._sources,
+            emit=self.event,
+            open_store=lambda: self.store,
+            holder=self._holder,
+            lock=self._lock,
+            process_cwd=self.process_cwd,
+            orchestrator_cwd=self.orchestrator_cwd,
+        )
+        self.fixer = Fixer(self.context, self._check_state, on_restart_failed=self._restart_failed)
+        self.reporter = BugReporter(self.context)
         self.cost = CostTracker(
             invocations_path(self.config.data_dir),
             lifecycle_db=self.config.database_path,
@@ -175,6 +187,33 @@ class OrchestratorHealthMonitor:
         )
 
     # ------------------------------------------------------------ internals
+    @property
+    def _observations(self) -> dict[str, Observation]:
+        return self._check_state.observations
+
+    @_observations.setter
+    def _observations(self, value: dict[str, Observation]) -> None:
+        self._check_state.observations = value
+
+    @property
+    def _state_ok(self) -> bool:
+        return self._check_state.state_ok
+
+    @_state_ok.setter
+    def _state_ok(self, value: bool) -> None:
+        self._check_state.state_ok = value
+
+    @property
+    def _last_view(self) -> statefile.AgentStateView | None:
+        return self._check_state.last_view
+
+    @_last_view.setter
+    def _last_view(self, value: statefile.AgentStateView | None) -> None:
+        self._check_state.last_view = value
+
+    def _restart_failed(self, message: str) -> None:
+        self.reporter.restart_failed(message)
+
     @property
     def store(self) -> Store:
         """The database, opened on first use; raises ``StoreError`` when unusable."""
@@ -594,7 +633,7 @@ class OrchestratorHealthMonitor:
         """The orchestrator's working directory: its process's (read once per process,
         kept after it is gone), else ``orchestrator_restart_cwd``, else the directory
         holding its state directory (it names ``data/...`` relative to where it runs)."""
-        pid = self.fixer._orch_pid
+        pid = self.fixer.orchestrator_pid
         if pid is not None and (self._orch_cwd is None or self._orch_cwd[0] != pid):
             self._orch_cwd = (pid, procs.read_cwd(pid) or (self._orch_cwd or (0, None))[1])
         if self._orch_cwd is not None and self._orch_cwd[1]:
@@ -611,7 +650,7 @@ class OrchestratorHealthMonitor:
             # Stopped on purpose: history has its event; no crash row, no respawn.
             obs.is_crash = False
             obs.crash = None
-            self.fixer._noted.add(rec.key)  # nor a fast exit (flapping)
+            self.fixer.skip_exit(rec.key)  # nor a fast exit (flapping)
             return None
         actionable = obs.recent and bool(rec.command) and not self.read_only
         skipped = "not respawned: died before ohm was watching"

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from ohm_tui.engine.model.enums import (
     OPERATOR_STOPS,
+    PRIORITIES,
+    PRIORITY_RANK,
     STATUS_ORDER,
     AgentStatus,
     EventKind,
     IssueType,
+    Priority,
     Source,
     Status,
 )
@@ -33,6 +36,7 @@ from ohm_tui.engine.model.records import (
     HealthReport,
     Issue,
     RespawnPlan,
+    RespawnState,
     SessionHealth,
     Snapshot,
     ended_text,
@@ -44,6 +48,8 @@ from ohm_tui.engine.model.records import (
 
 __all__ = [
     "OPERATOR_STOPS",
+    "PRIORITIES",
+    "PRIORITY_RANK",
     "STATE_NAMES",
     "STATUS_ORDER",
     "Ack",
@@ -64,8 +70,10 @@ __all__ = [
     "IssueType",
     "Liveness",
     "Observation",
+    "Priority",
     "RawProc",
     "RespawnPlan",
+    "RespawnState",
     "SessionHealth",
     "Snapshot",
     "Source",

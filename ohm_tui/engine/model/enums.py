@@ -74,3 +74,16 @@ class EventKind(StrEnum):
 
 # What an operator did to a run on purpose: its death is not a crash.
 OPERATOR_STOPS = (EventKind.STOPPED_BY_OPERATOR, EventKind.RESTARTED_BY_OPERATOR)
+
+
+class Priority(StrEnum):
+    """A bug's priority, the real tracker's words. Defined here once."""
+
+    CRITICAL = "Critical"
+    HIGH = "High"
+    MEDIUM = "Medium"
+    LOW = "Low"
+
+
+PRIORITIES: tuple[str, ...] = tuple(p.value for p in Priority)  # most urgent first
+PRIORITY_RANK: dict[str, int] = {p: i for i, p in enumerate(PRIORITIES)}  # Critical = 0

@@ -453,3 +453,17 @@ def parse_bug_number(text: str | int) -> int:
     if not s.isdigit():
         raise ValueError(f"not a bug number: {text!r} (expected e.g. BUG-003)")
     return int(s)
+
+
+@dataclass(slots=True)
+class RespawnState:
+    """Respawn bookkeeping for one task key (``task:spec-20`` or ``type:architect``)."""
+
+    task_key: str
+    attempts: int = 0
+    last_attempt_ts: float | None = None
+    next_allowed_ts: float | None = None
+    given_up: bool = False
+    given_up_ts: float | None = None
+    last_start_ts: float | None = None
+    recent_fast_exits: list[float] = field(default_factory=list)

@@ -20,6 +20,7 @@ agents, runs seen), ``events``, ``bugs``, ``lease``, ``acks``, ``retention``.
 
 from __future__ import annotations
 
+from ohm_tui.engine.model import RespawnState
 from ohm_tui.engine.store.acks import AckRepository
 from ohm_tui.engine.store.base import (
     BUG_PRIORITIES,
@@ -27,7 +28,6 @@ from ohm_tui.engine.store.base import (
     FIX_STATES,
     MAX_TEXT,
     OPEN_STATUSES,
-    RespawnState,
     StoreError,
 )
 from ohm_tui.engine.store.bugs import BugRepository

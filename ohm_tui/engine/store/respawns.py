@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ohm_tui.engine.store.base import RespawnState
+from ohm_tui.engine.model import RespawnState
 from ohm_tui.engine.store.database import Database
 from ohm_tui.engine.store.rows import _AGENT_COLS, _json_list, _opt_float, agent_dict
 

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from ohm_tui.engine.model import CrashRow, Event
+from ohm_tui.engine.model import PRIORITY_RANK, CrashRow, Event
 from ohm_tui.engine.store.base import MAX_TEXT
 
 
@@ -173,8 +173,9 @@ _META_FIELDS = {
     "stack_trace",
 }
 _PRIORITY_RANK_SQL = (
-    "CASE b.priority WHEN 'Critical' THEN 0 WHEN 'High' THEN 1 "
-    "WHEN 'Medium' THEN 2 WHEN 'Low' THEN 3 ELSE 4 END"
+    "CASE b.priority "
+    + " ".join(f"WHEN '{p}' THEN {rank}" for p, rank in PRIORITY_RANK.items())
+    + f" ELSE {len(PRIORITY_RANK)} END"
 )
 
 
