@@ -17,8 +17,8 @@ from pathlib import Path
 from bench.b_detect import monitor_config
 from bench.common import Orchestrator, Procs, Section, stat_row
 from ohm_tui.demo.lifecycle_db import LifecycleDB
-from ohm_tui.engine import procs as ohm_procs
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
+from ohm_tui.engine.system import procs as ohm_procs
 from ohm_tui.engine.timeutil import iso_local_naive
 
 AGENTS = 1000

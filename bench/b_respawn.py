@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Row, Section, crasher_argv, read_record, respawn_gaps, stat_row
-from ohm_tui.engine import procs
-from ohm_tui.engine.models import Event
+from ohm_tui.engine.model import Event
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
+from ohm_tui.engine.system import spawner
 
 MAX_RESPAWNS = 3
 
@@ -59,28 +59,28 @@ class EventLog:
 
 
 class SpawnTimes:
-    """Wraps ``procs.spawn_agent_process`` to note, per agent pid, when ohm called it
+    """Wraps ``spawner.spawn_agent_process`` to note, per agent pid, when ohm called it
     and when the runner had started the agent: a respawn's time split into ohm's
     decision, the hand-over to the runner, and the agent's own start-up."""
 
     def __init__(self) -> None:
         self.by_pid: dict[int, tuple[float, float]] = {}  # pid -> (called, runner spawned)
-        self._original = procs.spawn_agent_process
+        self._original = spawner.spawn_agent_process
 
     def __enter__(self) -> SpawnTimes:
         original = self._original
 
-        def timed(*args: Any, **kwargs: Any) -> procs.SpawnResult:
+        def timed(*args: Any, **kwargs: Any) -> spawner.SpawnResult:
             called = time.time()
             res = original(*args, **kwargs)
             self.by_pid[res.pid] = (called, res.started_at)
             return res
 
-        procs.spawn_agent_process = timed
+        spawner.spawn_agent_process = timed
         return self
 
     def __exit__(self, *exc: object) -> None:
-        procs.spawn_agent_process = self._original
+        spawner.spawn_agent_process = self._original
 
     def split(self, events: list[tuple[str, float, int]]) -> list[tuple[float, float, float]]:
         """Per respawn: (death -> spawn called, -> runner started it, -> agent's first line) ms."""

@@ -21,12 +21,12 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(tmp_path)
     yield
-    # A warm spare runner (see procs.set_prewarm) is a process too: stop it, and
+    # A warm spare runner (see spawner.set_prewarm) is a process too: stop it, and
     # reap runners whose agents ended so that no zombie outlives its test.
-    procs = sys.modules.get("ohm_tui.engine.procs")
-    if procs is not None:
-        procs.shutdown_spares()
-        procs.reap_children()
+    spawner = sys.modules.get("ohm_tui.engine.system.spawner")
+    if spawner is not None:
+        spawner.shutdown_spares()
+        spawner.reap_children()
 
 
 @pytest.fixture

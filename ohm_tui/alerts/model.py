@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ohm_tui.engine.models import HealthReport, Issue, IssueType, format_bug_number
+from ohm_tui.engine.model import HealthReport, Issue, IssueType, format_bug_number
 
 # One alertname per issue type (Prometheus style: CamelCase, "Ohm" prefix). The
 # frozen loop has the name of the shipped Prometheus rule that fires for it.

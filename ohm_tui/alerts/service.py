@@ -19,7 +19,7 @@ from ohm_tui.alerts.alertmanager import RESEND_EVERY, AlertmanagerSender
 from ohm_tui.alerts.model import Alert, AlertBook
 from ohm_tui.alerts.webhooks import SecretError, WebhookDestination, read_secret
 from ohm_tui.engine.config import Config, ConfigError
-from ohm_tui.engine.models import Event, EventKind
+from ohm_tui.engine.model import Event, EventKind
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from ohm_tui.engine.store import Store, StoreError
 

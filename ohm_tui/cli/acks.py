@@ -11,8 +11,9 @@ import argparse
 
 from ohm_tui.cli import output as out
 from ohm_tui.cli.context import EXIT_OK, open_monitor
-from ohm_tui.engine import headline, timeutil
-from ohm_tui.engine.models import Ack, Issue
+from ohm_tui.engine import timeutil
+from ohm_tui.engine.detect import headline
+from ohm_tui.engine.model import Ack, Issue
 
 
 def ack_text(ack: Ack, at: float | None = None) -> str:

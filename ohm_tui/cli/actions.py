@@ -11,7 +11,7 @@ import shlex
 
 from ohm_tui.cli import output as out
 from ohm_tui.cli.context import EXIT_FAILED, EXIT_OK, agent_ref, open_monitor
-from ohm_tui.engine.models import ActionResult
+from ohm_tui.engine.model import ActionResult
 
 
 def render_result(result: ActionResult) -> str:

@@ -8,7 +8,7 @@ from ohm_tui.cli import output as out
 from ohm_tui.cli.context import open_monitor, open_reader
 from ohm_tui.cli.table import Column, render_table
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.models import BugRow
+from ohm_tui.engine.model import BugRow
 
 # At a narrow terminal the highest priority numbers go first; the title is last.
 BUG_COLUMNS = [

@@ -8,8 +8,8 @@ from ohm_tui.cli import output as out
 from ohm_tui.cli.acks import ack_text
 from ohm_tui.cli.context import EXIT_UNKNOWN, CliError, open_monitor
 from ohm_tui.cli.fleet import cmd_check_remote, fleet_hosts
-from ohm_tui.engine import headline
-from ohm_tui.engine.models import STATUS_ORDER, ActionResult, HealthReport, Issue
+from ohm_tui.engine.detect import headline
+from ohm_tui.engine.model import STATUS_ORDER, ActionResult, HealthReport, Issue
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 
 

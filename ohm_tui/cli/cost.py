@@ -13,7 +13,7 @@ from ohm_tui.cli import output as out
 from ohm_tui.cli.context import EXIT_FAILED, CliError, build_config, require_data_dir
 from ohm_tui.cli.table import Column, render_table
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.models import CostRow
+from ohm_tui.engine.model import CostRow
 from ohm_tui.engine.sources.invocations import (
     InvocationsError,
     format_usd,

@@ -8,7 +8,7 @@ from ohm_tui.cli import output as out
 from ohm_tui.cli.context import open_reader
 from ohm_tui.cli.table import Column, render_table
 from ohm_tui.engine import fmt, timeutil
-from ohm_tui.engine.models import AgentView, CrashRow
+from ohm_tui.engine.model import AgentView, CrashRow
 from ohm_tui.engine.sources.invocations import format_usd
 
 

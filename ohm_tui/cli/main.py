@@ -27,7 +27,7 @@ def _engine_errors() -> tuple[type[Exception], ...]:
     found: list[type[Exception]] = []
     for module, name in (
         ("ohm_tui.engine.store", "StoreError"),
-        ("ohm_tui.engine.statefile", "StateFileError"),
+        ("ohm_tui.engine.sources.statefile", "StateFileError"),
     ):
         try:
             cls = getattr(importlib.import_module(module), name)

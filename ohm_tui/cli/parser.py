@@ -14,7 +14,7 @@ from typing import Any, NamedTuple, NoReturn
 from ohm_tui import __version__
 from ohm_tui.cli import acks, actions, bugs, check, console, cost, demo, history, watch
 from ohm_tui.engine.config import PRIORITIES
-from ohm_tui.engine.models import parse_bug_number
+from ohm_tui.engine.model import parse_bug_number
 from ohm_tui.engine.simulate import KNOWN_ERRORS
 from ohm_tui.engine.timeutil import parse_duration
 

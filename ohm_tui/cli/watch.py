@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ohm_tui.cli import output as out
 from ohm_tui.cli.context import EXIT_OK, CliError, open_monitor
-from ohm_tui.engine.models import Event
+from ohm_tui.engine.model import Event
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-PRIORITIES = ("Critical", "High", "Medium", "Low")
+from ohm_tui.engine.model import PRIORITIES as PRIORITIES  # defined once in model; re-exported
 
 DEFAULT_PRIORITY_MAPPING: dict[str, str] = {
     "ImportError": "High",

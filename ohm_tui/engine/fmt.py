@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import humanize
 
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.models import AgentView, CrashRow, ended_text, format_bug_number
+from ohm_tui.engine.model import AgentView, CrashRow, ended_text, format_bug_number
 
 DASH = "-"  # an unknown value in a table cell
 UNKNOWN = "unknown"  # an unknown value in a sentence ("last poll unknown")

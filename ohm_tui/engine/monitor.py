@@ -24,15 +24,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ohm_tui.engine import acks, detect, logparse, procs, statefile, timeutil
-from ohm_tui.engine.blocked import OutputBlockWatch
-from ohm_tui.engine.bugs import BugTracker
+from ohm_tui.engine import timeutil
+from ohm_tui.engine.actions.fixer import Fixer
+from ohm_tui.engine.bugs.reporting import BugReporter
+from ohm_tui.engine.bugs.tracker import BugTracker
 from ohm_tui.engine.config import Config, load_config
-from ohm_tui.engine.detect import ExitInfo, Observation
-from ohm_tui.engine.fixes import Fixer, task_key
+from ohm_tui.engine.context import CheckState, EngineContext
+from ohm_tui.engine.detect import acks, observe
+from ohm_tui.engine.detect import rules as detect
+from ohm_tui.engine.detect.blocked import OutputBlockWatch
 from ohm_tui.engine.fmt import count
-from ohm_tui.engine.logfind import LogFinder
-from ohm_tui.engine.models import (
+from ohm_tui.engine.model import (
     OPERATOR_STOPS,
     STATUS_ORDER,
     Ack,
@@ -44,23 +46,29 @@ from ohm_tui.engine.models import (
     CrashRow,
     Event,
     EventKind,
+    ExitInfo,
     HealthReport,
     Issue,
     IssueType,
+    Observation,
+    RawProc,
     RespawnPlan,
     Snapshot,
     Status,
     parse_bug_number,
     signal_name,
+    task_key,
 )
 from ohm_tui.engine.notify import Notifier
-from ohm_tui.engine.pidwatch import PidWatcher
-from ohm_tui.engine.reporting import BugReporter
-from ohm_tui.engine.sources import agent_status
+from ohm_tui.engine.sources import agent_status, logparse, statefile
 from ohm_tui.engine.sources import sessions as session_source
 from ohm_tui.engine.sources.invocations import CostTracker, invocations_path
+from ohm_tui.engine.sources.logfind import LogFinder
 from ohm_tui.engine.sources.registry import SourceSet
 from ohm_tui.engine.store import Store, StoreError
+from ohm_tui.engine.system import exits as exit_records
+from ohm_tui.engine.system import procs, spawner
+from ohm_tui.engine.system.pidwatch import PidWatcher
 
 log = logging.getLogger("ohm.monitor")
 
@@ -114,8 +122,9 @@ class OrchestratorHealthMonitor:
         self._lock = threading.RLock()
         self._store: Store | None = None
         self._store_error: str | None = None
-        self._last_view: statefile.AgentStateView | None = None
-        self._state_ok = False
+        # What the last check saw, as actions read it (``_observations``,
+        # ``_state_ok`` and ``_last_view`` below are views of it).
+        self._check_state = CheckState()
         self._sources = SourceSet(self.config)
         self._alive_keys: set[str] = set()
         # Exact start time of each run seen alive: a PID reused within
@@ -137,14 +146,13 @@ class OrchestratorHealthMonitor:
         self._write_error: str | None = None  # first failed history write of this check
         self._logs = LogFinder(self.config)
         self._last_lines: dict[str, tuple[tuple[int, int, int], str | None]] = {}
-        self._orch_scan: tuple[dict[int, procs.RawProc], list[int]] | None = None
+        self._orch_scan: tuple[dict[int, RawProc], list[int]] | None = None
         # First sight of each zombie (pid, start time): only a lingering one is news.
         self._zombie_since: dict[tuple[int, float], float] = {}
         # Exit codes read from agents' zombies, kept once the parent has reaped them.
         self._death_exits: dict[str, ExitInfo] = {}
         self._cpu = procs.CpuSampler()
         self._blocked = OutputBlockWatch()
-        self._observations: dict[str, Observation] = {}
         self._records_by_pid: dict[int, AgentRecord] = {}
         self._last_report: HealthReport | None = None
         self.last_check_seconds: float | None = None  # how long the last check took
@@ -159,8 +167,19 @@ class OrchestratorHealthMonitor:
         self._last_check_at = float("-inf")  # when the last full check ran (epoch)
         self._is_fixer = False
         self.notifier = Notifier(self.config)
-        self.fixer = Fixer(self)
-        self.reporter = BugReporter(self)
+        self.context = EngineContext(
+            config=self.config,
+            notifier=self.notifier,
+            sources=self._sources,
+            emit=self.event,
+            open_store=lambda: self.store,
+            holder=self._holder,
+            lock=self._lock,
+            process_cwd=self.process_cwd,
+            orchestrator_cwd=self.orchestrator_cwd,
+        )
+        self.fixer = Fixer(self.context, self._check_state, on_restart_failed=self._restart_failed)
+        self.reporter = BugReporter(self.context)
         self.cost = CostTracker(
             invocations_path(self.config.data_dir),
             lifecycle_db=self.config.database_path,
@@ -168,6 +187,33 @@ class OrchestratorHealthMonitor:
         )
 
     # ------------------------------------------------------------ internals
+    @property
+    def _observations(self) -> dict[str, Observation]:
+        return self._check_state.observations
+
+    @_observations.setter
+    def _observations(self, value: dict[str, Observation]) -> None:
+        self._check_state.observations = value
+
+    @property
+    def _state_ok(self) -> bool:
+        return self._check_state.state_ok
+
+    @_state_ok.setter
+    def _state_ok(self, value: bool) -> None:
+        self._check_state.state_ok = value
+
+    @property
+    def _last_view(self) -> statefile.AgentStateView | None:
+        return self._check_state.last_view
+
+    @_last_view.setter
+    def _last_view(self, value: statefile.AgentStateView | None) -> None:
+        self._check_state.last_view = value
+
+    def _restart_failed(self, message: str) -> None:
+        self.reporter.restart_failed(message)
+
     @property
     def store(self) -> Store:
         """The database, opened on first use; raises ``StoreError`` when unusable."""
@@ -214,19 +260,7 @@ class OrchestratorHealthMonitor:
         return ev
 
     def _exit_infos(self) -> dict[int, ExitInfo]:
-        out: dict[int, ExitInfo] = {}
-        d = self.config.exits_dir_path
-        try:
-            entries = list(os.scandir(d))
-        except OSError:
-            return out
-        for entry in entries:
-            if not entry.name.endswith(".json"):
-                continue
-            info = _read_exit_file(Path(entry.path))
-            if info is not None:
-                out[info.pid] = info
-        return out
+        return exit_records.scan_exit_infos(self.config.exits_dir_path)
 
     def _ohm_records(self) -> list[AgentRecord]:
         return [_ohm_record(row) for row in self.store.list_ohm_agents(running_only=True)]
@@ -298,7 +332,7 @@ class OrchestratorHealthMonitor:
                     )
                 )
             records = self._gather(issues) if store_ok else self._gather_no_store(issues)
-            procs.reap_children()  # our own exited runners: reaping them is bookkeeping, not a fix
+            spawner.reap_children()  # our exited runners: bookkeeping, not a fix
             table = procs.scan_processes()
             exits = self._exit_infos() if store_ok else {}
             seen: set[str] = set()
@@ -328,7 +362,7 @@ class OrchestratorHealthMonitor:
                 if rec.source == "session":  # a thread: no process to look at
                     obs = session_source.observe(rec, self.config, now)
                 else:
-                    obs = detect.observe(
+                    obs = observe.observe(
                         rec,
                         table=table,
                         config=self.config,
@@ -551,9 +585,7 @@ class OrchestratorHealthMonitor:
         self._state_ok = self._sources.json_ok
         return records
 
-    def _session_issues(
-        self, records: list[AgentRecord], table: dict[int, procs.RawProc]
-    ) -> list[Issue]:
+    def _session_issues(self, records: list[AgentRecord], table: dict[int, RawProc]) -> list[Issue]:
         """Era 3: stuck sessions, and each session's claude processes found."""
         if not any(r.source == "session" for r in records):
             return []
@@ -601,7 +633,7 @@ class OrchestratorHealthMonitor:
         """The orchestrator's working directory: its process's (read once per process,
         kept after it is gone), else ``orchestrator_restart_cwd``, else the directory
         holding its state directory (it names ``data/...`` relative to where it runs)."""
-        pid = self.fixer._orch_pid
+        pid = self.fixer.orchestrator_pid
         if pid is not None and (self._orch_cwd is None or self._orch_cwd[0] != pid):
             self._orch_cwd = (pid, procs.read_cwd(pid) or (self._orch_cwd or (0, None))[1])
         if self._orch_cwd is not None and self._orch_cwd[1]:
@@ -618,7 +650,7 @@ class OrchestratorHealthMonitor:
             # Stopped on purpose: history has its event; no crash row, no respawn.
             obs.is_crash = False
             obs.crash = None
-            self.fixer._noted.add(rec.key)  # nor a fast exit (flapping)
+            self.fixer.skip_exit(rec.key)  # nor a fast exit (flapping)
             return None
         actionable = obs.recent and bool(rec.command) and not self.read_only
         skipped = "not respawned: died before ohm was watching"
@@ -805,7 +837,7 @@ class OrchestratorHealthMonitor:
         except (OSError, ValueError):
             return None
 
-    def _orchestrator_pids(self, table: dict[int, procs.RawProc]) -> list[int]:
+    def _orchestrator_pids(self, table: dict[int, RawProc]) -> list[int]:
         """``find_orchestrators`` over ``table``, computed once for both of its callers."""
         scan = self._orch_scan
         if scan is not None and scan[0] is table:
@@ -815,7 +847,7 @@ class OrchestratorHealthMonitor:
         return found
 
     def _orchestrator_issues(
-        self, table: dict[int, procs.RawProc], now: float
+        self, table: dict[int, RawProc], now: float
     ) -> tuple[list[Issue], float | None]:
         loop = statefile.read_work_loop_state(self.config.work_loop_state_path, now=now)
         table_hb = self._sources.heartbeat  # era 2+: orchestrator_state.updated_at
@@ -863,7 +895,7 @@ class OrchestratorHealthMonitor:
         return issues, last_poll
 
     def _zombie_children_issues(
-        self, table: dict[int, procs.RawProc], observations: list[Observation]
+        self, table: dict[int, RawProc], observations: list[Observation]
     ) -> list[Issue]:
         """Zombies among the orchestrator's children and the agents, once they linger.
 
@@ -875,7 +907,7 @@ class OrchestratorHealthMonitor:
         now = timeutil.now()
         agents = {o.raw.key: o for o in observations if o.zombie and o.raw is not None}
         parents = set(self._orchestrator_pids(table))
-        found: dict[tuple[int, float], procs.RawProc] = {
+        found: dict[tuple[int, float], RawProc] = {
             z.key: z
             for z in procs.find_zombies(table, parents=parents)
             if z.ppid != os.getpid()  # ours (an exited runner): reaped every cycle
@@ -1001,7 +1033,7 @@ class OrchestratorHealthMonitor:
                 now=timeutil.now(),
                 holder_pid=os.getpid(),
                 holder_create_time=self._holder_create_time,
-                is_alive=_process_alive,
+                is_alive=procs.is_running,
             )
         except StoreError as exc:
             log.warning("fixer lease unavailable: %s", exc)
@@ -1043,7 +1075,7 @@ class OrchestratorHealthMonitor:
             self._thread = threading.Thread(target=self._loop, name="ohm-engine", daemon=True)
             self._thread.start()
             if self.auto_fix:
-                procs.prewarm()  # a spare runner waits, so the first respawn skips start-up
+                spawner.prewarm()  # a spare runner waits, so the first respawn skips start-up
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -1059,6 +1091,8 @@ class OrchestratorHealthMonitor:
             with contextlib.suppress(StoreError):
                 self._store.release_lease(FIXER_LEASE, self._holder)
             self._is_fixer = False
+        # The warm spare runner holds no agent: it must not outlive the monitor.
+        spawner.shutdown_spares()
 
     @property
     def running(self) -> bool:
@@ -1103,7 +1137,7 @@ class OrchestratorHealthMonitor:
                     due = self.fixer.respawn_due_in()
                     if self.auto_fix and due is not None and due <= 0:
                         self._respawn_due()
-                procs.reap_children()
+                spawner.reap_children()
             except Exception as exc:  # the engine must outlive any one bad cycle
                 log.exception("health cycle failed")
                 self.event("engine_error", f"health cycle failed: {exc}"[:500])
@@ -1183,13 +1217,15 @@ class OrchestratorHealthMonitor:
             rec = self._fresh_record(obs.record)
             ex = None
             if rec.source == "ohm_spawned":
-                ex = _wait_exit_file(self.config.exits_dir_path, rec.pid, rec.started_at, 0.05)
+                ex = exit_records.wait_exit_info(
+                    self.config.exits_dir_path, rec.pid, rec.started_at, 0.05
+                )
             self._dead_since.setdefault(key, when)
             # Not reaped yet (an era-1 agent stays its orchestrator's zombie): its
             # exit status is readable now, and only now.
             raw = procs.read_proc(rec.pid)
             table = {rec.pid: raw} if raw is not None and raw.state == "Z" else {}
-            new = detect.observe(
+            new = observe.observe(
                 rec,
                 table=table,
                 config=self.config,
@@ -1811,52 +1847,6 @@ def _task_of(tk: str) -> str | None:
 
 def _opt_text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _process_alive(pid: int, create_time: float) -> bool:
-    raw = procs.read_proc(pid)
-    return raw is not None and raw.state != "Z" and abs(raw.start_time - create_time) < 1.0
-
-
-def _read_exit_file(path: Path) -> ExitInfo | None:
-    """The runner's exit record as an ``ExitInfo``; ``None`` when partial or foreign."""
-    data = procs.read_exit_record(path)
-    if data is None:
-        return None
-    try:
-        return ExitInfo(
-            pid=int(data["pid"]),
-            started_at=timeutil.to_epoch(data.get("started_at")),
-            ended_at=timeutil.to_epoch(data.get("ended_at")),
-            exit_code=None if data.get("exit_code") is None else int(data["exit_code"]),
-            path=path,
-        )
-    except (ValueError, KeyError, TypeError):
-        return None  # e.g. a failed start: {"pid": null, "error": ...}
-
-
-def _wait_exit_file(
-    exits_dir: Path, pid: int, started_at: float | None, timeout: float
-) -> ExitInfo | None:
-    """The runner writes the exit record a moment after the agent dies: wait briefly."""
-    deadline = time.monotonic() + timeout
-    prefix = f"{pid}-"
-    while True:
-        try:
-            for entry in os.scandir(exits_dir):
-                if entry.name.startswith(prefix) and entry.name.endswith(".json"):
-                    info = _read_exit_file(Path(entry.path))
-                    if info is not None and (
-                        started_at is None
-                        or info.started_at is None
-                        or abs(info.started_at - started_at) < 5.0
-                    ):
-                        return info
-        except OSError:
-            pass
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(0.0005)
 
 
 def _operator() -> str:

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.models import Ack, AgentView, BugRow, CrashRow, Issue
+from ohm_tui.engine.model import Ack, AgentView, BugRow, CrashRow, Issue
 from ohm_tui.fleet.client import TIMEOUT, RemoteError, get_json
 from ohm_tui.fleet.hosts import Host
 

@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import Input
 
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.models import AgentView
+from ohm_tui.engine.model import AgentView
 from ohm_tui.engine.sources.invocations import format_usd
 from ohm_tui.tui import text
 from ohm_tui.tui.keyed_table import CellCache, KeyedTable

@@ -23,8 +23,8 @@ from textual.binding import Binding, BindingType
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
-from ohm_tui.engine import headline
-from ohm_tui.engine.models import Event, EventKind, Snapshot
+from ohm_tui.engine.detect import headline
+from ohm_tui.engine.model import Event, EventKind, Snapshot
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from ohm_tui.tui import text
 from ohm_tui.tui.commands import OhmCommands

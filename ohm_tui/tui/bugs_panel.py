@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 
-from ohm_tui.engine.models import BugRow
+from ohm_tui.engine.model import PRIORITY_RANK, BugRow
 from ohm_tui.tui import text
 from ohm_tui.tui.keyed_table import CellCache, KeyedTable
 from ohm_tui.tui.tones import PRIORITY_TONES, tone
@@ -20,8 +20,6 @@ COLUMNS: list[tuple[str, str]] = [
     ("Assigned", "assigned"),
     ("Last seen", "last_seen"),
 ]
-
-PRIORITY_RANK = {"Critical": 0, "High": 1, "Medium": 2, "Low": 3}
 
 
 class BugsPanel(Vertical):

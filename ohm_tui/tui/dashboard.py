@@ -18,8 +18,9 @@ from textual.events import ScreenResume
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
-from ohm_tui.engine import acks, headline, timeutil
-from ohm_tui.engine.models import ActionResult, AgentView, Issue, RespawnPlan, Snapshot
+from ohm_tui.engine import timeutil
+from ohm_tui.engine.detect import acks, headline
+from ohm_tui.engine.model import ActionResult, AgentView, Issue, RespawnPlan, Snapshot
 from ohm_tui.tui import text
 from ohm_tui.tui.agents_panel import AgentsPanel
 from ohm_tui.tui.bugs_panel import BugsPanel

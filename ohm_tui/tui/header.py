@@ -17,8 +17,8 @@ from textual.content import Content
 from textual.events import Resize
 from textual.widgets import Static
 
-from ohm_tui.engine import headline
-from ohm_tui.engine.models import CostSummary, Snapshot
+from ohm_tui.engine.detect import headline
+from ohm_tui.engine.model import CostSummary, Snapshot
 from ohm_tui.engine.sources.invocations import format_usd
 from ohm_tui.tui import text
 

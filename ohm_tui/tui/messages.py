@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from ohm_tui.engine.models import ActionResult, AgentView, CrashRow, Event, Snapshot
+from ohm_tui.engine.model import ActionResult, AgentView, CrashRow, Event, Snapshot
 
 
 @dataclass

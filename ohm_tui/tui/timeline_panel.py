@@ -14,7 +14,7 @@ from textual.coordinate import Coordinate
 from textual.reactive import Reactive, var
 from textual.widgets import Sparkline, Static
 
-from ohm_tui.engine.models import CrashRow, Snapshot
+from ohm_tui.engine.model import CrashRow, Snapshot
 from ohm_tui.tui import text
 from ohm_tui.tui.keyed_table import CellCache, KeyedTable, Row
 from ohm_tui.tui.tones import tone

@@ -27,7 +27,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from ohm_tui import __version__
-from ohm_tui.engine.models import STATUS_ORDER, AgentView, HealthReport
+from ohm_tui.engine.model import STATUS_ORDER, AgentView, HealthReport
 from ohm_tui.engine.store import BUG_PRIORITIES, Store, StoreError
 
 UNKNOWN_STATUS = 3

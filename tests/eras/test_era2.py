@@ -22,7 +22,8 @@ import pytest
 from ohm_tui import OrchestratorHealthMonitor
 from ohm_tui.cli.main import main
 from ohm_tui.demo.lifecycle_db import LifecycleDB
-from ohm_tui.engine import procs, timeutil
+from ohm_tui.engine import timeutil
+from ohm_tui.engine.system import procs
 from tests.functional.test_scenarios import ROOT_CAUSE, make_project
 from tests.helpers import ProcessReaper, wait_until
 

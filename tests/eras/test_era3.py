@@ -19,8 +19,9 @@ import pytest
 
 from ohm_tui import OrchestratorHealthMonitor
 from ohm_tui.demo.lifecycle_db import LifecycleDB
-from ohm_tui.engine import procs, timeutil
+from ohm_tui.engine import timeutil
 from ohm_tui.engine.sources.sessions import NOT_RESPAWNED
+from ohm_tui.engine.system import procs
 from tests.helpers import wait_until
 
 HERE = Path(__file__).resolve().parent

@@ -28,7 +28,8 @@ from typing import Any
 import psutil
 
 from ohm_tui import OrchestratorHealthMonitor
-from ohm_tui.engine import procs, timeutil
+from ohm_tui.engine import timeutil
+from ohm_tui.engine.system import spawner
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -265,8 +266,8 @@ def kill_verified(pid: int, create_time: float | None, tolerance: float = 1.0) -
 def wait_ohm_children_gone(timeout: float = 5.0) -> None:
     """Reap the runners ohm started in this process (their agents were killed)."""
     deadline = time.monotonic() + timeout
-    while procs.child_count() and time.monotonic() < deadline:
-        procs.reap_children()
+    while spawner.child_count() and time.monotonic() < deadline:
+        spawner.reap_children()
         time.sleep(0.01)
 
 
@@ -291,7 +292,7 @@ class MonitorFactory:
             with contextlib.suppress(Exception):
                 m.close()
         kill_ohm_spawned(self.database)
-        procs.shutdown_spares()
+        spawner.shutdown_spares()
         wait_ohm_children_gone()
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ohm_tui.engine.models import HealthReport
+from ohm_tui.engine.model import HealthReport
 from tests.faults.kit import PY, MonitorFactory, Orchestrator, count, python_env, q
 
 FREEZE = 300.0

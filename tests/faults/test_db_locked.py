@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from ohm_tui.engine.models import BugRow
+from ohm_tui.engine.model import BugRow
 from tests.faults.kit import PY, MonitorFactory, Orchestrator, count, crash_once_argv, q
 from tests.helpers import wait_until
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from ohm_tui import OrchestratorHealthMonitor
-from ohm_tui.engine.models import HealthReport
+from ohm_tui.engine.model import HealthReport
 from tests.faults.kit import MonitorFactory, Orchestrator, count, q
 from tests.helpers import wait_until
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ohm_tui import OrchestratorHealthMonitor
-from ohm_tui.engine import logparse
-from ohm_tui.engine.models import HealthReport
+from ohm_tui.engine.model import HealthReport
+from ohm_tui.engine.sources import logparse
 from tests.faults.kit import (
     PY,
     MonitorFactory,
@@ -79,7 +79,7 @@ ONE_GB = textwrap.dedent(
     """\
     import json, os, resource, subprocess, sys, time, tracemalloc
     from ohm_tui import OrchestratorHealthMonitor
-    from ohm_tui.engine import logparse
+    from ohm_tui.engine.sources import logparse
     data, argv = sys.argv[1], json.loads(sys.argv[2])
     logs = os.path.join(data, "logs"); os.makedirs(logs)
     state = os.path.join(data, "orchestrator"); os.makedirs(state)

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from ohm_tui import OrchestratorHealthMonitor
-from ohm_tui.engine import acks, headline
-from ohm_tui.engine.models import Ack, EventKind, Issue, IssueType
+from ohm_tui.engine.detect import acks, headline
+from ohm_tui.engine.model import Ack, EventKind, Issue, IssueType
 from ohm_tui.engine.monitor import UnknownIssueError
 from tests.helpers import wait_until
 

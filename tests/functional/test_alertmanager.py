@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from ohm_tui.alerts.service import AlertService
-from ohm_tui.engine.models import EventKind
+from ohm_tui.engine.model import EventKind
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from tests.alertmanager import alertmanager, named
 from tests.faults.kit import Orchestrator, base_config, count

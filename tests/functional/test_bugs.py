@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 import ohm_tui
-from ohm_tui.engine.bugs import BugDedupError, BugTracker, fenced, render_ticket
+from ohm_tui.engine.bugs.tracker import BugDedupError, BugTracker, fenced, render_ticket
 from ohm_tui.engine.config import Config, load_config
 from ohm_tui.engine.store import Store
 from ohm_tui.engine.timeutil import iso_local_naive
@@ -163,7 +163,7 @@ def test_dedup_on_a_closed_store_raises(store: Store, cfg: Config) -> None:
 
 RACER = """
 import json, os, sys, time
-from ohm_tui.engine.bugs import BugTracker
+from ohm_tui.engine.bugs.tracker import BugTracker
 from ohm_tui.engine.config import load_config
 from ohm_tui.engine.store import Store
 cfg = load_config({"data_dir": sys.argv[1]}, search_cwd=False)

@@ -955,7 +955,7 @@ def test_demo_keep_keeps_the_state_dir(tmp_path: Path) -> None:
 def test_crashes_table_shows_the_newest_200_and_says_how_many_more(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from ohm_tui.engine.models import CrashInfo
+    from ohm_tui.engine.model import CrashInfo
     from ohm_tui.engine.store import Store
 
     data = make_state_dir(tmp_path)

@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from ohm_tui.cli.main import main
-from ohm_tui.engine.models import CostRow
+from ohm_tui.engine.model import CostRow
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from ohm_tui.engine.sources import invocations as inv
 from tests.helpers import ProcessReaper

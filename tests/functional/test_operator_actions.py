@@ -23,9 +23,9 @@ import psutil
 import pytest
 
 from ohm_tui.cli.main import main
-from ohm_tui.engine import logparse
-from ohm_tui.engine.models import EventKind, IssueType
+from ohm_tui.engine.model import EventKind, IssueType
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
+from ohm_tui.engine.sources import logparse
 from tests.helpers import ProcessReaper, wait_until
 from tests.tui.conftest import Agent, StateDir
 

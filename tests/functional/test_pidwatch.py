@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ohm_tui.engine import procs
-from ohm_tui.engine.pidwatch import PidWatcher, pidfd_supported
+from ohm_tui.engine.system import procs, spawner
+from ohm_tui.engine.system.pidwatch import PidWatcher, pidfd_supported
 from tests.helpers import ProcessReaper, wait_until
 
 SLEEP = "import time; time.sleep(60)"
@@ -63,7 +63,7 @@ def _sleepers(reaper: ProcessReaper, n: int) -> list[subprocess.Popen[bytes]]:
 def test_death_of_a_non_child_is_reported(
     watcher: PidWatcher, reaper: ProcessReaper, tmp_path: Path
 ) -> None:
-    res = procs.spawn_agent_process(
+    res = spawner.spawn_agent_process(
         [sys.executable, "-c", SLEEP], cwd=None, log_file=tmp_path / "a.log", exits_dir=tmp_path
     )
     reaper.add(res.pid)

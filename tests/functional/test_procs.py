@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from ohm_tui.engine import procs
+from ohm_tui.engine.system import procs, spawner
 from tests.helpers import ProcessReaper, wait_until
 
 SLEEP = "import time; time.sleep(60)"
@@ -228,7 +228,7 @@ def test_find_orchestrators_ignores_our_runner_wrapper(
     reaper: ProcessReaper, tmp_path: Path
 ) -> None:
     token = f"ohm-test-{uuid.uuid4().hex}"
-    res = procs.spawn_agent_process(
+    res = spawner.spawn_agent_process(
         [sys.executable, "-c", SLEEP, token, "orchestrator", "start"],
         cwd=None,
         log_file=tmp_path / "orch.log",
@@ -275,7 +275,7 @@ def test_cpu_sampler_tells_busy_from_idle(reaper: ProcessReaper, tmp_path: Path)
 
 
 def test_reap_children_returns_exited_runners(reaper: ProcessReaper, tmp_path: Path) -> None:
-    res = procs.spawn_agent_process(
+    res = spawner.spawn_agent_process(
         [sys.executable, "-c", "pass"],
         cwd=None,
         log_file=tmp_path / "a.log",
@@ -285,7 +285,7 @@ def test_reap_children_returns_exited_runners(reaper: ProcessReaper, tmp_path: P
     reaped: list[tuple[int, int]] = []
 
     def runner_reaped() -> bool:
-        reaped.extend(procs.reap_children())
+        reaped.extend(spawner.reap_children())
         return res.runner_pid in dict(reaped)
 
     wait_until(runner_reaped)

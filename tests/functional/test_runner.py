@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 import pytest
 
-from ohm_tui.engine import procs
+from ohm_tui.engine.system import exits, procs, spawner
 from tests.helpers import ProcessReaper, spawn_py, wait_until
 
 WAIT_FOR_GO = (
@@ -29,19 +29,21 @@ SLEEP = "import time; time.sleep(60)"
 @pytest.fixture(params=["warm", "cold"])
 def prewarm(request: pytest.FixtureRequest) -> Iterator[str]:
     """Run a test with a spare runner waiting (the default) and without one."""
-    procs.set_prewarm(request.param == "warm")
+    spawner.set_prewarm(request.param == "warm")
     if request.param == "warm":
-        procs.prewarm()  # so that even the first spawn takes the warm path
+        spawner.prewarm()  # so that even the first spawn takes the warm path
     try:
         yield str(request.param)
     finally:
-        procs.set_prewarm(True)
-        procs.shutdown_spares()
+        spawner.set_prewarm(True)
+        spawner.shutdown_spares()
 
 
-def _spawn(reaper: ProcessReaper, tmp_path: Path, argv: list[str], **kw: Any) -> procs.SpawnResult:
+def _spawn(
+    reaper: ProcessReaper, tmp_path: Path, argv: list[str], **kw: Any
+) -> spawner.SpawnResult:
     kw.setdefault("cwd", None)
-    res = procs.spawn_agent_process(
+    res = spawner.spawn_agent_process(
         argv, log_file=tmp_path / "logs" / "agent.log", exits_dir=tmp_path / "exits", **kw
     )
     reaper.add(res.pid)
@@ -49,10 +51,10 @@ def _spawn(reaper: ProcessReaper, tmp_path: Path, argv: list[str], **kw: Any) ->
     return res
 
 
-def _record(res: procs.SpawnResult) -> dict[str, Any]:
+def _record(res: spawner.SpawnResult) -> dict[str, Any]:
     path = Path(res.exit_file)
     wait_until(path.exists, timeout=10)
-    data = procs.read_exit_record(path)
+    data = exits.read_exit_record(path)
     assert data is not None, path.read_text()
     return data
 
@@ -74,7 +76,7 @@ def test_output_goes_to_the_log_and_the_exit_code_is_recorded(
     argv = [sys.executable, "-c", code]
     res = _spawn(reaper, tmp_path, argv, meta={"agent_type": "architect", "task_id": "t-1"})
     assert res.argv == argv
-    assert res.exit_file == str(procs.exit_record_path(tmp_path / "exits", res.pid, res.started_at))
+    assert res.exit_file == str(exits.exit_record_path(tmp_path / "exits", res.pid, res.started_at))
     assert abs(res.started_at - res.create_time) < 2.0
     rec = _record(res)
     assert rec["pid"] == res.pid
@@ -129,8 +131,8 @@ def test_output_never_goes_to_a_pipe(reaper: ProcessReaper, tmp_path: Path, prew
 
 
 def test_a_dead_spare_falls_back_to_a_fresh_runner(reaper: ProcessReaper, tmp_path: Path) -> None:
-    procs.prewarm()
-    spare = procs._spare
+    spawner.prewarm()
+    spare = spawner._spare
     assert spare is not None
     spare.popen.kill()  # our unreaped child
     spare.popen.wait(timeout=10)
@@ -143,13 +145,13 @@ def test_exit_is_recorded_after_the_spawner_is_gone(reaper: ProcessReaper, tmp_p
     go = tmp_path / "go"
     spawner_code = (
         "import json, sys\n"
-        "from ohm_tui.engine import procs\n"
-        "procs.set_prewarm(False)\n"
-        "r = procs.spawn_agent_process([sys.executable, '-c', sys.argv[1], sys.argv[2], '5'],\n"
+        "from ohm_tui.engine.system import spawner as sp\n"
+        "sp.set_prewarm(False)\n"
+        "r = sp.spawn_agent_process([sys.executable, '-c', sys.argv[1], sys.argv[2], '5'],\n"
         "    cwd=None, log_file=sys.argv[3], exits_dir=sys.argv[4])\n"
         "print(json.dumps({'pid': r.pid, 'runner': r.runner_pid, 'exit_file': r.exit_file}))\n"
     )
-    spawner = spawn_py(
+    parent = spawn_py(
         spawner_code,
         WAIT_FOR_GO,
         str(go),
@@ -157,19 +159,19 @@ def test_exit_is_recorded_after_the_spawner_is_gone(reaper: ProcessReaper, tmp_p
         str(tmp_path / "exits"),
         stdout=subprocess.PIPE,
     )
-    reaper.add(spawner)
-    out, _ = spawner.communicate(timeout=30)
-    assert spawner.returncode == 0
+    reaper.add(parent)
+    out, _ = parent.communicate(timeout=30)
+    assert parent.returncode == 0
     info = json.loads(out)
     reaper.add(info["pid"])
     reaper.add(info["runner"])
-    assert not psutil.pid_exists(spawner.pid)
+    assert not psutil.pid_exists(parent.pid)
     runner = procs.read_proc(info["runner"])
     assert runner is not None and runner.state != "Z"  # outlived the process that started it
     go.touch()
     exit_file = Path(info["exit_file"])
     wait_until(exit_file.exists, timeout=10)
-    rec = procs.read_exit_record(exit_file)
+    rec = exits.read_exit_record(exit_file)
     assert rec is not None and rec["exit_code"] == 5 and rec["pid"] == info["pid"]
 
 
@@ -181,12 +183,12 @@ def test_missing_executable_raises_and_leaves_no_process(
         _spawn(reaper, tmp_path, ["no-such-agent-binary", "--flag"])
     with pytest.raises(FileNotFoundError, match="no-such-agent-binary"):
         _spawn(reaper, tmp_path, [str(tmp_path / "no-such-agent-binary")])
-    procs.shutdown_spares()
+    spawner.shutdown_spares()
     after = {p.pid for p in psutil.Process().children(recursive=True)}
     assert after <= before
     failed = sorted((tmp_path / "exits").glob("failed-*.json"))
     assert len(failed) == 2
-    rec = procs.read_exit_record(failed[0])
+    rec = exits.read_exit_record(failed[0])
     assert rec is not None and rec["exit_code"] == 127 and rec["pid"] is None
     assert "could not start" in (tmp_path / "logs" / "agent.log").read_text()
 
@@ -245,7 +247,7 @@ def test_env_cwd_and_odd_arguments_reach_the_agent(
 
 
 def test_log_and_dirs_are_created_private(reaper: ProcessReaper, tmp_path: Path) -> None:
-    res = procs.spawn_agent_process(
+    res = spawner.spawn_agent_process(
         [sys.executable, "-c", "pass"],
         cwd=None,
         log_file=tmp_path / "deep" / "logs" / "a.log",
@@ -261,12 +263,12 @@ def test_log_and_dirs_are_created_private(reaper: ProcessReaper, tmp_path: Path)
 def test_read_exit_record_tolerates_junk(tmp_path: Path) -> None:
     bad = tmp_path / "1-2.json"
     bad.write_bytes(b'{"pid": 1, "exit_co')
-    assert procs.read_exit_record(bad) is None
+    assert exits.read_exit_record(bad) is None
     bad.write_bytes(b"\xff\xfe not json")
-    assert procs.read_exit_record(bad) is None
+    assert exits.read_exit_record(bad) is None
     bad.write_text("[1, 2]")
-    assert procs.read_exit_record(bad) is None
-    assert procs.read_exit_record(tmp_path / "missing.json") is None
+    assert exits.read_exit_record(bad) is None
+    assert exits.read_exit_record(tmp_path / "missing.json") is None
 
 
 def test_runner_rejects_bad_usage(tmp_path: Path) -> None:

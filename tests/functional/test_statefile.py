@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from ohm_tui.engine import statefile, timeutil
-from ohm_tui.engine.statefile import StateFileError
+from ohm_tui.engine import timeutil
+from ohm_tui.engine.sources import statefile
+from ohm_tui.engine.sources.statefile import StateFileError
 
 # The real orchestrator's file, as interop.md shows it.
 REAL_SAMPLE = """{"active_agents": {
@@ -402,7 +403,7 @@ TZ_SCRIPT = """
 import json, sys, time
 from datetime import datetime
 from pathlib import Path
-from ohm_tui.engine import statefile
+from ohm_tui.engine.sources import statefile
 path = Path(sys.argv[1])
 if sys.argv[2] == "write":
     path.write_text(json.dumps({"last_poll": datetime.fromtimestamp(time.time() - 5).isoformat()}))

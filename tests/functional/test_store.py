@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 import ohm_tui
-from ohm_tui.engine.models import CrashInfo, HealthReport, Issue
+from ohm_tui.engine.model import CrashInfo, HealthReport, Issue
 from ohm_tui.engine.store import SCHEMA_VERSION, RespawnState, Store, StoreError
 
 PKG_ROOT = str(Path(ohm_tui.__file__).resolve().parent.parent)

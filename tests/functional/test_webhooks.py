@@ -155,7 +155,7 @@ def test_ohm_watch_refuses_a_loose_secret_file_with_its_reason(data: Path, tmp_p
 
 
 def test_an_unreachable_webhook_is_a_notify_error_that_keeps_its_url_secret(data: Path) -> None:
-    from ohm_tui.engine.models import EventKind
+    from ohm_tui.engine.model import EventKind
     from tests.alertmanager import free_port
 
     url = f"http://127.0.0.1:{free_port()}/services/T0/B0/SECRET123"  # nobody listens

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ohm_tui.engine.models import IssueType
+from ohm_tui.engine.model import IssueType
 from ohm_tui.tui.app import OhmApp, make_app
 from ohm_tui.tui.header import HeaderStrip
 from ohm_tui.tui.keyed_table import KeyedTable

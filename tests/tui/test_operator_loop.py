@@ -12,7 +12,7 @@ from rich.console import Console
 from textual.notifications import Notify
 from textual.widgets import Input, Sparkline, Static
 
-from ohm_tui.engine.models import CrashInfo
+from ohm_tui.engine.model import CrashInfo
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from ohm_tui.tui.app import OhmApp
 from ohm_tui.tui.layout import wanted_height

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ohm_tui.engine.models import AgentView, CrashRow, HealthReport, Issue, Snapshot
+from ohm_tui.engine.model import AgentView, CrashRow, HealthReport, Issue, Snapshot
 from ohm_tui.tui import text
 from ohm_tui.tui.agents_panel import matches, status_label
 from ohm_tui.tui.header import HeaderState, chips, max_lines, pack
@@ -137,7 +137,7 @@ def test_status_filter_priority_and_action_rules() -> None:
 def test_rows_with_equal_signatures_show_the_same_text() -> None:
     """The agents table reuses a row while its signature is unchanged: that is
     only right if an equal signature always means equal shown text."""
-    from ohm_tui.engine.models import AgentView
+    from ohm_tui.engine.model import AgentView
     from ohm_tui.tui import text
     from ohm_tui.tui.agents_panel import shown_signature, uptime
 

@@ -13,7 +13,7 @@ from ohm_tui.alerts.model import ALERT_NAMES, Alert, AlertBook, alert_name
 from ohm_tui.alerts.sender import Sender
 from ohm_tui.alerts.webhooks import WebhookDestination, secret_key, sign
 from ohm_tui.engine.config import ConfigError, config_from_mapping
-from ohm_tui.engine.models import Ack, HealthReport, Issue, IssueType
+from ohm_tui.engine.model import Ack, HealthReport, Issue, IssueType
 
 
 def _report(issues: list[Issue], at: float) -> HealthReport:

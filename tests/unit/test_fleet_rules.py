@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ohm_tui.engine.models import AgentView
+from ohm_tui.engine.model import AgentView
 from ohm_tui.fleet import commands
 from ohm_tui.fleet.hosts import FleetError, Host, check_url, hosts_from_urls
 from ohm_tui.fleet.snapshot import EXIT_CODES, HostStatus, from_dict, worst

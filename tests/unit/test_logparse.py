@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ohm_tui.engine import logparse
-from ohm_tui.engine.models import CrashInfo
+from ohm_tui.engine.model import CrashInfo
+from ohm_tui.engine.sources import logparse
 
 SKILL_CAUSE = "Missing SkillNames export in coffee_maker/autonomous/skill_loader.py"
 

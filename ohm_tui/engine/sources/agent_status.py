@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ohm_tui.engine import logparse, timeutil
-from ohm_tui.engine.models import CrashInfo, Issue
+from ohm_tui.engine import timeutil
+from ohm_tui.engine.model import CrashInfo, Issue
+from ohm_tui.engine.sources import logparse
 
 STATUS_DIR = "agent_status"  # relative to the data directory
 SUFFIX = "_status.json"

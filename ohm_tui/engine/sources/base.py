@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from ohm_tui.engine.config import Config
-from ohm_tui.engine.detect import ExitInfo
-from ohm_tui.engine.models import AgentRecord
-from ohm_tui.engine.statefile import LoopState
+from ohm_tui.engine.model import AgentRecord, ExitInfo
+from ohm_tui.engine.sources.statefile import LoopState
 
 
 class SourceKind(StrEnum):

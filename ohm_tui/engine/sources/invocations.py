@@ -37,7 +37,7 @@ from typing import Literal
 from urllib.parse import quote
 
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.models import CostRow, CostSummary, Issue
+from ohm_tui.engine.model import CostRow, CostSummary, Issue
 
 log = logging.getLogger("ohm.sources.invocations")
 

@@ -7,9 +7,9 @@ import os
 import time
 from typing import Any
 
-from ohm_tui.engine import statefile
 from ohm_tui.engine.config import Config
-from ohm_tui.engine.models import AgentRecord
+from ohm_tui.engine.model import AgentRecord
+from ohm_tui.engine.sources import statefile
 from ohm_tui.engine.sources.base import Source, SourceKind, SourceRead
 
 

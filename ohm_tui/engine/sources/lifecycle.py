@@ -26,11 +26,10 @@ from typing import Any
 
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.config import Config
-from ohm_tui.engine.detect import ExitInfo
-from ohm_tui.engine.models import AgentRecord
+from ohm_tui.engine.model import AgentRecord, ExitInfo, agent_key
 from ohm_tui.engine.sources import sqlite as db
 from ohm_tui.engine.sources.base import Source, SourceKind, SourceRead, SourceWriteError
-from ohm_tui.engine.statefile import FUTURE_TOLERANCE, LoopState, agent_key
+from ohm_tui.engine.sources.statefile import FUTURE_TOLERANCE, LoopState
 
 ACTIVE = ("spawned", "running")
 FINISHED_ROWS = 200  # newest finished rows looked at for crashes the orchestrator closed

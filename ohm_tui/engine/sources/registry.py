@@ -12,15 +12,14 @@ import os
 import time
 from pathlib import Path
 
-from ohm_tui.engine import procs, statefile
 from ohm_tui.engine.config import Config
-from ohm_tui.engine.detect import ExitInfo, Observation
-from ohm_tui.engine.models import AgentRecord, Issue
-from ohm_tui.engine.sources import sessions
+from ohm_tui.engine.model import AgentRecord, ExitInfo, Issue, Observation
+from ohm_tui.engine.sources import sessions, statefile
 from ohm_tui.engine.sources.base import Source, SourceKind, SourceRead, SourceWriteError
 from ohm_tui.engine.sources.jsonfile import AgentStateSource
 from ohm_tui.engine.sources.lifecycle import LifecycleSource
 from ohm_tui.engine.sources.sessions import InvocationsSource
+from ohm_tui.engine.system import procs
 
 CLASSES: dict[SourceKind, type[Source]] = {
     SourceKind.AGENT_STATE: AgentStateSource,

@@ -14,13 +14,13 @@ from __future__ import annotations
 import os
 import sqlite3
 
-from ohm_tui.engine import logparse, procs
 from ohm_tui.engine.config import Config
-from ohm_tui.engine.detect import Observation
-from ohm_tui.engine.models import AgentRecord, CrashInfo, Issue, SessionHealth
+from ohm_tui.engine.model import AgentRecord, CrashInfo, Issue, Observation, RawProc, SessionHealth
 from ohm_tui.engine.sources import calls as inv
+from ohm_tui.engine.sources import logparse
 from ohm_tui.engine.sources import sqlite as db
 from ohm_tui.engine.sources.base import Source, SourceKind, SourceRead
+from ohm_tui.engine.system import procs
 
 STUCK_FACTOR = 1.5  # open longer than this many claude_timeouts = stuck
 MATCH_SLACK = 5.0  # seconds between a row's start and its first call, or a call and its process
@@ -221,7 +221,7 @@ def _is_claude(pid: int) -> bool:
 
 def attach_children(
     records: list[AgentRecord],
-    table: dict[int, procs.RawProc],
+    table: dict[int, RawProc],
     orchestrators: list[int],
     calls: list[inv.Invocation],
 ) -> None:

@@ -9,7 +9,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ohm_tui.engine.models import BugRow
+from ohm_tui.engine.model import BugRow
 from ohm_tui.tui import text
 
 

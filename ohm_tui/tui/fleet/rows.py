@@ -9,7 +9,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import App
 
-from ohm_tui.engine.models import AgentView, BugRow, CrashRow
+from ohm_tui.engine.model import AgentView, BugRow, CrashRow
 from ohm_tui.fleet.snapshot import FleetSnapshot, HostStatus, HostView
 from ohm_tui.tui import text
 from ohm_tui.tui.keyed_table import Row

@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
-from ohm_tui.engine.models import AgentView, Event, exit_code_text
+from ohm_tui.engine.model import AgentView, Event, exit_code_text
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from ohm_tui.tui import text
 

@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from ohm_tui.engine.config import PRIORITIES
-from ohm_tui.engine.models import BugRow
+from ohm_tui.engine.model import BugRow
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from ohm_tui.tui import text
 from ohm_tui.tui.screens.crash_detail import trace_renderable

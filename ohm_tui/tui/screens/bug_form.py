@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, TextArea
 
 from ohm_tui.engine.config import PRIORITIES, Config
-from ohm_tui.engine.models import AgentView, CrashRow
+from ohm_tui.engine.model import AgentView, CrashRow
 from ohm_tui.tui import text
 
 

@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ohm_tui.engine.models import CrashRow, exit_code_text
+from ohm_tui.engine.model import CrashRow, exit_code_text
 from ohm_tui.tui import text
 from ohm_tui.tui.messages import BugFormRequested
 from ohm_tui.tui.timeline_panel import action_text

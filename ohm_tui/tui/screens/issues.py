@@ -18,8 +18,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label
 
-from ohm_tui.engine import acks, headline, timeutil
-from ohm_tui.engine.models import Ack, Issue, Snapshot
+from ohm_tui.engine import timeutil
+from ohm_tui.engine.detect import acks, headline
+from ohm_tui.engine.model import Ack, Issue, Snapshot
 from ohm_tui.tui import text
 from ohm_tui.tui.keyed_table import KeyedTable
 from ohm_tui.tui.messages import SnapshotReady

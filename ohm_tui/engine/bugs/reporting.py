@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import TYPE_CHECKING
 
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.bugs import BugOutcome
-from ohm_tui.engine.fixes import task_key
+from ohm_tui.engine.bugs.tracker import BugOutcome, BugTracker
+from ohm_tui.engine.context import EngineContext
 from ohm_tui.engine.fmt import count, plural
-from ohm_tui.engine.models import CrashRow, HealthReport, IssueType
-
-if TYPE_CHECKING:
-    from ohm_tui.engine.monitor import OrchestratorHealthMonitor
+from ohm_tui.engine.model import CrashRow, HealthReport, IssueType, task_key
 
 log = logging.getLogger("ohm.reporting")
 
@@ -33,14 +29,18 @@ RATE_LIMIT_RETRY = 300.0  # seconds before a rate-limited crash bug is tried aga
 
 
 class BugReporter:
-    def __init__(self, monitor: OrchestratorHealthMonitor) -> None:
-        self.m = monitor
+    def __init__(self, ctx: EngineContext) -> None:
+        self.ctx = ctx
         self._frozen_reported = False
         # Conditions (stale entries, zombies, flapping) reported in the previous
         # pass: a condition that persists is one occurrence, not one per check.
         self._conditions: set[str] = set()
         self._current: set[str] = set()
         self._held_back: dict[str, float] = {}  # fingerprint -> when it was rate-limited
+
+    @property
+    def tracker(self) -> BugTracker:
+        return BugTracker(self.ctx.store, self.ctx.config, self.ctx.notifier)
 
     def run(self, report: HealthReport) -> list[int]:
         numbers: list[int] = []
@@ -66,8 +66,8 @@ class BugReporter:
 
     # ------------------------------------------------------------ crashes
     def _crash_bugs(self, report: HealthReport) -> list[int]:
-        store = self.m.store
-        cfg = self.m.config
+        store = self.ctx.store
+        cfg = self.ctx.config
         now = timeutil.now()
         crashes = [
             c
@@ -99,12 +99,12 @@ class BugReporter:
             if held is not None and now - held < RATE_LIMIT_RETRY:
                 continue  # rate-limited a moment ago: one event, not one per cycle
             newest = store.get_crash(newest.crash_id) or newest
-            outcome = self.m.tracker.report(
+            outcome = self.tracker.report(
                 issue_type="agent_crash",
                 fingerprint=fp,
                 title=_crash_title(newest),
                 description=_crash_description(newest, count, bool(st.given_up), st.attempts),
-                priority=self.m.tracker.priority_for(newest.error_type, count),
+                priority=self.tracker.priority_for(newest.error_type, count),
                 category="crash",
                 root_cause=newest.root_cause,
                 related_files=newest.related_files,
@@ -152,14 +152,14 @@ class BugReporter:
         if self._frozen_reported:
             return []
         numbers: list[int] = []
-        outcome = self.m.tracker.report(
+        outcome = self.tracker.report(
             issue_type="orchestrator_freeze",
-            fingerprint=f"orchestrator_freeze:{self.m.config.work_loop_state_path}",
+            fingerprint=f"orchestrator_freeze:{self.ctx.config.work_loop_state_path}",
             title="Orchestrator loop frozen",
             description="\n".join(i.error for i in frozen)
             + (
                 "\nA restart command is configured; ohm attempts a restart."
-                if self.m.config.orchestrator_restart_command
+                if self.ctx.config.orchestrator_restart_command
                 else "\nNo orchestrator_restart_command is configured: restart it by hand."
             ),
             priority="Critical",
@@ -172,14 +172,14 @@ class BugReporter:
         for issue in frozen:
             issue.bug_reported, issue.bug_number = n is not None, n
         if any(i.ack is None for i in frozen):  # acknowledged: recorded, not shouted
-            self.m.notifier.alert("critical", frozen[0].error)
+            self.ctx.notifier.alert("critical", frozen[0].error)
         return numbers
 
     def restart_failed(self, message: str) -> None:
         try:
-            self.m.tracker.report(
+            self.tracker.report(
                 issue_type="restart_failed",
-                fingerprint=f"restart_failed:{self.m.config.work_loop_state_path}",
+                fingerprint=f"restart_failed:{self.ctx.config.work_loop_state_path}",
                 title="Orchestrator restart failed",
                 description=message,
                 priority="Critical",
@@ -202,12 +202,12 @@ class BugReporter:
             i
             for i in zombies
             if i.details.get("kind") != "stale_entries"
-            and float(i.details.get("age", 0.0)) >= self.m.config.zombie_bug_after
+            and float(i.details.get("age", 0.0)) >= self.ctx.config.zombie_bug_after
         ]
-        stale_fp = f"zombie:stale_entries:{self.m.config.agent_state_path}"
+        stale_fp = f"zombie:stale_entries:{self.ctx.config.agent_state_path}"
         if stale and self._new_condition(stale_fp):
             entries = stale[0].details.get("entries", [])
-            outcome = self.m.tracker.report(
+            outcome = self.tracker.report(
                 issue_type="zombie",
                 fingerprint=stale_fp,
                 title="Stale agent entries in agent_state.json",
@@ -215,14 +215,14 @@ class BugReporter:
                 "is gone, whatever their status (moved to completed_agents by ohm).",
                 priority="Low",
                 category="zombie",
-                related_files=[str(self.m.config.agent_state_path)],
+                related_files=[str(self.ctx.config.agent_state_path)],
                 metadata={"pids": [e.get("pid") for e in entries][:200]},
             )
             n = self._done(outcome, numbers)
             for issue in stale:
                 issue.bug_reported, issue.bug_number = n is not None, n
         if procs_ and self._new_condition("zombie:processes"):
-            outcome = self.m.tracker.report(
+            outcome = self.tracker.report(
                 issue_type="zombie",
                 fingerprint="zombie:processes",
                 title="Zombie processes detected",
@@ -243,7 +243,7 @@ class BugReporter:
             tk = str(issue.details.get("task_key"))
             if not self._new_condition(f"flapping:{tk}"):
                 continue
-            outcome = self.m.tracker.report(
+            outcome = self.tracker.report(
                 issue_type="flapping",
                 fingerprint=f"flapping:{tk}",
                 title=f"Agent flapping on {tk}: exits soon after every start",
@@ -269,7 +269,7 @@ class BugReporter:
         if not self._new_condition(fp):
             return []
         numbers: list[int] = []
-        outcome = self.m.tracker.report(
+        outcome = self.tracker.report(
             issue_type="cost_over_budget",
             fingerprint=fp,
             title="Session agents spend over twice the hourly cost budget",
@@ -305,7 +305,7 @@ class BugReporter:
                 continue
             reason = str(issue.details.get("reason") or issue.error)
             who = f"{issue.agent_type or 'agent'} on {issue.task_id or tk}"
-            crash = self.m.store.get_crash(issue.crash_id) if issue.crash_id else None
+            crash = self.ctx.store.get_crash(issue.crash_id) if issue.crash_id else None
             lines = [
                 f"{who} crashed and ohm could not start its respawn, so nothing runs "
                 "this task now.",
@@ -316,7 +316,7 @@ class BugReporter:
             if crash is not None and crash.cwd:
                 lines.append(f"Working directory: {crash.cwd}")
             lines.append("Fix the cause, then respawn it by hand (r in the console, ohm respawn).")
-            outcome = self.m.tracker.report(
+            outcome = self.tracker.report(
                 issue_type=IssueType.RESPAWN_FAILED,
                 fingerprint=fp,
                 title=f"Cannot respawn {who}: {reason}"[:200],

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from ohm_tui.engine.procs import read_proc, same_start
+from ohm_tui.engine.system.procs import read_proc, same_start
 
 PIPE_WRITE_WCHANS = frozenset({"pipe_write", "anon_pipe_write"})
 

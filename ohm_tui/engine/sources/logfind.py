@@ -18,8 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ohm_tui.engine.config import Config
-from ohm_tui.engine.fixes import slug
-from ohm_tui.engine.models import AgentRecord
+from ohm_tui.engine.model import AgentRecord, slug
 
 
 class LogFinder:

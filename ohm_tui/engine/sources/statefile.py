@@ -21,7 +21,6 @@ import contextlib
 import errno
 import fcntl
 import json
-import math
 import os
 import shlex
 import stat
@@ -34,7 +33,8 @@ from typing import Any, Literal, TypeVar
 
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.fmt import article, size
-from ohm_tui.engine.models import AgentRecord
+from ohm_tui.engine.model import AgentRecord
+from ohm_tui.engine.model.naming import agent_key
 
 __all__ = [
     "MAX_STATE_BYTES",
@@ -225,13 +225,6 @@ def detect_format(data: dict[str, Any]) -> Format:
         ):
             return "ohm"
     return "real"
-
-
-def agent_key(pid: int, started_at: float | None) -> str:
-    """One run of an agent: ``"<pid>@<int(started_at)>"``; PIDs alone are reused."""
-    if started_at is None or not math.isfinite(started_at):
-        return f"{pid}@?"
-    return f"{pid}@{int(started_at)}"
 
 
 def _as_pid(value: object) -> int | None:

@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from ohm_tui.engine.fixes import task_key
-from ohm_tui.engine.models import STATUS_ORDER, Ack, Issue, Status
+from ohm_tui.engine.model import STATUS_ORDER, Ack, Issue, Status, task_key
 
 RESOLVED_AFTER = 60.0  # seconds an acked issue must stay gone before its ack ends
 

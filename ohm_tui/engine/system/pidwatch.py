@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ohm_tui.engine.procs import read_proc, same_start
+from ohm_tui.engine.system.procs import read_proc, same_start
 
 log = logging.getLogger(__name__)
 

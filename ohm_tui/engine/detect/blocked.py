@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import os
 
-from ohm_tui.engine import kernel
-from ohm_tui.engine.detect import Observation
-from ohm_tui.engine.models import Issue
+from ohm_tui.engine.model import Issue, Observation
+from ohm_tui.engine.system import kernel
 
 CONSECUTIVE_CHECKS = 2  # one sighting may be a reader that is merely slow
 IDLE_CPU_PERCENT = 1.0  # a blocked writer burns nothing

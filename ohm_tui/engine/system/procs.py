@@ -20,23 +20,19 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
 import select
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import psutil
 
-from ohm_tui.engine.models import ProcStats
+from ohm_tui.engine.model.process import STATE_NAMES, RawProc
+from ohm_tui.engine.system.children import reap_if_child
 
 log = logging.getLogger(__name__)
 
@@ -60,21 +56,6 @@ RUNNER_PATH = str(Path(__file__).with_name("runner.py").resolve())
 # resolution is 1/CLK_TCK, so 0.05 s is "the same tick" with room to spare.
 START_TIME_EPSILON = 0.05
 
-# psutil-style names for the one-letter states of /proc/<pid>/stat.
-STATE_NAMES: dict[str, str] = {
-    "R": "running",
-    "S": "sleeping",
-    "D": "disk-sleep",
-    "Z": "zombie",
-    "T": "stopped",
-    "t": "tracing-stop",
-    "X": "dead",
-    "x": "dead",
-    "I": "idle",
-    "K": "wake-kill",
-    "W": "waking",
-    "P": "parked",
-}
 _PSUTIL_STATES = {v: k for k, v in STATE_NAMES.items() if k not in ("x",)}
 _PSUTIL_STATES["waiting"] = "S"
 _PSUTIL_STATES["locked"] = "D"
@@ -88,28 +69,6 @@ TerminateOutcome = Literal[
     "permission_denied",
     "still_running",  # SIGKILLed and still there after the wait (D state): not stopped
 ]
-
-
-@dataclass(slots=True)
-class RawProc:
-    """One process as one line of ``/proc/<pid>/stat`` describes it."""
-
-    pid: int
-    ppid: int
-    state: str  # one char: R S D Z T t I X
-    start_time: float  # UTC epoch seconds, same clock as psutil's create_time
-    cpu_ticks: int  # utime + stime, in 1/CLK_TCK s
-    rss_bytes: int
-    name: str = ""  # comm (15 chars at most); never use it as an identity
-
-    @property
-    def key(self) -> tuple[int, float]:
-        return (self.pid, self.start_time)
-
-    @property
-    def status(self) -> str:
-        """The state as psutil names it (``"zombie"``, ``"sleeping"``...)."""
-        return STATE_NAMES.get(self.state, "unknown")
 
 
 # ----------------------------------------------------------------- boot time
@@ -448,13 +407,15 @@ def _ancestors(procs: dict[int, RawProc], pid: int) -> set[int]:
     return out
 
 
+# Runners of this and of older ohm versions (before the system room) still running.
+_RUNNER_TAILS = ("/ohm_tui/engine/system/runner.py", "/ohm_tui/engine/runner.py")
 RUNNER_COMM = "ohm-runner"  # runner.py names itself so in /proc/<pid>/comm
 
 
 def _is_runner(raw: RawProc, argv: list[str]) -> bool:
     if raw.name == RUNNER_COMM:
         return True
-    return any(a == RUNNER_PATH or a.endswith("/ohm_tui/engine/runner.py") for a in argv[:6])
+    return any(a == RUNNER_PATH or a.endswith(_RUNNER_TAILS) for a in argv[:6])
 
 
 def find_orchestrators(
@@ -491,33 +452,6 @@ def find_orchestrators(
     return found
 
 
-def proc_stats(
-    pids: Iterable[int],
-    *,
-    procs: dict[int, RawProc] | None = None,
-    sampler: CpuSampler | None = None,
-    now: float | None = None,
-) -> dict[int, ProcStats]:
-    """``ProcStats`` for the live ones among ``pids`` (cpu % 0.0 until sampled twice)."""
-    mono = time.monotonic() if now is None else now
-    out: dict[int, ProcStats] = {}
-    for pid in pids:
-        raw = procs.get(pid) if procs is not None else read_proc(pid)
-        if raw is None:
-            continue
-        pct = sampler.sample(raw, mono) if sampler is not None else None
-        out[pid] = ProcStats(
-            pid=pid,
-            create_time=raw.start_time,
-            status=raw.status,
-            cpu_percent=pct or 0.0,
-            rss_bytes=raw.rss_bytes,
-            cmdline=CMDLINES.get(raw) or [],
-            ppid=raw.ppid,
-        )
-    return out
-
-
 # ----------------------------------------------------------------- signals
 def _pidfd_open(pid: int) -> int | None:
     """A pidfd for ``pid``; ``None`` when pidfds are unavailable. Raises ProcessLookupError."""
@@ -543,21 +477,18 @@ def _wait_pidfd(fd: int, timeout: float) -> bool:
 
 
 def _reap_if_child(pid: int) -> None:
-    """Reap ``pid`` if it is our child, so it does not linger as a zombie."""
-    with _registry_lock:
-        popen = _children.get(pid)
-    if popen is not None:
-        if popen.poll() is not None:
-            with _registry_lock:
-                _children.pop(pid, None)
-        return
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+    reap_if_child(pid)
+
+
+def is_running(pid: int, start: float) -> bool:
+    """THE rule for "is this still the same process": it is there, not a zombie, and
+    started when we saw it start (``same_start``). Every caller asks this one."""
+    raw = read_proc(pid)
+    return raw is not None and raw.state not in "ZXx" and same_start(raw.start_time, start)
 
 
 def _is_gone(pid: int, start: float) -> bool:
-    raw = read_proc(pid)
-    return raw is None or raw.state in "ZXx" or not same_start(raw.start_time, start)
+    return not is_running(pid, start)
 
 
 def terminate_verified(
@@ -692,431 +623,3 @@ def _terminate_psutil(
     while time.monotonic() < deadline and not _is_gone(pid, start):
         time.sleep(0.005)
     return "killed" if _is_gone(pid, start) else "still_running"
-
-
-# ----------------------------------------------------------------- children
-_registry_lock = threading.Lock()
-_children: dict[int, subprocess.Popen[bytes]] = {}
-
-
-def _register_child(popen: subprocess.Popen[bytes]) -> None:
-    with _registry_lock:
-        _children[popen.pid] = popen
-
-
-def reap_children() -> list[tuple[int, int]]:
-    """Reap runners (and spare runners) this process started: ``(pid, returncode)`` each.
-
-    Only our own Popen objects are polled: ``os.waitpid(-1)`` would steal exit
-    codes from other libraries' children.
-    """
-    with _registry_lock:
-        items = list(_children.items())
-    done: list[tuple[int, int]] = []
-    for pid, popen in items:
-        rc = popen.poll()
-        if rc is not None:
-            done.append((pid, rc))
-    if done:
-        with _registry_lock:
-            for pid, _ in done:
-                _children.pop(pid, None)
-    return done
-
-
-def child_count() -> int:
-    """How many runner processes we started are not yet reaped."""
-    with _registry_lock:
-        return len(_children)
-
-
-# ----------------------------------------------------------------- spawning
-@dataclass(slots=True)
-class SpawnResult:
-    """A started agent. ``pid``/``create_time`` are the AGENT's, not the runner's."""
-
-    pid: int
-    create_time: float  # same clock as RawProc.start_time
-    started_at: float  # wall time the runner took right after the spawn
-    runner_pid: int
-    log_file: str
-    argv: list[str]
-    cwd: str
-    exit_file: str = ""  # where the runner will write the exit record
-
-    @property
-    def key(self) -> str:
-        """The agent-run identity ``"<pid>@<int(started_at)>"``."""
-        return f"{self.pid}@{int(self.started_at)}"
-
-
-def exit_record_path(exits_dir: str | os.PathLike[str], pid: int, started_at: float) -> Path:
-    """Where ``runner.py`` writes the exit record of the agent ``pid`` started at ``started_at``."""
-    return Path(exits_dir) / f"{pid}-{int(started_at)}.json"
-
-
-def read_exit_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """An exit record, or ``None`` when it is missing, partial or not JSON."""
-    try:
-        with open(path, "rb") as f:
-            data = json.loads(f.read())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-SPAWN_TIMEOUT = 5.0
-_DIR_MODE = 0o750
-_LOG_MODE = 0o640
-
-
-def _python() -> str:
-    exe = sys.executable
-    if exe and os.path.exists(exe):
-        return exe
-    import shutil
-
-    found = shutil.which("python3") or shutil.which("python")
-    if not found:
-        raise OSError("cannot find a Python interpreter to run the agent runner")
-    return found
-
-
-def _runner_cmd(*args: str) -> list[str]:
-    # -S: no site (no site-packages scan), -E: ignore PYTHON* env, -P: do not put
-    # the engine directory first on sys.path (its modules would shadow stdlib).
-    return [_python(), "-S", "-E", "-P", RUNNER_PATH, *args]
-
-
-def _read_status(fd: int, timeout: float) -> bytes:
-    """The runner's one status line; ``b""`` on EOF or timeout."""
-    buf = b""
-    deadline = time.monotonic() + timeout
-    poller = select.poll()
-    poller.register(fd, select.POLLIN | select.POLLHUP)
-    while b"\n" not in buf:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not poller.poll(remaining * 1000.0):
-            return b""
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return buf if b"\n" in buf else b""
-        buf += chunk
-    return buf.split(b"\n", 1)[0]
-
-
-def _kill_runner(popen: subprocess.Popen[bytes]) -> None:
-    """SIGKILL a runner we started and its process group (the agent too), then reap it."""
-    # Not yet reaped, so its pid (and so its process group id) cannot be reused.
-    if popen.returncode is None:
-        with contextlib.suppress(OSError):
-            os.killpg(popen.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            popen.wait(timeout=5.0)
-    with _registry_lock:
-        _children.pop(popen.pid, None)
-
-
-def _make_dir(path: Path) -> None:
-    path.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
-
-
-class _Spare:
-    """A runner started ahead of need, blocked reading its request."""
-
-    __slots__ = ("popen", "req_w", "status_r")
-
-    def __init__(self) -> None:
-        status_r, status_w = os.pipe2(os.O_CLOEXEC)
-        req_r, req_w = os.pipe2(os.O_CLOEXEC)
-        try:
-            self.popen: subprocess.Popen[bytes] = subprocess.Popen(
-                _runner_cmd("--status-fd", str(status_w), "--request-fd", str(req_r)),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                pass_fds=(status_w, req_r),
-                start_new_session=True,
-                cwd="/",
-            )
-        except BaseException:
-            for fd in (status_r, req_w):
-                os.close(fd)
-            raise
-        finally:
-            os.close(status_w)
-            os.close(req_r)
-        self.req_w = req_w
-        self.status_r = status_r
-
-    def discard(self) -> None:
-        """Let it go: EOF on its request pipe makes an idle spare exit at once."""
-        for fd in (self.req_w, self.status_r):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self.req_w = self.status_r = -1
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=2.0)
-        if self.popen.poll() is None:
-            _kill_runner(self.popen)
-
-
-_spare_lock = threading.Lock()
-_spare: _Spare | None = None
-_refill_thread: threading.Thread | None = None
-_prewarm_enabled = True
-
-
-def set_prewarm(enabled: bool) -> None:
-    """Keep one runner started ahead (default on). Off also discards the current spare."""
-    global _prewarm_enabled
-    _prewarm_enabled = enabled
-    if not enabled:
-        shutdown_spares()
-
-
-def shutdown_spares() -> None:
-    """Stop the idle spare runner, if any (it holds no agent)."""
-    global _spare
-    refill = _refill_thread
-    if refill is not None and refill is not threading.current_thread():
-        refill.join(10.0)  # a spare being started now would outlive this call
-    with _spare_lock:
-        spare, _spare = _spare, None
-    if spare is not None:
-        spare.discard()
-
-
-def _take_spare() -> _Spare | None:
-    global _spare
-    with _spare_lock:
-        spare, _spare = _spare, None
-    if spare is not None and spare.popen.poll() is not None:
-        spare.discard()
-        return None
-    return spare
-
-
-def prewarm() -> None:
-    """Start the spare runner now, so that even the first spawn is fast.
-
-    Called after every spawn anyway; a monitor may call it at start. No-op when
-    a spare is waiting already or pre-warming is off.
-    """
-    global _spare
-    if not _prewarm_enabled:
-        return
-    with _spare_lock:
-        if _spare is not None:
-            return
-    try:
-        fresh = _Spare()
-    except OSError as exc:
-        log.warning("could not start a spare agent runner: %s", exc)
-        return
-    with _spare_lock:
-        keep = _spare is None and _prewarm_enabled
-        if keep:
-            _spare = fresh
-    if not keep:
-        fresh.discard()
-
-
-# The next spare starts this long after a spawn: starting a Python process right
-# away competed for the CPU with the agent's own start-up (a respawn's largest part).
-PREWARM_DELAY = 0.05
-
-
-def _prewarm_later() -> None:
-    time.sleep(PREWARM_DELAY)
-    prewarm()
-
-
-def _prewarm_soon() -> None:
-    """Start the next spare off the caller's path (a respawn returns ~1 ms sooner)."""
-    global _refill_thread
-    if not _prewarm_enabled:
-        return
-    with _spare_lock:
-        if _spare is not None or (_refill_thread is not None and _refill_thread.is_alive()):
-            return
-        thread = threading.Thread(target=_prewarm_later, name="ohm-prewarm", daemon=True)
-        _refill_thread = thread
-    thread.start()
-
-
-def _encode_request(tokens: list[str]) -> bytes:
-    return b"\0".join(t.encode("utf-8", "surrogateescape") for t in tokens)
-
-
-def spawn_agent_process(
-    argv: list[str],
-    *,
-    cwd: str | os.PathLike[str] | None,
-    log_file: str | os.PathLike[str],
-    exits_dir: str | os.PathLike[str],
-    env: Mapping[str, str] | None = None,
-    meta: Mapping[str, Any] | None = None,
-) -> SpawnResult:
-    """Start ``argv`` under ``runner.py`` in its own session; return the agent's identity.
-
-    Output (stdout and stderr) goes to ``log_file`` in append mode, never to a
-    pipe. ``env`` is the complete environment (as for subprocess; ``None``:
-    ours). The agent survives ohm; the runner records its exit code in
-    ``exits_dir``. Raises ``FileNotFoundError``/``PermissionError`` when the
-    executable or ``cwd`` cannot be used, ``OSError`` when the runner fails.
-    """
-    if isinstance(argv, (str, bytes)) or not argv or not all(isinstance(a, str) for a in argv):
-        raise ValueError(f"argv must be a non-empty list of strings, got {argv!r}")
-    argv = list(argv)
-    if any("\0" in a for a in argv):
-        raise ValueError("argv must not contain NUL characters")
-    if env is not None:
-        for k, v in env.items():
-            if not (isinstance(k, str) and isinstance(v, str)) or not k or "=" in k:
-                raise ValueError(f"invalid environment variable {k!r}")
-            if "\0" in k or "\0" in v:
-                raise ValueError(f"environment variable {k!r} contains a NUL character")
-    log_path = Path(log_file).expanduser().absolute()
-    exits_path = Path(exits_dir).expanduser().absolute()
-    run_cwd = os.path.abspath(os.path.expanduser(os.fspath(cwd))) if cwd else os.getcwd()
-    if not os.path.isdir(run_cwd):
-        raise FileNotFoundError(
-            errno.ENOENT, f"cannot start {argv[0]!r}: working directory does not exist", run_cwd
-        )
-    _make_dir(log_path.parent)
-    _make_dir(exits_path)
-    meta_text = json.dumps(dict(meta or {}), default=str, separators=(",", ":"))
-    opts = [
-        "--exits-dir",
-        str(exits_path),
-        "--log",
-        str(log_path),
-        "--cwd",
-        run_cwd,
-        "--meta",
-        meta_text,
-    ]
-
-    popen: subprocess.Popen[bytes] | None = None
-    line = b""
-    spare = _take_spare() if _prewarm_enabled else None
-    if spare is not None:
-        popen, line = _warm_spawn(spare, opts, argv, env)
-    if popen is None:
-        popen, line = _cold_spawn(opts, argv, log_path, env)
-    result = _finish_spawn(popen, line, argv, run_cwd, log_path, exits_path)
-    _prewarm_soon()
-    return result
-
-
-def _warm_spawn(
-    spare: _Spare, opts: list[str], argv: list[str], env: Mapping[str, str] | None
-) -> tuple[subprocess.Popen[bytes] | None, bytes]:
-    """Hand the request to a spare runner; ``(None, b"")`` if it cannot take it."""
-    tokens = [*opts, "--env-exact"]
-    for k, v in (os.environ if env is None else env).items():
-        tokens += ["--env", f"{k}={v}"]
-    try:
-        view = memoryview(_encode_request([*tokens, "--", *argv]))
-        while view:
-            view = view[os.write(spare.req_w, view) :]
-        os.close(spare.req_w)
-        spare.req_w = -1
-    except (OSError, UnicodeError) as exc:
-        log.debug("spare runner unusable (%s); starting a fresh one", exc)
-        spare.discard()
-        return None, b""
-    popen = spare.popen
-    _register_child(popen)
-    try:
-        line = _read_status(spare.status_r, SPAWN_TIMEOUT)
-    finally:
-        os.close(spare.status_r)
-        spare.status_r = -1
-    if not line:
-        _kill_runner(popen)  # kills its process group: an agent it may have started too
-        return None, b""
-    return popen, line
-
-
-def _cold_spawn(
-    opts: list[str], argv: list[str], log_path: Path, env: Mapping[str, str] | None
-) -> tuple[subprocess.Popen[bytes], bytes]:
-    status_r, status_w = os.pipe2(os.O_CLOEXEC)
-    try:
-        log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, _LOG_MODE)
-        try:
-            popen: subprocess.Popen[bytes] = subprocess.Popen(
-                _runner_cmd("--status-fd", str(status_w), *opts, "--", *argv),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log_fd,  # a runner that fails before it reports says why in the log
-                pass_fds=(status_w,),
-                start_new_session=True,
-                env=dict(env) if env is not None else None,
-                cwd="/",
-            )
-        finally:
-            os.close(log_fd)
-        os.close(status_w)
-        status_w = -1
-        _register_child(popen)
-        return popen, _read_status(status_r, SPAWN_TIMEOUT)
-    finally:
-        if status_w >= 0:
-            os.close(status_w)
-        os.close(status_r)
-
-
-def _finish_spawn(
-    popen: subprocess.Popen[bytes],
-    line: bytes,
-    argv: list[str],
-    cwd: str,
-    log_path: Path,
-    exits_path: Path,
-) -> SpawnResult:
-    status: Any = None
-    if line:
-        try:
-            status = json.loads(line)
-        except ValueError:
-            status = None
-    if not isinstance(status, dict):
-        _kill_runner(popen)
-        raise OSError(
-            f"agent runner did not report a pid within {SPAWN_TIMEOUT:g}s "
-            f"(exit code {popen.returncode}); see {log_path}"
-        )
-    if "error" in status:
-        code = status.get("errno")
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            popen.wait(timeout=SPAWN_TIMEOUT)  # it writes the exit record, then exits
-        if popen.poll() is None:
-            _kill_runner(popen)
-        with _registry_lock:
-            _children.pop(popen.pid, None)
-        msg = f"cannot start {argv[0]!r} (cwd {cwd}): {status['error']}"
-        if isinstance(code, int) and code > 0:
-            raise OSError(code, msg)  # FileNotFoundError / PermissionError by errno
-        raise OSError(msg)
-    try:
-        pid = int(status["pid"])
-        started_at = float(status["started_at"])
-        ticks = status.get("start_ticks")
-    except (KeyError, TypeError, ValueError):
-        _kill_runner(popen)
-        raise OSError(f"agent runner sent a malformed status line: {line[:200]!r}") from None
-    ct = ticks_to_epoch(int(ticks)) if isinstance(ticks, int) else create_time(pid)
-    return SpawnResult(
-        pid=pid,
-        create_time=ct if ct is not None else started_at,
-        started_at=started_at,
-        runner_pid=popen.pid,
-        log_file=str(log_path),
-        argv=argv,
-        cwd=cwd,
-        exit_file=str(exit_record_path(exits_path, pid, started_at)),
-    )

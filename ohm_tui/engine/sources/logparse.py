@@ -19,7 +19,7 @@ import posixpath
 import re
 import stat
 
-from ohm_tui.engine.models import CrashInfo
+from ohm_tui.engine.model import CrashInfo
 
 __all__ = [
     "error_lines",

@@ -23,16 +23,15 @@ from typing import Any
 
 from ohm_tui.engine.config import PRIORITIES, Config
 from ohm_tui.engine.fmt import article, count, duration, seconds_ago
-from ohm_tui.engine.logparse import sanitize
-from ohm_tui.engine.models import BugRow, format_bug_number
+from ohm_tui.engine.model import PRIORITY_RANK, BugRow, format_bug_number
 from ohm_tui.engine.notify import Notifier, run_command
+from ohm_tui.engine.sources.logparse import sanitize
 from ohm_tui.engine.store import Store, StoreError
 from ohm_tui.engine.timeutil import iso_local_naive
 from ohm_tui.engine.timeutil import now as _now
 
 log = logging.getLogger("ohm.bugs")
 
-PRIORITY_RANK: dict[str, int] = {"Critical": 0, "High": 1, "Medium": 2, "Low": 3}
 # Bugs whose occurrences are crashes: many occurrences make them Critical.
 _CRASH_CATEGORY = "crash"
 _CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")

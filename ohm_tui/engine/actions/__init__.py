@@ -1,0 +1,2 @@
+"""The actions room: respawn, recovery after an ohm crash, cleanup, stop and restart,
+and the pure respawn policy they follow."""

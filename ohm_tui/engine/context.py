@@ -1,0 +1,55 @@
+"""What an action or a bug rule is given instead of the monitor.
+
+``EngineContext`` is the engine's shared services (config, store, event sink,
+notifier, sources); ``CheckState`` is what the last check saw. The monitor owns
+both and fills ``CheckState`` on every check; actions and bug rules read them and
+never reach into the monitor (no back-references, no private attributes).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ohm_tui.engine.config import Config
+from ohm_tui.engine.model import Event, Observation
+from ohm_tui.engine.notify import Notifier
+from ohm_tui.engine.sources.registry import SourceSet
+from ohm_tui.engine.sources.statefile import AgentStateView
+from ohm_tui.engine.store import Store
+
+
+class EventSink(Protocol):
+    """Records a timeline event and tells listeners; ``None`` when it could not be stored."""
+
+    def __call__(self, kind: str, message: str, **fields: Any) -> Event | None: ...
+
+
+@dataclass(slots=True)
+class EngineContext:
+    """The services an action needs. ``store`` opens the database on first use."""
+
+    config: Config
+    notifier: Notifier
+    sources: SourceSet
+    emit: EventSink
+    open_store: Callable[[], Store]
+    holder: str  # this monitor's claimer name: ``name:pid:create_time``
+    lock: threading.RLock  # the check's lock: taken around events that race a check
+    process_cwd: Callable[[str], str | None] = lambda _key: None
+    orchestrator_cwd: Callable[[], str | None] = lambda: None
+
+    @property
+    def store(self) -> Store:
+        return self.open_store()
+
+
+@dataclass(slots=True)
+class CheckState:
+    """What the last check saw, as the actions read it."""
+
+    observations: dict[str, Observation] = field(default_factory=dict)
+    state_ok: bool = False  # agent_state.json was read cleanly (never write a file we cannot read)
+    last_view: AgentStateView | None = None

@@ -1,0 +1,26 @@
+"""Identity and naming rules, once: a run's key, a task's respawn key, a safe file-name piece."""
+
+from __future__ import annotations
+
+import math
+import re
+
+_SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def agent_key(pid: int, started_at: float | None) -> str:
+    """One run of an agent: ``"<pid>@<int(started_at)>"``; PIDs alone are reused."""
+    if started_at is None or not math.isfinite(started_at):
+        return f"{pid}@?"
+    return f"{pid}@{int(started_at)}"
+
+
+def task_key(agent_type: str | None, task_id: str | None) -> str:
+    """Respawn limits count per task; an agent without a task counts per type."""
+    return f"task:{task_id}" if task_id else f"type:{agent_type or 'agent'}"
+
+
+def slug(text: str | None, default: str = "agent") -> str:
+    """A file-name-safe piece (task ids like ``../../etc/x`` stay inside their folder)."""
+    s = _SLUG.sub("_", text or "").strip("._")[:60]
+    return s or default
