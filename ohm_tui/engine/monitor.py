@@ -101,6 +101,20 @@ class UnknownAgentError(KeyError):
         return str(self.args[0]) if self.args else "unknown agent"
 
 
+class NotAProcessError(ValueError):
+    """Raised for an action on a session (era 3): a thread of the orchestrator, which
+    restarts its own, is never respawned or signalled. Refused before anything runs,
+    so nothing is recorded (no failed respawn, no bug)."""
+
+
+def _refuse_session(rec: AgentRecord, action: str) -> None:
+    if rec.source == "session":
+        raise NotAProcessError(
+            f"{action} refused: {rec.agent_type} on {rec.task_id or '?'} is a session, "
+            "a thread of the orchestrator (it restarts its own): never respawned or signalled"
+        )
+
+
 class OrchestratorHealthMonitor:
     """Watches one orchestrator state directory. Safe to call from several threads."""
 
@@ -1589,6 +1603,7 @@ class OrchestratorHealthMonitor:
         """``describe_respawn`` with whether it is a restart (the console's dialog says so)."""
         with self._lock:
             rec = self.resolve_agent(agent)
+            _refuse_session(rec, "respawn")
             cwd, why = self.fixer.respawn_cwd(rec)
             running = self.fixer.is_running(rec)
         cmd = shlex.join(rec.command) if rec.command else rec.command_text
@@ -1614,6 +1629,7 @@ class OrchestratorHealthMonitor:
         self._require_writable("respawn")
         with self._lock:
             rec = self.resolve_agent(agent)
+            _refuse_session(rec, "respawn")
             running = self.fixer.is_running(rec)
             if not running:
                 result = self.fixer.manual_respawn(rec)
@@ -1630,6 +1646,7 @@ class OrchestratorHealthMonitor:
         self._require_writable("stop")
         with self._lock:
             rec = self.resolve_agent(agent)
+            _refuse_session(rec, "stop")
         result = self.fixer.stop(rec)  # outside the lock: it waits for a grace period
         self._emit_new_events()
         self.wake()

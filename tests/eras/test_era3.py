@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from ohm_tui import OrchestratorHealthMonitor
-from ohm_tui.demo.lifecycle_db import LifecycleDB
+from ohm_tui.demo.lifecycle_db import InvocationsDB, LifecycleDB, local_now
 from ohm_tui.engine import timeutil
+from ohm_tui.engine.monitor import NotAProcessError
 from ohm_tui.engine.sources.sessions import NOT_RESPAWNED
 from ohm_tui.engine.system import procs
 from tests.helpers import wait_until
@@ -127,8 +128,8 @@ def test_era3_sessions_failures_stuck_stale_and_children(
     assert closed[0] == "completed"  # stale, not a crash: closed as the orchestrator does
     assert "ImportError" in ({c.task_id: c for c in mon.crashes()}["spec-20"].error_type or "")
     # A session is never signalled.
-    result = mon.stop_agent(assistant.key)
-    assert not result.ok and "session" in result.message
+    with pytest.raises(NotAProcessError, match="session"):
+        mon.stop_agent(assistant.key)
     assert proc.poll() is None
     ok = {a.task_id: a.status for a in mon.snapshot().agents}
     assert ok.get("review-1") in (None, "running", "completed")
@@ -173,8 +174,15 @@ def test_era3_respawn_of_a_session_says_why_not(data_dir: Path, monitor: Any) ->
     mon.check()
     (crash,) = mon.crashes()
     assert crash.action_taken == NOT_RESPAWNED
-    result = mon.respawn(crash.agent_key)
-    assert not result.ok and "thread of the orchestrator" in result.message
+    # Refused before anything runs (the console greys r and k out): no failed respawn,
+    # no respawn_failed issue, no bug saying "nothing runs this task now".
+    for act in (mon.respawn, mon.respawn_plan, mon.stop_agent):
+        with pytest.raises(NotAProcessError, match="thread of the orchestrator"):
+            act(crash.agent_key)
+    report = mon.check()
+    assert not [i for i in report.issues if i.type == "respawn_failed"]
+    assert mon.bugs("all") == [] or all(b.issue_type != "respawn_failed" for b in mon.bugs("all"))
+    assert not [e for e in mon.events() if e.kind in ("respawn_failed", "stopped")]
     conn = sqlite3.connect(db.path)
     try:
         assert conn.execute("SELECT COUNT(*) FROM agent_lifecycle").fetchone()[0] == 1
@@ -186,3 +194,44 @@ def test_era3_respawn_of_a_session_says_why_not(data_dir: Path, monitor: Any) ->
         )
     finally:
         conn.close()
+
+
+def test_a_recycled_thread_id_is_two_sessions_and_a_call_fails_only_its_own(
+    data_dir: Path, monitor: Any
+) -> None:
+    """Python hands a thread id to the next thread at once: two sessions on one
+    recycled thread, started in the same second, are two agents. A failed call that
+    names its task is a crash of that session only, once, and stays its own after
+    the session ended (never handed to one running beside it)."""
+    db = LifecycleDB(data_dir)
+    db.heartbeat()
+    calls = InvocationsDB(data_dir)
+    tid, at = 2**40 + 11, local_now()
+    cmd = "claude --agent architect (session)"
+    db.register(tid, "architect", "spec-20", cmd, status="running", spawned_at=at)
+    failing = db.register(tid, "architect", "spec-22", cmd, status="running", spawned_at=at)
+    db.register(tid + 1, "architect", "spec-2", cmd, status="running", spawned_at=at)
+    call = calls.start("architect", "write the spec", session_id=f"spec-22-{tid}")
+    calls.finish(call, "error", error="API Error: 529 overloaded")
+    mon: OrchestratorHealthMonitor = monitor(heartbeat_interval=0.01)
+
+    def crashed_tasks() -> list[str | None]:
+        return sorted(c.task_id for c in mon.crashes())
+
+    mon.check()
+    assert crashed_tasks() == ["spec-22"]
+    views = {a.task_id: a.status for a in mon.snapshot().agents}
+    assert views["spec-20"] == "running" and views["spec-2"] == "running", views
+    assert len({a.key for a in mon.snapshot().agents}) == 3
+
+    # spec-22's session ends; its failed call must not become spec-20's or spec-2's.
+    db.execute(
+        "UPDATE agent_lifecycle SET status='completed', completed_at=? WHERE agent_id=?",
+        (local_now(), failing),
+    )
+    for _ in range(3):
+        mon.check()
+    assert crashed_tasks() == ["spec-22"]
+    assert not [
+        a for a in mon.snapshot().agents if a.status == "crashed" and a.task_id != "spec-22"
+    ]

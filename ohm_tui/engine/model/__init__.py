@@ -19,7 +19,7 @@ from ohm_tui.engine.model.enums import (
     Source,
     Status,
 )
-from ohm_tui.engine.model.naming import agent_key, slug, task_key
+from ohm_tui.engine.model.naming import agent_key, session_key, slug, task_key
 from ohm_tui.engine.model.observation import ExitInfo, Liveness, Observation
 from ohm_tui.engine.model.process import STATE_NAMES, RawProc
 from ohm_tui.engine.model.records import (
@@ -83,6 +83,7 @@ __all__ = [
     "exit_code_text",
     "format_bug_number",
     "parse_bug_number",
+    "session_key",
     "signal_name",
     "slug",
     "task_key",

@@ -15,6 +15,13 @@ def agent_key(pid: int, started_at: float | None) -> str:
     return f"{pid}@{int(started_at)}"
 
 
+def session_key(thread_id: int, started_at: float | None, row_id: int) -> str:
+    """One session (era 3): its thread id and start, plus its ``agent_lifecycle`` row.
+    Python reuses thread ids at once, so two sessions started in the same second
+    on a recycled thread would otherwise be one run (and share each other's crashes)."""
+    return f"{agent_key(thread_id, started_at)}#{row_id}"
+
+
 def task_key(agent_type: str | None, task_id: str | None) -> str:
     """Respawn limits count per task; an agent without a task counts per type."""
     return f"task:{task_id}" if task_id else f"type:{agent_type or 'agent'}"

@@ -26,7 +26,7 @@ from typing import Any
 
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.config import Config
-from ohm_tui.engine.model import AgentRecord, ExitInfo, agent_key
+from ohm_tui.engine.model import AgentRecord, ExitInfo, agent_key, session_key
 from ohm_tui.engine.sources import sqlite as db
 from ohm_tui.engine.sources.base import Source, SourceKind, SourceRead, SourceWriteError
 from ohm_tui.engine.sources.statefile import FUTURE_TOLERANCE, LoopState
@@ -187,7 +187,7 @@ class LifecycleSource(Source):
             if isinstance(meta, dict) and meta.get("respawned_by") == "ohm":
                 raw["respawned_by"] = "ohm"  # ohm counts its own runs where it saw them end
         rec = AgentRecord(
-            key=agent_key(pid, started),
+            key=session_key(pid, started, agent_id) if session else agent_key(pid, started),
             pid=pid,
             agent_type=str(row.get("agent_type") or "unknown"),
             task_id=None if row.get("task_id") in (None, "") else str(row["task_id"]),

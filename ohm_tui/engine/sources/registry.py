@@ -66,6 +66,7 @@ class SourceSet:
         self._absent_sig: dict[SourceKind, tuple[int, int, int, int]] = {}
         self.exits: dict[str, ExitInfo] = {}
         self.completed: list[AgentRecord] = []  # closed agent_lifecycle rows (fast-exit counting)
+        self._finished_sessions: list[AgentRecord] = []  # ended sessions: their calls are theirs
         self._probed: dict[SourceKind, float] = {}
         if config.sources is not None:
             for name in config.sources:
@@ -157,6 +158,7 @@ class SourceSet:
                 self.exits.update(got.exits)
                 if kind is SourceKind.AGENT_LIFECYCLE:
                     self.completed = [r for r in got.completed if r.source == "lifecycle"]
+                    self._finished_sessions = [r for r in got.completed if r.source == "session"]
             issues.extend(self._issues(src, got))
             lists.append(self._last.get(kind, []))
         lc, calls = self.lifecycle, self.invocations
@@ -164,7 +166,7 @@ class SourceSet:
             lc.invocations_present = calls is not None
         records = _merge(lists, self.config.pid_start_tolerance)
         if calls is not None:
-            sessions.annotate(records, calls.calls, self.config, now)
+            sessions.annotate(records, calls.calls, self.config, now, self._finished_sessions)
         return records
 
     def _issues(self, src: Source, got: SourceRead) -> list[Issue]:
@@ -272,7 +274,8 @@ def _alive(rec: AgentRecord, config: Config) -> bool:
 
 def _merge(lists: list[list[AgentRecord]], tolerance: float) -> list[AgentRecord]:
     """One record per run across sources: the same PID started within ``tolerance``
-    seconds is one run (the first source listing it wins)."""
+    seconds is one run (the first source listing it wins). A session is its own row:
+    thread ids are recycled at once."""
     if len(lists) == 1:
         return list(lists[0])
     out: list[AgentRecord] = []
@@ -281,6 +284,10 @@ def _merge(lists: list[list[AgentRecord]], tolerance: float) -> list[AgentRecord
     for recs in lists:
         for rec in recs:
             if rec.key in keys:
+                continue
+            if rec.source == "session":  # a thread id is no process: its row is the run
+                keys.add(rec.key)
+                out.append(rec)
                 continue
             known = starts.get(rec.pid)
             if known is not None and any(

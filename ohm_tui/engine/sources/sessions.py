@@ -12,6 +12,7 @@ at, to signal or to respawn. Its health comes from its rows and its calls:
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 
 from ohm_tui.engine.config import Config
@@ -84,20 +85,33 @@ def _owner(call: inv.Invocation, candidates: list[AgentRecord]) -> AgentRecord |
         lo, hi = _window(rec)
         if lo <= at and (hi is None or at <= hi):
             open_then.append(rec)
-    named = [r for r in open_then if r.task_id and r.task_id in (call.session_id or "")]
+    named = [r for r in open_then if r.task_id and _names(call.session_id, r.task_id)]
     pool = named or open_then
     return max(pool, key=lambda r: r.started_at or 0.0, default=None)
 
 
+def _names(session_id: str | None, task_id: str) -> bool:
+    """Does a call's session id name this task as a whole word (``spec-2`` is not in
+    ``spec-22-1404…``)?"""
+    pattern = rf"(?<![\w-]){re.escape(task_id)}(?!\w)"
+    return session_id is not None and re.search(pattern, session_id) is not None
+
+
 def annotate(
-    records: list[AgentRecord], calls: list[inv.Invocation], config: Config, now: float
+    records: list[AgentRecord],
+    calls: list[inv.Invocation],
+    config: Config,
+    now: float,
+    finished: list[AgentRecord] | None = None,
 ) -> None:
     """Give each session record the health of its calls. Calls carry no row id:
-    each is given to one session of its agent type (see ``_owner``)."""
+    each is given to one session of its agent type (see ``_owner``). Sessions that
+    have ended (``finished``) are candidates too, so that their calls are never
+    handed to a session that was running beside them (a phantom crash)."""
     by_type: dict[str, list[AgentRecord]] = {}
     health: dict[str, SessionHealth] = {}
-    for rec in records:
-        if rec.source == "session":
+    for rec in [*records, *(finished or [])]:
+        if rec.source == "session" and rec.key not in health:
             by_type.setdefault(_norm(rec.agent_type), []).append(rec)
             health[rec.key] = SessionHealth()
     if not health:
