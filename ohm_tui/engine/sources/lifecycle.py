@@ -179,6 +179,7 @@ class LifecycleSource(Source):
         worktree = row.get("worktree_path") or None
         raw = {k: v for k, v in row.items() if k not in _OUTPUT_COLS}
         raw["ended_at"] = timeutil.to_epoch(row.get("completed_at"))
+        log_file: str | None = None
         if "ohm" in str(row.get("metadata") or ""):
             try:
                 meta = json.loads(str(row["metadata"]))
@@ -186,6 +187,9 @@ class LifecycleSource(Source):
                 meta = None
             if isinstance(meta, dict) and meta.get("respawned_by") == "ohm":
                 raw["respawned_by"] = "ohm"  # ohm counts its own runs where it saw them end
+                # The run ohm started writes to its own log: its traceback is there.
+                if isinstance(meta.get("log_file"), str) and meta["log_file"]:
+                    log_file = meta["log_file"]
         rec = AgentRecord(
             key=session_key(pid, started, agent_id) if session else agent_key(pid, started),
             pid=pid,
@@ -195,7 +199,7 @@ class LifecycleSource(Source):
             command=[] if session else _split(command_text),
             command_text=command_text,
             cwd=str(worktree) if worktree else self.root,
-            log_file=None,
+            log_file=log_file,
             started_at=started,
             status=str(row.get("status") or "spawned"),
             exit_code=None if row.get("exit_code") is None else int(row["exit_code"]),
