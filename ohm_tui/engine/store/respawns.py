@@ -33,6 +33,17 @@ class RespawnRepository(Database):
             recent_fast_exits=[float(x) for x in _json_list(row[6]) if isinstance(x, int | float)],
         )
 
+    def given_up_states(self, since: float) -> list[RespawnState]:
+        """Tasks ohm gave up on at or after ``since``, oldest first: they stay an issue
+        (and a row) after their entries left the state file, until run again."""
+        rows = self._rows(
+            "SELECT task_key FROM ohm_respawn_state WHERE given_up = 1 AND given_up_ts >= ? "
+            "ORDER BY given_up_ts, task_key",
+            (float(since),),
+            action="list given-up tasks",
+        )
+        return [self.get_respawn_state(str(r[0])) for r in rows]
+
     def save_respawn_state(self, state: RespawnState) -> None:
         values = (
             state.task_key,
