@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from ohm_tui import OrchestratorHealthMonitor
+from ohm_tui.cli.check import render_report
 from ohm_tui.demo.lifecycle_db import LifecycleDB
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.sources.sessions import NOT_RESPAWNED
@@ -175,6 +176,11 @@ def test_era3_respawn_of_a_session_says_why_not(data_dir: Path, monitor: Any) ->
     assert crash.action_taken == NOT_RESPAWNED
     result = mon.respawn(crash.agent_key)
     assert not result.ok and "thread of the orchestrator" in result.message
+    # Refused, not a respawn: no rate to show ("n/a", not "0%"), no failed respawn.
+    report = monitor().check()
+    assert report.respawn_success_rate is None
+    assert "respawn success n/a" in render_report(report, str(data_dir))
+    assert not [i for i in report.issues if i.type == "respawn_failed"]
     conn = sqlite3.connect(db.path)
     try:
         assert conn.execute("SELECT COUNT(*) FROM agent_lifecycle").fetchone()[0] == 1
