@@ -295,11 +295,10 @@ def test_scenario_3_fifteen_dead_entries_cleaned_low_bug_live_untouched(
             p.wait()
 
 
-def test_given_up_task_stays_an_issue_and_a_row_after_its_entries_are_cleaned(
-    tmp_path: Path, monitor_factory: Any
-) -> None:
-    """A crash ohm could not fix stays visible, to every fresh process, until the task
-    runs again: the give-up lives in ohm's respawn ledger, not in the state file."""
+def give_up_on_spec20(tmp_path: Path) -> Path:
+    """An orchestrator's architect (real format) that fails at import every time:
+    ohm respawns it once, gives up, and its own cleanup moves the dead runs to
+    ``completed_agents``. Returns the project directory."""
     proj = make_project(tmp_path)
     argv = [sys.executable, "-m", "coffee_maker.autonomous.architect"]
     logs = tmp_path / "data" / "logs"
@@ -314,17 +313,27 @@ def test_given_up_task_stays_an_issue_and_a_row_after_its_entries_are_cleaned(
     entry["cwd"] = str(proj)
     write_state(state, {str(proc.pid): entry})
     state.chmod(0o644)
-    mon: OrchestratorHealthMonitor = monitor_factory(
-        respawn_backoff_base=0.0, max_respawn_attempts=1
+    mon = OrchestratorHealthMonitor(
+        base_config(tmp_path, respawn_backoff_base=0.0, max_respawn_attempts=1)
     )
     try:
         deadline = time.monotonic() + 30
         while not any(e.kind == "gave_up" for e in mon.events()):
             assert time.monotonic() < deadline, "never gave up"
             mon.auto_fix_issues(mon.check())
+        assert mon.clean_zombies().ok  # ohm's own cleanup: the dead runs leave active_agents
     finally:
         kill_spawned(mon)
-    assert mon.clean_zombies().ok  # ohm's own cleanup: the dead runs leave active_agents
+        mon.close()
+    return proj
+
+
+def test_given_up_task_stays_an_issue_and_a_row_after_its_entries_are_cleaned(
+    tmp_path: Path, monitor_factory: Any
+) -> None:
+    """A crash ohm could not fix stays visible, to every fresh process, until the task
+    runs again: the give-up lives in ohm's respawn ledger, not in the state file."""
+    proj = give_up_on_spec20(tmp_path)
     state = tmp_path / "data" / "orchestrator" / "agent_state.json"
     doc = json.loads(state.read_text())
     assert not [e for e in doc["active_agents"].values() if e.get("task_id") == "spec-20"]
