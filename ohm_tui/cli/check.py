@@ -82,7 +82,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     hosts = fleet_hosts(args, EXIT_UNKNOWN)
     if hosts is not None:
         return cmd_check_remote(args, hosts)
-    with open_monitor(args) as monitor:
+    with open_monitor(args, sources_or_exit=EXIT_UNKNOWN) as monitor:
         report = monitor.check()
         results: list[ActionResult] = []
         bug_numbers: list[int] = []

@@ -19,6 +19,7 @@ from typing import Any
 
 from ohm_tui.engine.config import Config, load_config
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
+from ohm_tui.engine.sources import registry
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -55,25 +56,43 @@ def require_data_dir(cfg: Config) -> None:
         raise CliError(f"data directory {os.fspath(path)!r} is not a directory")
 
 
+def require_sources(cfg: Config, code: int = EXIT_USAGE) -> None:
+    """Refuse a directory with none of the orchestrator's files, before anything is
+    written there (no database is created in the wrong place)."""
+    if not registry.any_present(cfg):
+        raise CliError(
+            f"no orchestrator state found in {os.fspath(Path(cfg.data_dir).expanduser())!r}: "
+            f"looked for {registry.looked_for(cfg)}",
+            code,
+        )
+
+
 def open_monitor(
     args: argparse.Namespace,
     *,
     overrides: Mapping[str, Any] | None = None,
     read_only: bool = False,
+    sources_or_exit: int | None = None,
 ) -> OrchestratorHealthMonitor:
-    """A monitor on the data directory the command line names (which must exist)."""
+    """A monitor on the data directory the command line names (which must exist).
+    ``sources_or_exit``: also refuse, with that exit code, a directory with no source."""
     cfg = build_config(args, overrides)
     require_data_dir(cfg)
+    if sources_or_exit is not None:
+        require_sources(cfg, sources_or_exit)
     return OrchestratorHealthMonitor(cfg, read_only=read_only, name=f"cli:{os.getpid()}")
 
 
 def open_reader(args: argparse.Namespace) -> OrchestratorHealthMonitor:
     """A monitor for the listings, which must not change history: an existing database
     is opened read-only, so SQLite itself refuses any write. (A missing one is
-    created empty, as every command does.)"""
+    created empty, as every command does; a directory with neither it nor any of
+    the orchestrator's files is refused, untouched.)"""
     cfg = build_config(args)
     require_data_dir(cfg)
     read_only = Path(cfg.database_path).exists()
+    if not read_only:
+        require_sources(cfg)
     return OrchestratorHealthMonitor(cfg, read_only=read_only, name=f"cli:{os.getpid()}")
 
 

@@ -449,7 +449,9 @@ class OrchestratorHealthMonitor:
                         since=now - 86400, stable_after=self.config.respawn_stable_after, now=now
                     )
                     issues.extend(self.fixer.flapping_issues(now))
-                    issues.extend(self.fixer.given_up_issues())
+                    issues[:] = self.fixer.given_up_issues(
+                        issues, observations, now, write=record and not self.read_only
+                    )
                 except StoreError as exc:
                     issues.append(Issue(type="storage_error", severity="degraded", error=str(exc)))
             if store_ok:
@@ -1371,6 +1373,7 @@ class OrchestratorHealthMonitor:
                 errors.append(str(exc))
             agents = [self._agent_view(o) for o in self._observations.values()]
             agents += self._failed_respawn_views({a.key for a in agents})
+            agents += self.fixer.given_up_views(agents, self._last_log_line)
             given_up = sum(
                 1
                 for i in report.issues

@@ -353,11 +353,13 @@ def test_state_dir_with_no_source_names_what_was_looked_for(
 ) -> None:
     (data_dir / "ohm.toml").write_text('orchestrator_match = ["no-such-orch-none"]\n')
     rc = main(["--data-dir", str(data_dir), "check"])
-    out = capsys.readouterr().out
-    assert rc == 1
-    assert "no orchestrator state found" in out
+    captured = capsys.readouterr()
+    assert rc == 3  # unknown: not an orchestrator's directory, nothing to judge
+    (line,) = captured.err.splitlines()
+    assert "no orchestrator state found" in line
     for what in ("agent_state.json", "agent_lifecycle", "claude_invocations.db"):
-        assert what in out
+        assert what in line
+    assert sorted(p.name for p in data_dir.iterdir()) == ["ohm.toml"]  # nothing written
 
 
 def test_pinned_sources_read_only_those(

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from ohm_tui import OrchestratorHealthMonitor
+from ohm_tui.cli.check import render_report
 from ohm_tui.demo.lifecycle_db import InvocationsDB, LifecycleDB, local_now
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.monitor import NotAProcessError
@@ -179,10 +180,13 @@ def test_era3_respawn_of_a_session_says_why_not(data_dir: Path, monitor: Any) ->
     for act in (mon.respawn, mon.respawn_plan, mon.stop_agent):
         with pytest.raises(NotAProcessError, match="thread of the orchestrator"):
             act(crash.agent_key)
-    report = mon.check()
-    assert not [i for i in report.issues if i.type == "respawn_failed"]
-    assert mon.bugs("all") == [] or all(b.issue_type != "respawn_failed" for b in mon.bugs("all"))
     assert not [e for e in mon.events() if e.kind in ("respawn_failed", "stopped")]
+    assert all(b.issue_type != "respawn_failed" for b in mon.bugs("all"))
+    # Refused, not a respawn: no rate to show ("n/a", not "0%").
+    report = monitor().check()
+    assert report.respawn_success_rate is None
+    assert "respawn success n/a" in render_report(report, str(data_dir))
+    assert not [i for i in report.issues if i.type == "respawn_failed"]
     conn = sqlite3.connect(db.path)
     try:
         assert conn.execute("SELECT COUNT(*) FROM agent_lifecycle").fetchone()[0] == 1

@@ -984,3 +984,22 @@ def test_crashes_table_shows_the_newest_200_and_says_how_many_more(
     assert "boom 204" in out and "newest of" not in out
     rc, out, _ = run_main(capsys, "crashes", "--last=1h", "--json", "--data-dir", str(data))
     assert len(json.loads(out)) == 205
+
+
+def test_check_on_a_directory_that_is_not_an_orchestrators_is_unknown_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    """Not DEGRADED with a database created there: one line naming what was looked for."""
+    stray = tmp_path / "x"
+    stray.mkdir()
+    proc = run_cli("check", "--data-dir", str(stray), cwd=tmp_path)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert proc.stdout == ""
+    (line,) = proc.stderr.splitlines()
+    assert "no orchestrator state found" in line
+    for name in ("agent_state.json", "agent_lifecycle", "claude_invocations.db"):
+        assert name in line
+    assert list(stray.iterdir()) == []
+    listing = run_cli("agents", "--data-dir", str(stray), cwd=tmp_path)
+    assert listing.returncode == 2 and "no orchestrator state found" in listing.stderr
+    assert list(stray.iterdir()) == []

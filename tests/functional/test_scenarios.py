@@ -293,3 +293,102 @@ def test_scenario_3_fifteen_dead_entries_cleaned_low_bug_live_untouched(
         for p in live:
             p.kill()
             p.wait()
+
+
+def give_up_on_spec20(tmp_path: Path) -> Path:
+    """An orchestrator's architect (real format) that fails at import every time:
+    ohm respawns it once, gives up, and its own cleanup moves the dead runs to
+    ``completed_agents``. Returns the project directory."""
+    proj = make_project(tmp_path)
+    argv = [sys.executable, "-m", "coffee_maker.autonomous.architect"]
+    logs = tmp_path / "data" / "logs"
+    logs.mkdir(parents=True)
+    started = time.time()
+    with open(logs / "architect-spec-20-pending.log", "wb") as fh:
+        proc = subprocess.Popen(argv, cwd=proj, stdout=fh, stderr=subprocess.STDOUT)
+    (logs / "architect-spec-20-pending.log").rename(logs / f"architect-spec-20-{proc.pid}.log")
+    proc.wait(timeout=20)
+    state = tmp_path / "data" / "orchestrator" / "agent_state.json"
+    entry = real_entry(proc.pid, "architect", "spec-20", argv, started)
+    entry["cwd"] = str(proj)
+    write_state(state, {str(proc.pid): entry})
+    state.chmod(0o644)
+    mon = OrchestratorHealthMonitor(
+        base_config(tmp_path, respawn_backoff_base=0.0, max_respawn_attempts=1)
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not any(e.kind == "gave_up" for e in mon.events()):
+            assert time.monotonic() < deadline, "never gave up"
+            mon.auto_fix_issues(mon.check())
+        assert mon.clean_zombies().ok  # ohm's own cleanup: the dead runs leave active_agents
+    finally:
+        kill_spawned(mon)
+        mon.close()
+    return proj
+
+
+def test_given_up_task_stays_an_issue_and_a_row_after_its_entries_are_cleaned(
+    tmp_path: Path, monitor_factory: Any
+) -> None:
+    """A crash ohm could not fix stays visible, to every fresh process, until the task
+    runs again: the give-up lives in ohm's respawn ledger, not in the state file."""
+    proj = give_up_on_spec20(tmp_path)
+    state = tmp_path / "data" / "orchestrator" / "agent_state.json"
+    doc = json.loads(state.read_text())
+    assert not [e for e in doc["active_agents"].values() if e.get("task_id") == "spec-20"]
+    assert [e for e in doc["completed_agents"] if e.get("task_id") == "spec-20"]
+
+    fresh: OrchestratorHealthMonitor = monitor_factory()  # a new process knows nothing
+    report = fresh.check()
+    assert report.status == "degraded"
+    given_up = [i for i in report.issues if i.details.get("given_up")]
+    assert len(given_up) == 1
+    (issue,) = given_up
+    assert issue.type == "agent_crash" and issue.severity == "degraded"
+    assert issue.issue_id == "agent_crash:task:spec-20"
+    assert issue.task_id == "spec-20" and issue.agent_type == "architect"
+    assert [i.issue_id for i in report.issues].count("agent_crash:task:spec-20") == 1
+    rows = [a for a in fresh.snapshot(record=False).agents if a.task_id == "spec-20"]
+    assert [a.status for a in rows] == ["given_up"]
+    assert "ImportError" in (rows[0].reason or "") and rows[0].exit_code == 1
+    assert fresh.snapshot(record=False).given_up == 1
+
+    # The same, from real `ohm` processes.
+    data = str(tmp_path / "data")
+    env = {k: v for k, v in os.environ.items() if k != "OHM_DEBUG"}
+    run = [sys.executable, "-m", "ohm_tui"]
+    check = subprocess.run(
+        [*run, "check", "--data-dir", data, "--json"], capture_output=True, text=True, env=env
+    )
+    assert check.returncode == 1, check.stdout + check.stderr
+    ids = [
+        i["issue_id"] for i in json.loads(check.stdout)["issues"] if i["details"].get("given_up")
+    ]
+    assert ids == ["agent_crash:task:spec-20"]
+    agents = subprocess.run(
+        [*run, "agents", "--data-dir", data, "--json"], capture_output=True, text=True, env=env
+    )
+    assert agents.returncode == 0, agents.stderr
+    listed = [(a["task_id"], a["status"]) for a in json.loads(agents.stdout)]
+    assert ("spec-20", "given_up") in listed
+
+    # The orchestrator runs the task again: it is no longer given up.
+    (proj / "coffee_maker" / "autonomous" / "skill_loader.py").write_text("SkillNames = []\n")
+    argv = [sys.executable, "-c", "import time; time.sleep(60)"]
+    live = subprocess.Popen(argv)
+    try:
+        entry = real_entry(live.pid, "architect", "spec-20", argv, time.time())
+        doc["active_agents"][str(live.pid)] = entry
+        state.write_text(json.dumps(doc))
+        again: OrchestratorHealthMonitor = monitor_factory()
+        wait_until(
+            lambda: not any(i.details.get("given_up") for i in again.check().issues),
+            timeout=10,
+            message="the give-up ended once the task runs again",
+        )
+        final: OrchestratorHealthMonitor = monitor_factory()  # and it stays ended
+        assert not any(i.details.get("given_up") for i in final.check().issues)
+    finally:
+        live.kill()
+        live.wait()

@@ -441,3 +441,27 @@ async def test_help_lists_every_binding_and_palette_has_every_action(
         await wait_for(pilot, lambda: app.screen is app.dashboard)
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, message="quit")
+
+
+async def test_a_given_up_task_is_a_row_after_its_entries_left_the_state_file(
+    tmp_path: Path,
+) -> None:
+    """The header's "1 given up" has its row in the agents table, in a fresh console."""
+    from tests.functional.test_scenarios import base_config, give_up_on_spec20
+
+    give_up_on_spec20(tmp_path)
+    monitor = OrchestratorHealthMonitor(base_config(tmp_path))
+    app = console(monitor)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            agents = table(app, "agents-table")
+
+            def given_up_rows() -> list[str]:
+                return [k for k in agents.keys if "given up" in agents.cell_text(k, "status")]
+
+            await wait_for(pilot, lambda: len(given_up_rows()) == 1, message="given-up row")
+            assert "1 given up" in header_text(app)
+            (key,) = given_up_rows()
+            assert agents.cell_text(key, "task") == "spec-20"
+    finally:
+        monitor.close()

@@ -47,6 +47,7 @@ class Fixer:
         self.note_completed = self.ledger.note_completed
         self.flapping_issues = self.ledger.flapping_issues
         self.given_up_issues = self.ledger.given_up_issues
+        self.given_up_views = self.ledger.given_up_views
         self.respawn_status = self.ledger.respawn_status
         self.handle_pending = self.respawner.handle_pending
         self.manual_respawn = self.respawner.manual_respawn

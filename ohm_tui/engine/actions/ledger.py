@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.actions.base import ActionBase
@@ -10,8 +11,11 @@ from ohm_tui.engine.context import CheckState, EngineContext
 from ohm_tui.engine.fmt import count
 from ohm_tui.engine.model import (
     AgentRecord,
+    AgentView,
+    CrashRow,
     Issue,
     Observation,
+    signal_name,
     task_key,
 )
 from ohm_tui.engine.store import RespawnState, StoreError
@@ -26,6 +30,8 @@ class RespawnLedger(ActionBase):
         super().__init__(ctx, state)
         self.noted: set[str] = set()  # runs whose exit was counted (bounded: see prune)
         self._tasks: set[str] = set()
+        # Tasks given up, as of the last check: the ledger's state and the newest crash.
+        self.given_up: dict[str, tuple[RespawnState, CrashRow | None]] = {}
 
     def note_task(self, tk: str) -> None:
         """A task with a crash: its flapping and given-up state are reported."""
@@ -121,23 +127,110 @@ class RespawnLedger(ActionBase):
                 )
         return issues
 
-    def given_up_issues(self) -> list[Issue]:
-        issues = []
-        for tk in sorted(self._tasks | self._observed_tasks()):
-            st = self.ctx.store.get_respawn_state(tk)
-            if st.given_up:
-                issues.append(
-                    Issue(
-                        type="agent_crash",
-                        severity="degraded",
-                        error=f"{tk} given up after {count(st.attempts, 'respawn')}; "
-                        "respawn it by hand once fixed",
-                        task_id=tk.split(":", 1)[1] if tk.startswith("task:") else None,
-                        action_taken="gave up",
-                        details={"task_key": tk, "given_up": True},
-                    )
+    def given_up_issues(
+        self, found: list[Issue], observations: list[Observation], now: float, *, write: bool
+    ) -> list[Issue]:
+        """``found`` with one ``agent_crash`` issue (``given_up``) per task given up
+        within the retention window, read from the ledger: a fresh process sees it
+        after the task's entries left the state file. It takes the place of the
+        task's crash issues (one issue per task). A live run of the task started
+        after the give-up ends it (written back when ``write``): the task runs again.
+        """
+        self.given_up = {}
+        since = now - self.cfg.retention_days * 86400.0
+        live: dict[str, float] = {}
+        for o in observations:
+            if o.liveness == "alive":
+                tk = task_key(o.record.agent_type, o.record.task_id)
+                started = (o.raw.start_time if o.raw else None) or o.record.started_at or 0.0
+                live[tk] = max(live.get(tk, 0.0), started)
+        added: list[Issue] = []
+        for st in self.ctx.store.given_up_states(since):
+            tk = st.task_key
+            if live.get(tk, -1.0) >= (st.given_up_ts or 0.0) - 1.0:
+                if write:
+                    self._runs_again(st)
+                continue
+            crash = self.ctx.store.latest_crash_of_task(tk)
+            self.given_up[tk] = (st, crash)
+            added.append(self._given_up_issue(st, crash))
+        kept = [
+            i
+            for i in found
+            if not (i.type == "agent_crash" and task_key(i.agent_type, i.task_id) in self.given_up)
+        ]
+        return [*kept, *added]
+
+    def _runs_again(self, st: RespawnState) -> None:
+        """The task runs again (the orchestrator or someone started it): no longer given up."""
+        st.given_up = False
+        st.given_up_ts = None
+        st.attempts = 0
+        st.next_allowed_ts = None
+        try:
+            self.ctx.store.save_respawn_state(st)
+        except StoreError as exc:
+            log.warning("could not clear the give-up of %s: %s", st.task_key, exc)
+
+    def _given_up_issue(self, st: RespawnState, crash: CrashRow | None) -> Issue:
+        tk = st.task_key
+        why = ""
+        if crash is not None and crash.error_type:
+            why = f" ({crash.error_type})"
+        return Issue(
+            type="agent_crash",
+            severity="degraded",
+            error=f"{tk} given up after {count(st.attempts, 'respawn')}{why}; "
+            "respawn it by hand once fixed",
+            agent_pid=crash.agent_pid if crash else None,
+            agent_type=crash.agent_type if crash else None,
+            task_id=crash.task_id if crash else _task_of(tk),
+            agent_key=crash.agent_key if crash else None,
+            crash_id=crash.crash_id if crash else None,
+            action_taken="gave up",
+            details={"task_key": tk, "given_up": True, "since": st.given_up_ts},
+        )
+
+    def given_up_views(
+        self, shown: list[AgentView], last_line: Callable[[str], str | None]
+    ) -> list[AgentView]:
+        """A row per given-up task (status ``given_up``, with how its last run ended)
+        that no listed entry shows: its entries may have left the state file."""
+        views = []
+        for tk, (st, crash) in self.given_up.items():
+            if crash is None or any(
+                v.key == crash.agent_key
+                or (v.status == "given_up" and task_key(v.agent_type, v.task_id) == tk)
+                for v in shown
+            ):
+                continue
+            how = crash.error_type or None
+            if how and crash.error_message:
+                how = f"{how}: {crash.error_message}"
+            views.append(
+                AgentView(
+                    key=crash.agent_key,
+                    pid=crash.agent_pid,
+                    agent_type=crash.agent_type,
+                    task_id=crash.task_id,
+                    status="given_up",
+                    source=self.record_from_crash(crash).source,
+                    started_at=None,
+                    cpu_percent=None,
+                    rss_bytes=None,
+                    respawns=st.attempts,
+                    max_respawns=self.cfg.max_respawn_attempts,
+                    next_respawn_at=None,
+                    last_log_line=last_line(crash.log_file) if crash.log_file else None,
+                    command_text=crash.command_text or "",
+                    cwd=crash.cwd,
+                    log_file=crash.log_file,
+                    exit_code=crash.exit_code,
+                    reason=how,
+                    exit_signal=signal_name(crash.exit_code),
                 )
-        return issues
+            )
+        return views
 
     def _observed_tasks(self) -> set[str]:
         return {
@@ -161,3 +254,8 @@ class RespawnLedger(ActionBase):
 
     def backoff(self, attempts: int) -> float:
         return self.policy.backoff(attempts)
+
+
+def _task_of(tk: str) -> str | None:
+    """The task id in a task key (``task:spec-20``); ``None`` for a per-type key."""
+    return tk.split(":", 1)[1] if tk.startswith("task:") else None

@@ -284,6 +284,10 @@ class Respawner(ActionBase):
     def manual_respawn(self, rec: AgentRecord, *, restarted: bool = False) -> ActionResult:
         """Respawn by hand (the monitor's lock held). ``restarted``: the old run was
         just stopped by ``restart``. A run that is alive is never started twice."""
+        if rec.source == "session":
+            # Refused, not failed: no respawn was possible, so none is counted (the
+            # respawn rate stays n/a) and nothing is reported as a failed respawn.
+            return ActionResult(False, "respawn", NOT_RESPAWNED, agent_key=rec.key)
         if self.is_running(rec):
             return ActionResult(
                 False,

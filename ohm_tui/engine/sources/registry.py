@@ -40,6 +40,14 @@ def looked_for(config: Config) -> str:
     )
 
 
+def any_present(config: Config) -> bool:
+    """Does the state directory hold any source (or are they pinned by config)?
+    Read-only: nothing is created, so a wrong directory can be refused untouched."""
+    if config.sources is not None:
+        return True
+    return any(cls.detect(config) for cls in CLASSES.values())
+
+
 def _file_sig(path: Path) -> tuple[int, int, int, int]:
     """Size and mtime of a database and its WAL: a table created in WAL mode
     changes only the ``-wal`` file until a checkpoint."""

@@ -165,6 +165,18 @@ class CrashRepository(Database):
         row = self._one(f"SELECT {_CRASH_FULL} FROM agent_crashes WHERE crash_id=?", (crash_id,))
         return _crash_row(row) if row else None
 
+    def latest_crash_of_task(self, task: str) -> CrashRow | None:
+        """The newest crash of a task key (``task:<id>`` or ``type:<agent type>``), without
+        its stack trace and log excerpt (a summary, read every check)."""
+        kind, _, name = task.partition(":")
+        where = "task_id = ?" if kind == "task" else "agent_type = ? AND task_id IS NULL"
+        row = self._one(
+            f"SELECT {_CRASH_SUMMARY} FROM agent_crashes WHERE {where} "
+            "ORDER BY crashed_ts DESC, crash_id DESC LIMIT 1",
+            (name,),
+        )
+        return _crash_row(row) if row else None
+
     def crash_by_key(self, agent_key: str) -> CrashRow | None:
         row = self._one(f"SELECT {_CRASH_FULL} FROM agent_crashes WHERE agent_key=?", (agent_key,))
         return _crash_row(row) if row else None

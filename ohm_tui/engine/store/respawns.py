@@ -33,6 +33,32 @@ class RespawnRepository(Database):
             recent_fast_exits=[float(x) for x in _json_list(row[6]) if isinstance(x, int | float)],
         )
 
+    def given_up_states(self, since: float) -> list[RespawnState]:
+        """Tasks ohm gave up on at or after ``since``, oldest first: they stay an issue
+        (and a row) after their entries left the state file, until run again."""
+        rows = self._rows(
+            "SELECT task_key, attempts, last_attempt_ts, next_allowed_ts, given_up_ts, "
+            "last_start_ts, recent_fast_exits FROM ohm_respawn_state "
+            "WHERE given_up = 1 AND given_up_ts >= ? ORDER BY given_up_ts, task_key",
+            (float(since),),
+            action="list given-up tasks",
+        )
+        return [
+            RespawnState(
+                task_key=str(r[0]),
+                attempts=int(r[1] or 0),
+                last_attempt_ts=_opt_float(r[2]),
+                next_allowed_ts=_opt_float(r[3]),
+                given_up=True,
+                given_up_ts=_opt_float(r[4]),
+                last_start_ts=_opt_float(r[5]),
+                recent_fast_exits=[
+                    float(x) for x in _json_list(r[6]) if isinstance(x, int | float)
+                ],
+            )
+            for r in rows
+        ]
+
     def save_respawn_state(self, state: RespawnState) -> None:
         values = (
             state.task_key,
