@@ -264,6 +264,7 @@ class DashboardScreen(Screen[None]):
                 read_only=app.read_only,
                 auto_fix=app.monitor.auto_fix,
                 demo=app.demo is not None,
+                demo_dir=app.demo_dir,
                 freeze_threshold=app.monitor.config.orchestrator_freeze_threshold,
                 errors=errors,
             )

@@ -1,0 +1,41 @@
+"""What a new operator reads in the console at 80x24: where the state is, keys that
+go where they say, text cut with an ellipsis, and no action offered that cannot run."""
+
+from __future__ import annotations
+
+import json
+
+from ohm_tui.demo.session import DemoSession
+from ohm_tui.tui.header import HeaderStrip
+from ohm_tui.tui.screens.help import HelpScreen
+from tests.tui.conftest import StateDir, wait_for
+from tests.tui.test_console import console
+
+SMALL = (80, 24)
+
+
+async def test_help_says_where_the_state_is_and_lists_each_key_once(state_dir: StateDir) -> None:
+    monitor = state_dir.monitor()
+    demo = DemoSession(state_dir.data)  # not started: only its paths are read
+    app = console(monitor, demo=demo)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_for(pilot, lambda: app.frames >= 1, message="first frame")
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        help_screen = app.screen
+        assert isinstance(help_screen, HelpScreen)
+        sections = dict(help_screen.sections)
+        where = {key: what for key, what, _ in sections["Watching"]}
+        assert where["state dir"] == str(state_dir.data)
+        assert str(state_dir.root) in where["demo"]
+        overview_keys = [key for key, _, _ in sections["Overview"]]
+        assert overview_keys.count("?") == 1, json.dumps(overview_keys)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is app.dashboard)
+        # Where the width allows, the header says it too (whole, never cut).
+        header = app.dashboard.query_one(HeaderStrip)
+        assert f"state {state_dir.data}" not in str(header.content)  # 80 columns: no room
+        await pilot.resize_terminal(200, 30)
+        await wait_for(
+            pilot, lambda: f"state {state_dir.data}" in str(header.content), message="dir shown"
+        )
