@@ -26,6 +26,7 @@ from ohm_tui.tui.timeline_panel import CrashTable
 BUILTIN_ROWS: list[HelpRow] = [
     ("tab / ⇧tab", "Next / previous panel", "Move the focus between panels"),
     ("↑↓ pgup pgdn", "Move", "Move the cursor in the focused table"),
+    ("home g / end G", "First / last row", "In the crash timeline, end / G also follows"),
     ("ctrl+p", "Commands", "Command palette: every action by name"),
 ]
 

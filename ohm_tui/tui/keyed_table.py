@@ -30,6 +30,10 @@ class KeyedTable(DataTable[Text]):
         # DataTable's own enter, shown: the footer lists the focused widget's keys
         # first, so the screen's "enter Details" would never be drawn at all.
         Binding("enter", "select_cursor", "Details", tooltip="Open the selected row"),
+        # DataTable's home / end scroll sideways and leave the cursor where it was, so a
+        # following ``r`` would act on a row the operator did not choose: move the cursor.
+        Binding("home,g", "scroll_top", "First row", show=False, tooltip="Go to the first row"),
+        Binding("end,G", "scroll_bottom", "Last row", show=False, tooltip="Go to the last row"),
     ]
 
     def __init__(

@@ -40,7 +40,7 @@ class CrashTable(KeyedTable):
     Left alone it follows new crashes as ``tail -f`` does; once the operator moves
     the cursor off the newest row it stays where they put it (new rows arrive below
     it, so nothing they read moves). ``End`` / ``G``, or moving back onto the newest
-    row, resumes following.
+    row, resumes following; ``Home`` / ``g`` go to the oldest (``KeyedTable``'s).
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -7,7 +7,9 @@ import json
 
 from ohm_tui.demo.session import DemoSession
 from ohm_tui.tui.header import HeaderStrip
+from ohm_tui.tui.keyed_table import KeyedTable
 from ohm_tui.tui.screens.help import HelpScreen
+from ohm_tui.tui.timeline_panel import CrashTable
 from tests.tui.conftest import StateDir, wait_for
 from tests.tui.test_console import console
 
@@ -39,3 +41,42 @@ async def test_help_says_where_the_state_is_and_lists_each_key_once(state_dir: S
         await wait_for(
             pilot, lambda: f"state {state_dir.data}" in str(header.content), message="dir shown"
         )
+
+
+async def test_home_and_end_move_the_cursor_to_the_first_and_last_row(
+    state_dir: StateDir,
+) -> None:
+    agents = [state_dir.start_agent("architect", f"spec-{i}") for i in range(4)]
+    monitor = state_dir.monitor()
+    for i in range(3):
+        monitor.file_bug(f"bug {i}", "Low", "filed by hand")
+    app = console(monitor)
+    async with app.run_test(size=SMALL) as pilot:
+        table = app.dashboard.query_one("#agents-table", KeyedTable)
+        await wait_for(pilot, lambda: table.row_count == len(agents), message="agent rows")
+        for first, last in (("home", "end"), ("g", "G")):
+            await pilot.press(last)
+            assert table.cursor_row == table.row_count - 1
+            assert table.scroll_x == 0  # never sideways
+            assert app.dashboard.selected_agent is not None
+            assert app.dashboard.selected_agent.key == table.keys[-1]
+            await pilot.press(first)
+            assert table.cursor_row == 0 and table.scroll_x == 0
+        bugs = app.dashboard.query_one("#bugs-table", KeyedTable)
+        await wait_for(pilot, lambda: bugs.row_count == 3, message="bug rows")
+        await pilot.press("3")
+        for first, last in (("home", "end"), ("g", "G")):
+            await pilot.press(last)
+            assert bugs.cursor_row == 2
+            await pilot.press(first)
+            assert bugs.cursor_row == 0
+        # The crash timeline: end / G is still "newest, following"; home is the oldest.
+        for agent in agents[:3]:
+            agent.crash()
+        crashes = app.dashboard.query_one("#crashes-table", CrashTable)
+        await wait_for(pilot, lambda: crashes.row_count >= 3, message="crash rows")
+        await pilot.press("2")
+        await pilot.press("home")
+        assert crashes.cursor_row == 0 and not crashes.following
+        await pilot.press("end")
+        assert crashes.cursor_row == crashes.row_count - 1 and crashes.following
