@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import json
 
+from textual.widgets import Log, Static
+
 from ohm_tui.demo.session import DemoSession
+from ohm_tui.tui.dashboard import SESSION_REFUSAL
 from ohm_tui.tui.header import HeaderStrip
 from ohm_tui.tui.keyed_table import KeyedTable
+from ohm_tui.tui.screens.agent_detail import AgentDetailScreen
+from ohm_tui.tui.screens.confirm import ConfirmScreen
 from ohm_tui.tui.screens.help import HelpScreen
 from ohm_tui.tui.timeline_panel import CrashTable
 from tests.tui.conftest import StateDir, wait_for
@@ -80,3 +85,36 @@ async def test_home_and_end_move_the_cursor_to_the_first_and_last_row(
         assert crashes.cursor_row == 0 and not crashes.following
         await pilot.press("end")
         assert crashes.cursor_row == crashes.row_count - 1 and crashes.following
+
+
+async def test_session_rows_grey_out_respawn_and_stop_and_explain_the_empty_log(
+    state_dir: StateDir,
+) -> None:
+    from ohm_tui.demo.lifecycle_db import LifecycleDB
+
+    db = LifecycleDB(state_dir.data)
+    db.register(2**40 + 3, "architect", "spec-5", "claude --agent architect (session)")
+    monitor = state_dir.monitor()
+    app = console(monitor)
+    async with app.run_test(size=SMALL) as pilot:
+        table = app.dashboard.query_one("#agents-table", KeyedTable)
+        await wait_for(pilot, lambda: table.row_count == 1, message="the session row")
+        agent = app.dashboard.selected_agent
+        assert agent is not None and agent.source == "session"
+        for key, action in (("r", "respawn"), ("k", "stop")):
+            assert app.dashboard.check_action(action, ()) is None  # greyed out
+            await pilot.press(key)
+            await wait_for(
+                pilot,
+                lambda: any(SESSION_REFUSAL in n.message for n in app._notifications),
+                message=f"{key}: the reason in a toast",
+            )
+            assert not isinstance(app.screen, ConfirmScreen)  # never a dialog first
+            app.clear_notifications()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, AgentDetailScreen))
+        log = app.screen.query_one("#agent-log", Log)
+        await wait_for(pilot, lambda: "no log file" in "\n".join(log.lines), message="log line")
+        assert "claude_invocations.db" in "\n".join(log.lines)
+        history = app.screen.query_one("#agent-history", Static)
+        assert "never respawned" in str(history.render())
