@@ -28,6 +28,9 @@ COLUMNS: list[tuple[str, str]] = [
     ("Message", "message"),
 ]
 
+# Text columns that narrow (to this width at least) so the table fits its panel.
+CUTTABLE = {"message": 12, "action": 14, "task": 8, "agent": 9}
+
 
 def action_text(crash: CrashRow) -> str:
     """What ohm did about a crash: ``respawned 2/3``, ``gave up``, ``bug BUG-004`` (as the CLI)."""
@@ -58,7 +61,7 @@ class CrashTable(KeyedTable):
     """The cursor stays on the newest crash as crashes arrive."""
 
     def __init__(self, columns: Sequence[tuple[str, str]], *, id: str | None = None) -> None:
-        super().__init__(columns, id=id)
+        super().__init__(columns, cuttable=CUTTABLE, id=id)
         self._syncing = False
 
     def sync(self, rows: Sequence[Row]) -> None:

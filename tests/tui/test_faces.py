@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from textual.widgets import Log, Static
+from textual.widgets.data_table import ColumnKey
 
 from ohm_tui.demo.session import DemoSession
 from ohm_tui.tui.dashboard import SESSION_REFUSAL
@@ -14,9 +15,10 @@ from ohm_tui.tui.keyed_table import KeyedTable
 from ohm_tui.tui.screens.agent_detail import AgentDetailScreen
 from ohm_tui.tui.screens.confirm import ConfirmScreen
 from ohm_tui.tui.screens.help import HelpScreen
+from ohm_tui.tui.screens.issues import IssuesScreen
 from ohm_tui.tui.timeline_panel import CrashTable
 from tests.tui.conftest import StateDir, wait_for
-from tests.tui.test_console import console
+from tests.tui.test_console import console, rendered
 
 SMALL = (80, 24)
 
@@ -118,3 +120,53 @@ async def test_session_rows_grey_out_respawn_and_stop_and_explain_the_empty_log(
         assert "claude_invocations.db" in "\n".join(log.lines)
         history = app.screen.query_one("#agent-history", Static)
         assert "never respawned" in str(history.render())
+
+
+def _fits(table: KeyedTable) -> bool:
+    """No column runs past the table's edge (where it would be cut with no ``…``)."""
+    total = sum(c.get_render_width(table) for c in table.columns.values())
+    return 0 < total <= table.scrollable_content_region.width
+
+
+async def test_text_cut_to_a_column_ends_with_an_ellipsis_and_numbers_stay_whole(
+    state_dir: StateDir,
+) -> None:
+    long_line = "API Error: 529 " + json.dumps({"type": "error", "message": "x" * 80})
+    busy = state_dir.start_agent("code_developer", "impl-7-with-a-long-task-name", line=long_line)
+    doomed = state_dir.start_agent("architect", "spec-20")
+    monitor = state_dir.monitor()
+    app = console(monitor)
+    async with app.run_test(size=SMALL) as pilot:
+        agents = app.dashboard.query_one("#agents-table", KeyedTable)
+        await wait_for(pilot, lambda: agents.row_count == 2, message="agent rows")
+        doomed.crash()
+        crashes = app.dashboard.query_one("#crashes-table", KeyedTable)
+        await wait_for(pilot, lambda: crashes.row_count == 1, message="crash row")
+        await wait_for(
+            pilot, lambda: agents.cell_text(busy.key, "mem") != "-", message="memory sampled"
+        )
+        await wait_for(pilot, lambda: _fits(agents) and _fits(crashes), message="tables fit")
+        await pilot.pause()
+        shown = rendered(agents)
+        memory = agents.cell_text(busy.key, "mem")
+        assert memory in shown  # "8.4 MiB", whole: a number and its unit are never cut
+        header, *rows = shown.splitlines()
+        assert header.rstrip().endswith("…")  # "Last log line", narrowed: "Last…"
+        assert any(line.rstrip().endswith("…") for line in rows)  # the long log line
+        crash_lines = rendered(crashes).splitlines()
+        assert crash_lines[1].rstrip().endswith("…")  # the long ImportError message
+        await wait_for(
+            pilot, lambda: app.snapshot is not None and app.snapshot.report.issues, message="issue"
+        )
+        await pilot.press("i")
+        await wait_for(pilot, lambda: isinstance(app.screen, IssuesScreen))
+        issues = app.screen.query_one("#issues-table", KeyedTable)
+        await wait_for(pilot, lambda: issues.row_count >= 1, message="issue rows")
+        await pilot.press("a")  # "acked by <who> until it changes": long, cut to fit
+        key = issues.keys[0]
+        await wait_for(pilot, lambda: issues.cell_text(key, "ack") != "-", message="acked")
+        await wait_for(pilot, lambda: _fits(issues), message="issues fit the dialog")
+        await pilot.pause()
+        ack_column = issues.columns[ColumnKey("ack")]
+        if not ack_column.auto_width:  # narrowed: its text ends with "…", never mid-word bare
+            assert "…" in rendered(issues).splitlines()[1]
