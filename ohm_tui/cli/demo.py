@@ -25,7 +25,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise CliError(f"the demo is not available ({exc})", EXIT_UNKNOWN) from None
     # Fail before starting any process when the console cannot load.
     make_app = None if args.no_tui else load_console()
-    data_dir = "?"
+    data_dir = root = "?"
     with ExitSignals() as signals:
         try:
             with DemoSession(
@@ -36,7 +36,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 era=args.era,
             ) as session:
                 data_dir = os.fspath(session.state_dir)
+                root = os.fspath(session.root)
                 out.emit(f"ohm demo: era {args.era} sample orchestrator running in {data_dir}")
+                out.emit(f"  its root {root} holds data/ (the state dir) and tickets/")
                 overrides = {**session.config_overrides(), "auto_fix": True}
                 cfg = load_config(args.config or None, data_dir=data_dir, overrides=overrides)
                 with OrchestratorHealthMonitor(cfg, name=f"demo:{os.getpid()}") as monitor:
@@ -53,8 +55,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         finally:
             signals.cleaning_up()
     if args.keep:
-        out.emit(f"ohm demo: stopped; state kept in {data_dir}")
+        out.emit(f"ohm demo: stopped; state kept in {data_dir} (tickets in {root}/tickets)")
         out.emit(f"  look back with: ohm crashes --last=1h --data-dir {data_dir}")
     else:
-        out.emit("ohm demo: stopped; every demo process has ended")
+        out.emit(f"ohm demo: stopped; every demo process has ended; removed {root}")
     return EXIT_OK

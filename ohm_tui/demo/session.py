@@ -65,6 +65,9 @@ class DemoSession:
             raise ValueError(f"speed must be a finite number greater than 0, got {speed!r}")
         self._given_dir = Path(state_dir).resolve() if state_dir is not None else None
         self.state_dir: Path = self._given_dir or Path()
+        # The orchestrator's root: it holds ``data/`` (the state dir) and ``tickets/``.
+        # A temp-dir session lays out a whole root, so nothing lands beside it.
+        self.root: Path = self.state_dir.parent
         if era not in (1, 2, 3):
             raise ValueError(f"era must be 1, 2 or 3, got {era!r}")
         self.era = era  # 1: JSON files; 2: agent_lifecycle; 3: claude sessions
@@ -181,7 +184,9 @@ class DemoSession:
         if self.process is not None:
             raise RuntimeError("demo session already started")
         if self._given_dir is None:
-            self.state_dir = Path(tempfile.mkdtemp(prefix="ohm-demo-")).resolve()
+            self.root = Path(tempfile.mkdtemp(prefix="ohm-demo-")).resolve()
+            self.state_dir = self.root / "data"
+            self.state_dir.mkdir()
             self._created_dir = True
         else:
             self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -216,7 +221,7 @@ class DemoSession:
 
     # ------------------------------------------------------------ tear-down
     def stop(self) -> None:
-        """Stop every demo process, then remove the temp dir if asked. Idempotent."""
+        """Stop every demo process, then remove the temp root if asked. Idempotent."""
         if self._stopped or self.process is None:
             return
         self._stopped = True
@@ -237,7 +242,13 @@ class DemoSession:
             if not kill_demo_processes(self.session_id, self.state_dir):
                 break
         if self.remove_dir:
-            shutil.rmtree(self.state_dir, ignore_errors=True)
+            # A root we made goes whole (tickets too); a given state dir goes alone.
+            shutil.rmtree(self.root if self._created_dir else self.state_dir, ignore_errors=True)
+
+    @property
+    def tickets_dir(self) -> Path:
+        """Where ohm mirrors this demo's bugs: ``tickets/`` beside ``data/``."""
+        return self.root / "tickets"
 
     def survivors(self) -> list[DemoProcess]:
         """Demo processes still alive (empty after ``stop()``)."""

@@ -45,6 +45,8 @@ STATUS_RANK: dict[str, int] = {
 }
 
 LIVE_STATUSES = {"running", "stalled", "zombie"}
+# Text columns that narrow (to this width at least) so numbers and units are never cut.
+CUTTABLE = {"last": 5, "task": 7, "type": 8}
 
 
 def status_label(agent: AgentView, now: float) -> str:
@@ -140,7 +142,7 @@ class AgentsPanel(Vertical):
         self._cell_cache = CellCache()
 
     def compose(self) -> ComposeResult:
-        yield KeyedTable(COLUMNS, id="agents-table")
+        yield KeyedTable(COLUMNS, cuttable=CUTTABLE, id="agents-table")
         # Compact: one line that shows what is typed. A bordered Input needs three
         # lines, and squeezed into one it draws only its borders.
         yield Input(

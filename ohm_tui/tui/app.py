@@ -87,6 +87,10 @@ class OhmApp(App[int]):
         self.monitor = monitor
         self.read_only = read_only or monitor.read_only
         self.demo = demo
+        # A demo's state dir is a fresh temp path nobody typed: the header and ``?``
+        # show it (a DemoSession has ``state_dir`` and ``root``; read, never typed on).
+        self.demo_dir: str | None = _path_of(demo, "state_dir")
+        self.demo_root: str | None = _path_of(demo, "root")
         self.dashboard = DashboardScreen()
         self.snapshot: Snapshot | None = None
         self.paused = False
@@ -277,6 +281,11 @@ class OhmApp(App[int]):
             self.dashboard.open_bug_form(draft_from_crash(message.crash, config))
         elif message.agent is not None:
             self.dashboard.open_bug_form(draft_from_agent(message.agent, config))
+
+
+def _path_of(demo: object | None, name: str) -> str | None:
+    value = getattr(demo, name, None) if demo is not None else None
+    return str(value) if isinstance(value, (str, Path)) else None
 
 
 def make_app(

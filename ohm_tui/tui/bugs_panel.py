@@ -20,6 +20,8 @@ COLUMNS: list[tuple[str, str]] = [
     ("Assigned", "assigned"),
     ("Last seen", "last_seen"),
 ]
+# Text columns that narrow (to this width at least) so the table fits its panel.
+CUTTABLE = {"title": 12, "assigned": 8}
 
 
 class BugsPanel(Vertical):
@@ -31,7 +33,7 @@ class BugsPanel(Vertical):
         self._cell_cache = CellCache()
 
     def compose(self) -> ComposeResult:
-        yield KeyedTable(COLUMNS, id="bugs-table")
+        yield KeyedTable(COLUMNS, cuttable=CUTTABLE, id="bugs-table")
 
     def on_mount(self) -> None:
         self.border_title = Text("3 Bugs")

@@ -54,6 +54,9 @@ MUTATING = {
     "ack": "acknowledging",
 }
 NEEDS_AGENT = {"respawn", "stop", "log"}
+# An era-3 session runs inside the orchestrator: ohm has no process of its own to act on.
+NEVER_SESSIONS = {"respawn", "stop"}
+SESSION_REFUSAL = "a session is a thread of the orchestrator: never respawned or signalled"
 PANELS = {"agents": "#agents-table", "timeline": "#crashes-table", "bugs": "#bugs-table"}
 
 
@@ -264,6 +267,7 @@ class DashboardScreen(Screen[None]):
                 read_only=app.read_only,
                 auto_fix=app.monitor.auto_fix,
                 demo=app.demo is not None,
+                demo_dir=app.demo_dir,
                 freeze_threshold=app.monitor.config.orchestrator_freeze_threshold,
                 errors=errors,
             )
@@ -326,6 +330,10 @@ class DashboardScreen(Screen[None]):
                     return f"No agent for {what}: no crash selected"
                 return f"No agent for {what}: this crash's run is no longer listed"
             return f"No agent for {what}: no agent selected"
+        if action in NEVER_SESSIONS:
+            agent = self.target_agent
+            if agent is not None and agent.source == "session":
+                return SESSION_REFUSAL
         return None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -43,6 +43,7 @@ class HeaderState:
     read_only: bool = False
     auto_fix: bool = False
     demo: bool = False
+    demo_dir: str | None = None  # shown whole at the end of line 1 where it fits
     freeze_threshold: float = 300.0
     errors: list[str] = field(default_factory=list)
 
@@ -93,6 +94,8 @@ def _status_line(state: HeaderState) -> Line:
     if snap is not None:  # least important: the first to be cut at 80 columns
         checked = datetime.fromtimestamp(snap.report.checked_at).strftime("%H:%M:%S")
         out.append(Chip(f"checked {checked}", "$text-muted"))
+    if state.demo and state.demo_dir:  # whole or not at all (``?`` always shows it)
+        out.append(Chip(f"state {state.demo_dir}", "$text-muted"))
     return out
 
 

@@ -7,6 +7,7 @@ footer, the command palette and the README table in step.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from textual.app import App
@@ -25,6 +26,7 @@ from ohm_tui.tui.timeline_panel import CrashTable
 BUILTIN_ROWS: list[HelpRow] = [
     ("tab / ⇧tab", "Next / previous panel", "Move the focus between panels"),
     ("↑↓ pgup pgdn", "Move", "Move the cursor in the focused table"),
+    ("home g / end G", "First / last row", "In the crash timeline, end / G also follows"),
     ("ctrl+p", "Commands", "Command palette: every action by name"),
 ]
 
@@ -42,10 +44,29 @@ def rows(app: App[Any], bindings: Iterable[BindingType]) -> list[HelpRow]:
     return out
 
 
+def watching(app: App[Any]) -> list[HelpRow]:
+    """What this console watches: the state dir (a demo's is a temp path nobody typed)."""
+    monitor = getattr(app, "monitor", None)
+    data_dir = getattr(getattr(monitor, "config", None), "data_dir", None)
+    out: list[HelpRow] = []
+    if data_dir:
+        out.append(("state dir", str(Path(data_dir).expanduser().absolute()), ""))
+    root = getattr(app, "demo_root", None)
+    if root:
+        what = f"a temporary root {root}: data/ and tickets/"
+        out.append(("demo", what, "removed on quit unless --keep"))
+    return out
+
+
 def help_sections(app: App[Any]) -> list[HelpSection]:
     """Every binding of every screen, grouped by screen."""
-    overview = rows(app, DashboardScreen.BINDINGS) + rows(app, app.BINDINGS) + BUILTIN_ROWS
+    overview: list[HelpRow] = []
+    for row in rows(app, DashboardScreen.BINDINGS) + rows(app, app.BINDINGS) + BUILTIN_ROWS:
+        if all(row[:2] != seen[:2] for seen in overview):  # ``?`` is bound on both
+            overview.append(row)
+    where = watching(app)
     return [
+        *([("Watching", where)] if where else []),
         ("Overview", overview),
         ("Crash timeline", rows(app, CrashTable.BINDINGS)),
         ("Issues", rows(app, IssuesScreen.BINDINGS)),

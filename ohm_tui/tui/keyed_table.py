@@ -8,7 +8,7 @@ changed, and reorders in place; the cursor stays on the same *key*.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import ClassVar
 
 from rich.text import Text
@@ -18,6 +18,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist
 
 Row = tuple[str, Sequence[Text]]
+MIN_WIDTH = 4  # a narrowed column keeps at least three letters and its "…"
 
 
 class KeyedTable(DataTable[Text]):
@@ -30,20 +31,31 @@ class KeyedTable(DataTable[Text]):
         # DataTable's own enter, shown: the footer lists the focused widget's keys
         # first, so the screen's "enter Details" would never be drawn at all.
         Binding("enter", "select_cursor", "Details", tooltip="Open the selected row"),
+        # DataTable's home / end scroll sideways and leave the cursor where it was, so a
+        # following ``r`` would act on a row the operator did not choose: move the cursor.
+        Binding("home,g", "scroll_top", "First row", show=False, tooltip="Go to the first row"),
+        Binding("end,G", "scroll_bottom", "Last row", show=False, tooltip="Go to the last row"),
     ]
 
     def __init__(
         self,
         columns: Sequence[tuple[str, str]],
         *,
+        cuttable: Mapping[str, int] | None = None,
         id: str | None = None,
         classes: str | None = None,
     ) -> None:
+        """``cuttable``: text columns that may narrow (to the given width at least) so the
+        table fits its width, first listed first; their text ends with ``…``. Other
+        columns (numbers, units, statuses) are never cut."""
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=True)
         self._column_spec = list(columns)
         self._cells: dict[str, tuple[Text, ...]] = {}
+        keys = {key for _, key in self._column_spec}
+        self._cuttable = {key: n for key, n in (cuttable or {}).items() if key in keys}
+        self._fitted_to: tuple[int, tuple[int, ...]] | None = None
         for label, key in self._column_spec:
-            self.add_column(label, key=key)
+            self.add_column(_label(label), key=key)
 
     @property
     def keys(self) -> list[str]:
@@ -74,7 +86,7 @@ class KeyedTable(DataTable[Text]):
         column = self.columns[ColumnKey(key)]
         if column.label.plain == label:
             return
-        column.label = Text(label)
+        column.label = _label(label)
         column.content_width = max(column.content_width, _cell_width(column.label))
         # DataTable has no public relabel: its render caches hold the old header.
         self._clear_caches()
@@ -123,12 +135,58 @@ class KeyedTable(DataTable[Text]):
                 self._reorder(wanted)
             if cursor_key is not None and cursor_key in self._cells:
                 self.move_to_key(cursor_key)
+        self.fit_columns()
+        # New rows are measured when the table is next idle: fit again after that.
+        self.call_after_refresh(self.fit_columns)
+
+    def on_resize(self) -> None:
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Narrow the cuttable columns until the table fits its width, so that the
+        edge of the screen never cuts a cell (a number, a unit, a word without ``…``);
+        the text of a narrowed column ends with ``…`` (its cells overflow with an
+        ellipsis). Columns grow back to their content when there is room again."""
+        if not self._cuttable:
+            return
+        available = self.scrollable_content_region.width
+        columns = self.columns
+        naturals = tuple(c.content_width for c in columns.values())
+        if available <= 0 or self._fitted_to == (available, naturals):
+            return  # nothing changed since the last fit: no re-layout
+        self._fitted_to = (available, naturals)
+        padding = 2 * self.cell_padding
+        over = sum(c.content_width + padding for c in columns.values()) - available
+        widths = {key: columns[ColumnKey(key)].content_width for key in self._cuttable}
+        # To each column's floor first, then (still too wide) down to a few letters.
+        for floors in (self._cuttable, dict.fromkeys(self._cuttable, MIN_WIDTH)):
+            for key, floor in floors.items():
+                cut = max(0, min(over, widths[key] - floor))
+                widths[key] -= cut
+                over -= cut
+        changed = False
+        for key, width in widths.items():
+            column = columns[ColumnKey(key)]
+            auto = width == column.content_width
+            if column.auto_width != auto or (not auto and column.width != width):
+                column.auto_width = auto
+                column.width = width if not auto else 0
+                changed = True
+        if changed:  # DataTable has no public "set width": redraw from its caches
+            self._clear_caches()
+            self._require_update_dimensions = True
+            self.refresh()
 
     def _reorder(self, wanted: list[str]) -> None:
         # DataTable.sort hands the key function a row's cell values, not its key; the
         # first cell object of each row is ours and unique, so its identity names the row.
         rank = {id(self._cells[key][0]): index for index, key in enumerate(wanted)}
         self.sort(key=lambda values: rank[id(values[0])])
+
+
+def _label(label: str) -> Text:
+    """A column header: a narrowed column ends its label with ``…`` too."""
+    return Text(label, overflow="ellipsis", no_wrap=True, end="")
 
 
 def _cell_width(cell: object) -> int:

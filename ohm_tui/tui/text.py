@@ -53,7 +53,8 @@ def literal(text: object, style: str | Style = "", *, max_len: int | None = None
     s = clean(text)
     if max_len is not None:
         s = one_line(s, max_len)
-    return Text(s, style=style, end="")
+    # A table column narrower than the text ends it with "…" (never a silent cut).
+    return Text(s, style=style, end="", overflow="ellipsis", no_wrap=max_len is not None)
 
 
 def one_line(text: str, max_len: int) -> str:

@@ -28,6 +28,9 @@ COLUMNS: list[tuple[str, str]] = [
     ("Message", "message"),
 ]
 
+# Text columns that narrow (to this width at least) so the table fits its panel.
+CUTTABLE = {"message": 12, "action": 14, "task": 8, "agent": 9}
+
 
 def action_text(crash: CrashRow) -> str:
     """What ohm did about a crash: ``respawned 2/3``, ``gave up``, ``bug BUG-004`` (as the CLI)."""
@@ -40,7 +43,7 @@ class CrashTable(KeyedTable):
     Left alone it follows new crashes as ``tail -f`` does; once the operator moves
     the cursor off the newest row it stays where they put it (new rows arrive below
     it, so nothing they read moves). ``End`` / ``G``, or moving back onto the newest
-    row, resumes following.
+    row, resumes following; ``Home`` / ``g`` go to the oldest (``KeyedTable``'s).
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -58,7 +61,7 @@ class CrashTable(KeyedTable):
     """The cursor stays on the newest crash as crashes arrive."""
 
     def __init__(self, columns: Sequence[tuple[str, str]], *, id: str | None = None) -> None:
-        super().__init__(columns, id=id)
+        super().__init__(columns, cuttable=CUTTABLE, id=id)
         self._syncing = False
 
     def sync(self, rows: Sequence[Row]) -> None:

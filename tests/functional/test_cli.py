@@ -1003,3 +1003,51 @@ def test_check_on_a_directory_that_is_not_an_orchestrators_is_unknown_and_writes
     listing = run_cli("agents", "--data-dir", str(stray), cwd=tmp_path)
     assert listing.returncode == 2 and "no orchestrator state found" in listing.stderr
     assert list(stray.iterdir()) == []
+
+
+@pytest.mark.parametrize(("era", "keep"), [(1, False), (2, True), (3, False)])
+def test_demo_keeps_everything_inside_its_root(tmp_path: Path, era: int, keep: bool) -> None:
+    """The demo lays out a whole orchestrator root (``data/`` + ``tickets/``) in its
+    temp dir: no ticket lands beside it, and without --keep the root goes on quit."""
+    import threading
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    argv = ["demo", "--no-tui", "--speed", "20", "--era", str(era), *(["--keep"] if keep else [])]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ohm_tui", *argv],
+        cwd=tmp_path,
+        env=clean_env() | {"TMPDIR": str(tmp)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: list[str] = []
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    reader = threading.Thread(target=lambda: lines.extend(stdout), daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: any("running in" in line for line in lines), timeout=15)
+        state_dir = _demo_dir(lines)
+        root = state_dir.parent
+        assert state_dir.name == "data" and root.parent == tmp
+        wait_until(lambda: any((root / "tickets").glob("BUG-*.md")), timeout=60)
+        assert sorted(p.name for p in tmp.iterdir()) == [root.name]  # nothing beside it
+        assert sorted(p.name for p in (root / "tickets").iterdir())[0] == "BUG-001.md"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        reader.join(timeout=5)
+        text = "".join(lines)
+        if keep:
+            assert f"state kept in {state_dir}" in text and f"{root}/tickets" in text
+            assert (state_dir / "orchestrator.log").is_file()
+            assert any((root / "tickets").glob("BUG-*.md"))
+        else:
+            assert f"removed {root}" in text
+            assert list(tmp.iterdir()) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -63,6 +63,24 @@ def history_for(agent: AgentView, events: list[Event]) -> list[Event]:
     return sorted(mine, key=lambda e: e.ts)
 
 
+def session_log_text(agent: AgentView, events: list[Event]) -> list[str]:
+    """What a session's log pane says instead of staying empty: it has no log file."""
+    lines = [
+        "A session has no log file: it is a thread of the orchestrator, and its",
+        "Claude calls are recorded in claude_invocations.db (ohm cost shows them).",
+    ]
+    if agent.reason:
+        lines.append(f"Last call: {text.one_line(text.clean(agent.reason), 200)}")
+    failed = [e for e in events if e.kind == "crashed"]
+    if failed:
+        newest = failed[-1]
+        message = text.one_line(text.clean(newest.message), 300)
+        lines.append(f"{text.clock(newest.ts)} {message}")
+    elif not agent.reason:
+        lines.append("Last call: no failed call recorded")
+    return lines
+
+
 def info_text(agent: AgentView) -> Text:
     out = Text()
     out.append(f"PID {agent.pid}", style="bold")
@@ -94,11 +112,15 @@ def info_text(agent: AgentView) -> Text:
     return out
 
 
-def history_text(events: list[Event]) -> Text:
+def history_text(events: list[Event], *, session: bool = False) -> Text:
     out = Text()
     out.append("Respawn history", style="bold")
     if not events:
-        out.append("\n(none recorded)")
+        out.append(
+            "\n(none: a session is a thread of the orchestrator, never respawned)"
+            if session
+            else "\n(none recorded)"
+        )
     for event in events[-8:]:
         when = text.clock(event.ts)
         out.append(f"\n{when} {event.kind}: ")
@@ -145,7 +167,7 @@ class AgentDetailScreen(Screen[None]):
         with Vertical(id="agent-head", classes="detail-head") as head:
             head.border_title = Text(f"Agent {self.agent.pid}")
             yield Static(info_text(self.agent), id="agent-info")
-            yield Static(history_text([]), id="agent-history")
+            yield Static(history_text([], session=self.is_session), id="agent-history")
         log = Log(id="agent-log", max_lines=5000)
         log.border_title = Text("Log (following)")
         yield log
@@ -156,8 +178,15 @@ class AgentDetailScreen(Screen[None]):
             self.query_one("#agent-history").display = False
         self.query_one("#agent-log", Log).focus()
         self._read_history()
+        if self.is_session:  # no log file to follow: the history read fills the pane
+            self.query_one("#agent-log", Log).border_title = Text("Log (a session has none)")
+            return
         self._read_tail()
         self.set_interval(FOLLOW_INTERVAL, self._read_tail)
+
+    @property
+    def is_session(self) -> bool:
+        return self.agent.source == "session" and not self.agent.log_file
 
     def _read_tail(self) -> None:
         if not self._reading:
@@ -182,7 +211,14 @@ class AgentDetailScreen(Screen[None]):
         self.post_message(self.HistoryRead(history_for(self.agent, events)))
 
     def on_agent_detail_screen_history_read(self, message: HistoryRead) -> None:
-        self.query_one("#agent-history", Static).update(history_text(message.events))
+        session = self.is_session
+        self.query_one("#agent-history", Static).update(
+            history_text(message.events, session=session)
+        )
+        if session:
+            log = self.query_one("#agent-log", Log)
+            log.clear()
+            log.write_lines(session_log_text(self.agent, message.events))
 
     def on_agent_detail_screen_tail_read(self, message: TailRead) -> None:
         self._reading = False
@@ -203,6 +239,8 @@ class AgentDetailScreen(Screen[None]):
         self.dismiss(None)
 
     def action_follow(self) -> None:
+        if self.is_session:
+            return
         log = self.query_one("#agent-log", Log)
         log.auto_scroll = not log.auto_scroll
         if log.auto_scroll:

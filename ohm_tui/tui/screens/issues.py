@@ -35,6 +35,8 @@ COLUMNS: list[tuple[str, str]] = [
     ("Ack", "ack"),
     ("Id", "issue_id"),
 ]
+# Text columns that narrow (to this width at least) so the table fits the dialog.
+CUTTABLE = {"issue_id": 12, "ack": 14, "words": 16}
 SEVERITY_TONES = {"critical": "text-error", "degraded": "text-warning"}
 
 
@@ -89,7 +91,7 @@ class IssuesScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="issues-dialog") as dialog:
             dialog.border_title = Text("Issues")
-            yield KeyedTable(COLUMNS, id="issues-table")
+            yield KeyedTable(COLUMNS, cuttable=CUTTABLE, id="issues-table")
             yield Label(Text("a: acknowledge   u: take back   esc: close"), classes="dialog-hint")
 
     def on_mount(self) -> None:
