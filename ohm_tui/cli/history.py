@@ -152,7 +152,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
             AGENT_COLUMNS[:-1] + (SPEND_COLUMNS if costed else []) + AGENT_COLUMNS[-1:],
             [
                 [
-                    str(a.pid),
+                    fmt.agent_pid(a),
                     out.clean(a.agent_type),
                     out.clean(a.task_id),
                     agent_status(a, at),

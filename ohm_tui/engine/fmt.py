@@ -107,6 +107,12 @@ def clock(ts: float) -> str:
 LIVE_STATUSES = frozenset({"running", "stalled", "zombie"})
 
 
+def agent_pid(agent: AgentView) -> str:
+    """The PID column, in both faces. A session (era 3) is a thread of the orchestrator:
+    its "PID" is a 15-digit thread id that names no process, so it reads ``session``."""
+    return "session" if agent.source == "session" else str(agent.pid)
+
+
 def agent_status(agent: AgentView, now: float) -> str:
     """An agent's status as people read it, in both faces: ``respawning in 4s``, ``given up``."""
     if agent.status == "respawning" and agent.next_respawn_at is not None:

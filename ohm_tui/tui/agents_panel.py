@@ -267,7 +267,7 @@ class AgentsPanel(Vertical):
     def _build_cells(self, agent: AgentView, now: float) -> list[Text]:
         status_style = tone(self.app, STATUS_TONES.get(agent.status, ""), bold=True)
         return [
-            Text(str(agent.pid)),
+            Text(text.agent_pid(agent)),
             text.literal(agent.agent_type, max_len=18),
             text.literal(agent.task_id or "-", max_len=18),
             Text(status_label(agent, now), style=status_style),

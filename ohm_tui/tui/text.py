@@ -85,6 +85,7 @@ clock = fmt.clock
 crash_action = fmt.crash_action
 log_message = fmt.log_message
 agent_status = fmt.agent_status
+agent_pid = fmt.agent_pid
 agent_uptime = fmt.agent_uptime
 
 

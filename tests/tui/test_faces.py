@@ -103,6 +103,8 @@ async def test_session_rows_grey_out_respawn_and_stop_and_explain_the_empty_log(
         await wait_for(pilot, lambda: table.row_count == 1, message="the session row")
         agent = app.dashboard.selected_agent
         assert agent is not None and agent.source == "session"
+        # Its "PID" is a 15-digit thread id that names no process: the column says so.
+        assert table.cell_text(agent.key, "pid") == "session"
         for key, action in (("r", "respawn"), ("k", "stop")):
             assert app.dashboard.check_action(action, ()) is None  # greyed out
             await pilot.press(key)
