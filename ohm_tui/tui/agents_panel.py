@@ -46,7 +46,9 @@ STATUS_RANK: dict[str, int] = {
 
 LIVE_STATUSES = {"running", "stalled", "zombie"}
 # Text columns that narrow (to this width at least) so numbers and units are never cut.
-CUTTABLE = {"last": 5, "task": 7, "type": 8}
+# Cut in this order (least dear first): past every floor, the type goes to a few
+# letters before the task does.
+CUTTABLE = {"last": 5, "type": 8, "task": 7}
 
 
 def status_label(agent: AgentView, now: float) -> str:
