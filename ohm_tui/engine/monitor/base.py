@@ -62,7 +62,7 @@ class MonitorBase:
         name: str | None = None,
     ) -> None:
         self.config: Config = load_config(config, data_dir=data_dir)
-        self.read_only = read_only
+        self._read_only = read_only  # fixed for the monitor's life: see ``read_only``
         self.auto_fix = self.config.auto_fix and not read_only
         self.name = name or f"api:{os.getpid()}"
         me = procs.read_proc(os.getpid())
@@ -160,6 +160,12 @@ class MonitorBase:
 
     def _restart_failed(self, message: str) -> None:
         self.reporter.restart_failed(message)
+
+    @property
+    def read_only(self) -> bool:
+        """An observer: nothing is written, nothing acted on. Set when the monitor is
+        made (its store is opened to match) and never changed afterwards."""
+        return self._read_only
 
     @property
     def store(self) -> Store:
