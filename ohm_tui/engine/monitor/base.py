@@ -102,7 +102,6 @@ class MonitorBase:
         self._death_exits: dict[str, ExitInfo] = {}
         self._cpu = procs.CpuSampler()
         self._blocked = OutputBlockWatch()
-        self._records_by_pid: dict[int, AgentRecord] = {}
         self._last_report: HealthReport | None = None
         self.last_check_seconds: float | None = None  # how long the last check took
         self._last_status: Status | None = None
