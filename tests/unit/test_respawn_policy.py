@@ -85,3 +85,18 @@ def test_policy_reads_the_config() -> None:
     policy = RespawnPolicy.from_config(cfg)
     assert policy.max_attempts == cfg.max_respawn_attempts
     assert policy.backoff(1) == cfg.respawn_backoff_base
+
+
+@pytest.mark.parametrize(
+    ("text", "argv"),
+    [
+        ("python agent.py --task 'spec 20'", ["python", "agent.py", "--task", "spec 20"]),
+        ("python agent.py --task 'spec 20", ["python", "agent.py", "--task", "'spec", "20"]),
+        ("", []),
+        (None, []),
+    ],
+)
+def test_split_command_falls_back_on_unbalanced_quotes(text: str | None, argv: list[str]) -> None:
+    from ohm_tui.engine.model import split_command
+
+    assert split_command(text) == argv

@@ -4,7 +4,6 @@ and the identity checks an action makes before touching a run."""
 from __future__ import annotations
 
 import logging
-import shlex
 
 from ohm_tui.engine.actions.policy import RespawnPolicy
 from ohm_tui.engine.config import Config
@@ -12,6 +11,7 @@ from ohm_tui.engine.context import CheckState, EngineContext
 from ohm_tui.engine.model import (
     AgentRecord,
     CrashRow,
+    split_command,
     task_key,
 )
 from ohm_tui.engine.system import procs
@@ -74,10 +74,7 @@ class ActionBase:
         obs = self.state.observations.get(crash.agent_key)
         if obs is not None:
             return obs.record
-        try:
-            argv = shlex.split(crash.command_text or "")
-        except ValueError:
-            argv = (crash.command_text or "").split()
+        argv = split_command(crash.command_text)
         return AgentRecord(
             key=crash.agent_key,
             pid=crash.agent_pid,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
 from typing import Any
 
 from ohm_tui.engine import timeutil
@@ -18,6 +17,7 @@ from ohm_tui.engine.model import (
     CrashRow,
     agent_key,
     slug,
+    split_command,
 )
 from ohm_tui.engine.store import RespawnState
 from ohm_tui.engine.system import exits as exit_records
@@ -166,10 +166,7 @@ class Recovery(ActionBase):
         if found is None:
             return None
         pid, started, log_file = found
-        try:
-            argv = shlex.split(crash.command_text or "")
-        except ValueError:
-            argv = (crash.command_text or "").split()
+        argv = split_command(crash.command_text)
         key = agent_key(pid, started)
         self.ctx.store.add_ohm_agent(
             agent_key=key,

@@ -19,7 +19,7 @@ from ohm_tui.engine.model.enums import (
     Source,
     Status,
 )
-from ohm_tui.engine.model.naming import agent_key, slug, task_key
+from ohm_tui.engine.model.naming import agent_key, slug, split_command, task_key
 from ohm_tui.engine.model.observation import ExitInfo, Liveness, Observation
 from ohm_tui.engine.model.process import STATE_NAMES, RawProc
 from ohm_tui.engine.model.records import (
@@ -85,5 +85,6 @@ __all__ = [
     "parse_bug_number",
     "signal_name",
     "slug",
+    "split_command",
     "task_key",
 ]

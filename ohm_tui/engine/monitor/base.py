@@ -29,6 +29,7 @@ from ohm_tui.engine.model import (
     Observation,
     RawProc,
     Status,
+    split_command,
 )
 from ohm_tui.engine.monitor.events import EventBus
 from ohm_tui.engine.notify import Notifier
@@ -259,7 +260,7 @@ def _ohm_record(row: Mapping[str, Any]) -> AgentRecord:
         try:
             argv = json.loads(argv)
         except ValueError:
-            argv = shlex.split(argv)
+            argv = split_command(argv)
     return AgentRecord(
         key=str(row["agent_key"]),
         pid=int(row["pid"]),

@@ -34,7 +34,7 @@ from typing import Any, Literal, TypeVar
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.fmt import article, size
 from ohm_tui.engine.model import AgentRecord
-from ohm_tui.engine.model.naming import agent_key
+from ohm_tui.engine.model.naming import agent_key, split_command
 
 __all__ = [
     "MAX_STATE_BYTES",
@@ -266,11 +266,7 @@ def _split_command(value: object) -> tuple[list[str], str]:
     if value is None:
         return [], ""
     if isinstance(value, str):
-        try:
-            argv = shlex.split(value)
-        except ValueError:  # unbalanced quotes: still show something runnable-ish
-            argv = value.split()
-        return argv, value
+        return split_command(value), value
     if isinstance(value, list):
         if not all(isinstance(a, str) for a in value):
             raise ValueError("command list must hold only strings")
