@@ -27,6 +27,10 @@ class RespawnLedger(ActionBase):
         self.noted: set[str] = set()  # runs whose exit was counted (bounded: see prune)
         self._tasks: set[str] = set()
 
+    def forget_unlisted(self, listed: set[str]) -> None:
+        """Runs no longer listed are never observed again: forget that they were counted."""
+        self.noted &= listed
+
     def note_task(self, tk: str) -> None:
         """A task with a crash: its flapping and given-up state are reported."""
         self._tasks.add(tk)

@@ -214,6 +214,15 @@ class Check(Watches):
         self._proc_cwds = {k: v for k, v in self._proc_cwds.items() if k in listed}
         self._operator_stopped = {k: v for k, v in self._operator_stopped.items() if k in listed}
         self._ingested = {k: v for k, v in self._ingested.items() if k in listed}
+        self._alive_keys &= listed
+        self._seen_cache &= listed
+        self._dead_since = {k: v for k, v in self._dead_since.items() if k in listed}
+        self._log_offsets = {k: v for k, v in self._log_offsets.items() if k in listed}
+        self._log_inodes = {k: v for k, v in self._log_inodes.items() if k in listed}
+        logs = {r.log_file for r in run.records if r.log_file}
+        self._last_lines = {k: v for k, v in self._last_lines.items() if k in logs}
+        self._logs.forget_unlisted(listed)
+        self.fixer.forget_unlisted(listed)
         self._cpu.forget_missing({(o.raw.pid, o.raw.start_time) for o in run.observations if o.raw})
 
     def _record_history(self, run: CheckRun) -> None:

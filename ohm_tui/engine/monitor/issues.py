@@ -166,10 +166,11 @@ class IssueSteps(Deaths):
             loop.last_update is None or (table_hb.last_update or 0.0) > loop.last_update
         ):
             loop = table_hb
-        if loop.problem == "file is missing" or (loop.mtime is None and loop.last_update is None):
-            loop_arg = None if loop.mtime is None else loop
-        else:
-            loop_arg = loop
+        # No loop state to judge: no file (a missing one has no mtime) and no heartbeat.
+        absent = loop.mtime is None and (
+            loop.problem == "file is missing" or loop.last_update is None
+        )
+        loop_arg = None if absent else loop
         hb_age: float | None = None
         hb = self.config.heartbeat_log_path
         if hb is not None:
