@@ -13,7 +13,7 @@ from ohm_tui.engine.model import (
     EventKind,
 )
 from ohm_tui.engine.sources import statefile
-from ohm_tui.engine.system import procs
+from ohm_tui.engine.system import signals
 
 log = logging.getLogger("ohm.fixes")
 
@@ -57,7 +57,7 @@ class Stopper(ActionBase):
                 return ActionResult(
                     False, "stop", f"not stopped: cannot record the stop first ({who})", rec.key
                 )
-        outcome = procs.terminate_verified(
+        outcome = signals.terminate_verified(
             rec.pid,
             create_time=rec.create_time,
             started_at=rec.started_at,
