@@ -12,7 +12,7 @@ from ohm_tui.engine.model import (
     AgentRecord,
     EventKind,
 )
-from ohm_tui.engine.sources import statefile
+from ohm_tui.engine.sources import statefile, statewrite
 from ohm_tui.engine.system import signals
 
 log = logging.getLogger("ohm.fixes")
@@ -100,7 +100,7 @@ class Stopper(ActionBase):
                 and abs(same - rec.started_at) > self.cfg.pid_start_tolerance
             ):
                 return  # a newer run under this PID: not ours to move
-            statefile.move_to_completed(
+            statewrite.move_to_completed(
                 data,
                 str(rec.pid),
                 completed_at=timeutil.now(),
@@ -110,7 +110,7 @@ class Stopper(ActionBase):
             )
 
         try:
-            statefile.update_agent_state(self.cfg.agent_state_path, mutate)
+            statewrite.update_agent_state(self.cfg.agent_state_path, mutate)
         except (statefile.StateFileError, OSError) as exc:
             self.ctx.emit(
                 "write_back_failed",
