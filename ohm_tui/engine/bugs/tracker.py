@@ -25,7 +25,7 @@ from ohm_tui.engine.config import PRIORITIES, Config
 from ohm_tui.engine.fmt import article, count, duration, seconds_ago
 from ohm_tui.engine.model import PRIORITY_RANK, BugRow, format_bug_number
 from ohm_tui.engine.notify import Notifier, run_command
-from ohm_tui.engine.sources.logparse import sanitize
+from ohm_tui.engine.sources.logtail import sanitize
 from ohm_tui.engine.store import Store, StoreError
 from ohm_tui.engine.timeutil import iso_local_naive
 from ohm_tui.engine.timeutil import now as _now

@@ -19,7 +19,7 @@ from ohm_tui.engine.model import (
 )
 from ohm_tui.engine.monitor.base import _task_of, failure_reason
 from ohm_tui.engine.monitor.deaths import Deaths
-from ohm_tui.engine.sources import agent_status, logparse, statefile
+from ohm_tui.engine.sources import agent_status, logparse, logtail, statefile
 from ohm_tui.engine.sources import sessions as session_source
 from ohm_tui.engine.store import StoreError
 from ohm_tui.engine.system import procs
@@ -120,11 +120,11 @@ class IssueSteps(Deaths):
                 self._log_offsets[rec.key] = offset
                 continue  # nothing new: skip opening it (a check looks at every log)
             budget = self.config.log_tail_bytes
-            new_offset, text = logparse.read_new(rec.log_file, offset, budget)
+            new_offset, text = logtail.read_new(rec.log_file, offset, budget)
             self._log_offsets[rec.key] = new_offset
             lines = logparse.error_lines(text) if text else []
             if new_offset - offset > budget:  # skipped to the tail: the first new line's start
-                head = logparse.line_at(rec.log_file, offset)
+                head = logtail.line_at(rec.log_file, offset)
                 lines = (logparse.error_lines(head) if head else []) + lines
             if lines:
                 issues.append(
@@ -132,7 +132,7 @@ class IssueSteps(Deaths):
                         type="agent_errors",
                         severity="degraded",
                         error=f"{count(len(lines), 'new error line')}: "
-                        f"{logparse.sanitize(lines[-1])[:200]}",
+                        f"{logtail.sanitize(lines[-1])[:200]}",
                         agent_pid=rec.pid,
                         agent_type=rec.agent_type,
                         task_id=rec.task_id,

@@ -23,7 +23,7 @@ from ohm_tui.engine.model import (
 from ohm_tui.engine.monitor.base import _opt_text, failure_reason
 from ohm_tui.engine.monitor.check import Check
 from ohm_tui.engine.monitor.errors import UnknownAgentError, UnknownBugError
-from ohm_tui.engine.sources import logparse
+from ohm_tui.engine.sources import logtail
 from ohm_tui.engine.store import StoreError
 
 log = logging.getLogger("ohm.monitor")
@@ -117,7 +117,7 @@ class Views(Check):
         hit = self._last_lines.get(path)
         if hit is not None and hit[0] == sig:
             return hit[1]
-        line = logparse.agent_last_line(logparse.tail_text(path, 4096))
+        line = logtail.agent_last_line(logtail.tail_text(path, 4096))
         self._last_lines[path] = (sig, line)
         return line
 
@@ -260,4 +260,4 @@ class Views(Check):
         rec = self.resolve_agent(agent_key)
         if not rec.log_file:
             return ""
-        return logparse.sanitize(logparse.tail_text(rec.log_file, max_bytes))
+        return logtail.sanitize(logtail.tail_text(rec.log_file, max_bytes))
