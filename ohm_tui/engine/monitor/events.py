@@ -5,8 +5,9 @@ cursor (the newest id handed out) and delivers what lies past it. Reading past
 the cursor, advancing it and calling listeners happen under the bus's own lock,
 so two threads recording at once never deliver an event twice or out of order.
 
-Lock order: the monitor's lock, then the bus's; listeners run on engine threads
-under the bus lock and must only hand the event over (never call the monitor).
+Lock order: the monitor's lock, then the bus's (never the other way round: the bus
+never opens the store under its lock). Listeners run on engine threads under the
+bus lock and must only hand the event over (never call the monitor).
 """
 
 from __future__ import annotations
@@ -43,9 +44,14 @@ class EventBus:
 
     def add_listener(self, callback: Listener) -> None:
         with self._lock:
-            if not self._listeners:
-                with contextlib.suppress(StoreError):
-                    self.start_after_newest(self._store())
+            first = not self._listeners
+        store: Store | None = None
+        if first:  # opening takes the monitor's lock: never while holding ours
+            with contextlib.suppress(StoreError):
+                store = self._store()
+        with self._lock:
+            if not self._listeners and store is not None:
+                self.start_after_newest(store)
             self._listeners.append(callback)
 
     def remove_listener(self, callback: Listener) -> None:
