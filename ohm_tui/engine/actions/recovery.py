@@ -15,6 +15,7 @@ from ohm_tui.engine.model import (
     ActionResult,
     AgentRecord,
     CrashRow,
+    Lifecycle,
     agent_key,
     slug,
     split_command,
@@ -97,8 +98,9 @@ class Recovery(ActionBase):
             f"{action}: {crash.agent_type} {crash.task_id or ''} as pid {child['pid']} "
             f"(was {crash.agent_pid}; recorded after a restart of ohm)"
         )
-        self.ctx.emit(
-            "respawned",
+        self.move(
+            Lifecycle.CRASHED,
+            Lifecycle.RUNNING,
             msg,
             agent_key=new_key,
             agent_pid=int(child["pid"]),

@@ -11,6 +11,7 @@ from ohm_tui.engine.model import (
     ActionResult,
     AgentRecord,
     EventKind,
+    Lifecycle,
 )
 from ohm_tui.engine.sources import statefile, statewrite
 from ohm_tui.engine.system import signals
@@ -33,7 +34,6 @@ class Stopper(ActionBase):
         if rec.source == "session":
             msg = f"{rec.agent_type} is a session (a thread of the orchestrator): never signalled"
             return ActionResult(False, "stop", msg, agent_key=rec.key)
-        kind = EventKind.RESTARTED_BY_OPERATOR if restart else EventKind.STOPPED_BY_OPERATOR
         grace = self.cfg.stop_grace_period
         who = f"{rec.agent_type} pid {rec.pid}"
         fields: dict[str, Any] = {
@@ -47,8 +47,9 @@ class Stopper(ActionBase):
         alive = self.is_running(rec)
         if alive:
             with self.ctx.lock:
-                marked = self.ctx.emit(
-                    kind,
+                marked = self.move(
+                    Lifecycle.RUNNING,
+                    Lifecycle.RESTARTING if restart else Lifecycle.STOPPING,
                     f"{who} {'restarted' if restart else 'stopped'} by operator "
                     f"(SIGTERM, then SIGKILL after {grace:g}s)",
                     **fields,

@@ -19,6 +19,7 @@ from ohm_tui.engine.model.enums import (
     Source,
     Status,
 )
+from ohm_tui.engine.model.lifecycle import TRANSITIONS, IllegalTransition, Lifecycle, advance
 from ohm_tui.engine.model.naming import agent_key, slug, split_command, task_key
 from ohm_tui.engine.model.observation import ExitInfo, Liveness, Observation
 from ohm_tui.engine.model.process import STATE_NAMES, RawProc
@@ -52,6 +53,7 @@ __all__ = [
     "PRIORITY_RANK",
     "STATE_NAMES",
     "STATUS_ORDER",
+    "TRANSITIONS",
     "Ack",
     "ActionResult",
     "AgentRecord",
@@ -66,8 +68,10 @@ __all__ = [
     "EventKind",
     "ExitInfo",
     "HealthReport",
+    "IllegalTransition",
     "Issue",
     "IssueType",
+    "Lifecycle",
     "Liveness",
     "Observation",
     "Priority",
@@ -78,6 +82,7 @@ __all__ = [
     "Snapshot",
     "Source",
     "Status",
+    "advance",
     "agent_key",
     "ended_text",
     "exit_code_text",
