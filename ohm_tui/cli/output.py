@@ -21,7 +21,7 @@ def clean(text: object) -> str:
     """Untrusted text made safe to print on one line (or ``-`` when empty)."""
     if text is None or text == "":
         return DASH
-    from ohm_tui.engine.sources.logparse import sanitize  # the engine owns what "safe" means
+    from ohm_tui.engine.sources.logtail import sanitize  # the engine owns what "safe" means
 
     return " ".join(sanitize(str(text)).split()) or DASH
 
@@ -30,7 +30,7 @@ def clean_block(text: object) -> str:
     """Untrusted multi-line text (a stack trace) made safe to print, lines kept."""
     if text is None or text == "":
         return DASH
-    from ohm_tui.engine.sources.logparse import sanitize
+    from ohm_tui.engine.sources.logtail import sanitize
 
     return str(sanitize(str(text))).rstrip("\n")
 

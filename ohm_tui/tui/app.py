@@ -298,11 +298,11 @@ def make_app(
 
     The app owns the monitor's background engine: it calls ``monitor.start()`` on
     mount and ``monitor.stop()`` on exit. ``read_only`` also turns auto-fix off and
-    marks the monitor read-only, so nothing can change anything. ``demo`` is the
+    makes the console refuse every action (the monitor's own ``read_only`` is fixed
+    when it is made: open it read-only for a store that is never written). ``demo`` is the
     running demo session, if any (shown in the header; its lifetime is the caller's).
     """
     if read_only:
-        monitor.read_only = True
         monitor.auto_fix = False
     return OhmApp(monitor, read_only=read_only, demo=demo)
 

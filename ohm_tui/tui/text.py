@@ -17,7 +17,7 @@ from rich.style import Style
 from rich.text import Text
 
 from ohm_tui.engine import fmt
-from ohm_tui.engine.sources.logparse import sanitize
+from ohm_tui.engine.sources.logtail import sanitize
 
 # A second layer after the engine's sanitize. ESC-introduced sequences: CSI,
 # OSC / DCS / SOS / PM / APC strings, and two-byte escapes.

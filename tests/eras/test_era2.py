@@ -23,7 +23,7 @@ from ohm_tui import OrchestratorHealthMonitor
 from ohm_tui.cli.main import main
 from ohm_tui.demo.lifecycle_db import LifecycleDB
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.system import procs
+from ohm_tui.engine.system import signals
 from tests.functional.test_scenarios import ROOT_CAUSE, make_project
 from tests.helpers import ProcessReaper, wait_until
 
@@ -162,7 +162,7 @@ def test_era2_scenario_2_frozen_loop_restarted_and_verified(
         frozen.wait()
         for ev in mon.events(limit=100):
             if ev.kind == "restart_started" and ev.agent_pid:
-                procs.terminate_verified(
+                signals.terminate_verified(
                     ev.agent_pid,
                     create_time=None,
                     started_at=None,

@@ -79,7 +79,7 @@ ONE_GB = textwrap.dedent(
     """\
     import json, os, resource, subprocess, sys, time, tracemalloc
     from ohm_tui import OrchestratorHealthMonitor
-    from ohm_tui.engine.sources import logparse
+    from ohm_tui.engine.sources import logtail
     data, argv = sys.argv[1], json.loads(sys.argv[2])
     logs = os.path.join(data, "logs"); os.makedirs(logs)
     state = os.path.join(data, "orchestrator"); os.makedirs(state)
@@ -106,9 +106,9 @@ ONE_GB = textwrap.dedent(
     with open(log, "ab") as f:
         f.write(b"2025-10-19 19:43:21,0 - agent - ERROR - disk quota low\\n")
     errors = [i.error for i in mon.check().issues if i.type == "agent_errors"]
-    tail = logparse.tail_text(log, 65536)
-    offset, new = logparse.read_new(log, 0, 65536)  # from the start: bounded anyway
-    last = logparse.last_line(tail)
+    tail = logtail.tail_text(log, 65536)
+    offset, new = logtail.read_new(log, 0, 65536)  # from the start: bounded anyway
+    last = logtail.last_line(tail)
     agent.stdin.close(); agent.wait()
     deadline = time.monotonic() + 5
     while not mon.crashes() and time.monotonic() < deadline:

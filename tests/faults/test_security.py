@@ -15,7 +15,7 @@ import pytest
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.config import ConfigError, load_config
 from ohm_tui.engine.model import slug
-from ohm_tui.engine.sources import logparse
+from ohm_tui.engine.sources import logtail
 from tests.faults.kit import (
     CRASH_SCRIPT,
     PY,
@@ -271,7 +271,7 @@ def _inert(text: str) -> bool:
 
 
 def test_sanitize_makes_escape_sequences_inert() -> None:
-    clean = logparse.sanitize("before " + HOSTILE + " after [bold]markup[/] [link=x]y[/link]")
+    clean = logtail.sanitize("before " + HOSTILE + " after [bold]markup[/] [link=x]y[/link]")
     assert _inert(clean), repr(clean)
     assert clean.startswith("before ") and clean.endswith("[link=x]y[/link]")
     assert "click me" in clean and "red" in clean  # the words stay, the effects go

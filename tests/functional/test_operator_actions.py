@@ -25,7 +25,7 @@ import pytest
 from ohm_tui.cli.main import main
 from ohm_tui.engine.model import EventKind, IssueType
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
-from ohm_tui.engine.sources import logparse
+from ohm_tui.engine.sources import logparse, logtail
 from tests.helpers import ProcessReaper, wait_until
 from tests.tui.conftest import Agent, StateDir
 
@@ -312,7 +312,7 @@ def test_one_fingerprint_wherever_the_code_is_installed(tmp_path: Path) -> None:
         assert proc.wait(timeout=30) != 0
         text = log.read_text()
         assert str(where) in text  # really that copy
-        infos.append(logparse.parse_crash(logparse.tail_text(log)))
+        infos.append(logparse.parse_crash(logtail.tail_text(log)))
     assert {i.error_type for i in infos} == {"ImportError"}
     assert len({i.fingerprint for i in infos}) == 1
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from ohm_tui.engine.system import procs, spawner
+from ohm_tui.engine.system import procs, signals, spawner
 from tests.helpers import ProcessReaper, wait_until
 
 SLEEP = "import time; time.sleep(60)"
@@ -104,7 +104,7 @@ def test_terminate_refuses_a_process_that_is_not_the_recorded_one(
 ) -> None:
     child = reaper.spawn_py(SLEEP)
     _started(child)
-    outcome = procs.terminate_verified(
+    outcome = signals.terminate_verified(
         child.pid,
         create_time=None,
         started_at=time.time() - 3600,  # "the agent at this pid started an hour ago"
@@ -124,12 +124,12 @@ def test_terminate_stops_a_cooperative_process_and_reaps_our_child(
     child = reaper.spawn_py(SLEEP)
     _started(child)
     ct = procs.create_time(child.pid)
-    outcome = procs.terminate_verified(
+    outcome = signals.terminate_verified(
         child.pid, create_time=ct, started_at=None, tolerance=5.0, command=None, grace=5.0
     )
     assert outcome == "terminated"
     assert procs.read_proc(child.pid) is None  # reaped, not left as a zombie
-    again = procs.terminate_verified(
+    again = signals.terminate_verified(
         child.pid, create_time=ct, started_at=None, tolerance=5.0, command=None, grace=1.0
     )
     assert again == "not_running"
@@ -144,7 +144,7 @@ def test_terminate_kills_a_process_that_ignores_sigterm(
     )
     wait_until(ready.exists)
     started = time.monotonic()
-    outcome = procs.terminate_verified(
+    outcome = signals.terminate_verified(
         child.pid,
         create_time=None,
         started_at=time.time(),
@@ -186,7 +186,7 @@ def test_find_zombies_reports_an_unreaped_child(reaper: ProcessReaper, tmp_path:
     assert zombie in {z.pid for z in procs.find_zombies(table)}
     assert zombie not in {z.pid for z in procs.find_zombies(table, parents={parent + 1_000_000})}
     # A zombie cannot be signalled away: its parent must reap it.
-    outcome = procs.terminate_verified(
+    outcome = signals.terminate_verified(
         zombie, create_time=None, started_at=time.time(), tolerance=30.0, command=None, grace=0.1
     )
     assert outcome == "zombie"
@@ -296,7 +296,7 @@ def test_reap_children_returns_exited_runners(reaper: ProcessReaper, tmp_path: P
 def test_terminate_never_signals_without_identity(reaper: ProcessReaper) -> None:
     child = reaper.spawn_py(SLEEP)
     _started(child)
-    outcome = procs.terminate_verified(
+    outcome = signals.terminate_verified(
         child.pid, create_time=None, started_at=None, tolerance=5.0, command=None, grace=0.1
     )
     assert outcome == "identity_mismatch"

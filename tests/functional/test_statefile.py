@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.sources import statefile
+from ohm_tui.engine.sources import statefile, statewrite
 from ohm_tui.engine.sources.statefile import StateFileError
 
 # The real orchestrator's file, as interop.md shows it.
@@ -472,9 +472,9 @@ def test_move_preserves_everything_else(tmp_path: Path) -> None:
     path.chmod(0o640)
     when = 1760950000.5
 
-    moved = statefile.update_agent_state(
+    moved = statewrite.update_agent_state(
         path,
-        lambda d: statefile.move_to_completed(
+        lambda d: statewrite.move_to_completed(
             d, "1002", completed_at=when, status="killed", exit_code=-9, reason="zombie"
         ),
     )
@@ -497,8 +497,8 @@ def test_move_preserves_everything_else(tmp_path: Path) -> None:
     ]
     # Gone already: nothing to move, nothing changed.
     text = path.read_text()
-    assert not statefile.update_agent_state(
-        path, lambda d: statefile.move_to_completed(d, "1002", completed_at=when)
+    assert not statewrite.update_agent_state(
+        path, lambda d: statewrite.move_to_completed(d, "1002", completed_at=when)
     )
     assert json.loads(path.read_text()) == json.loads(text)
 
@@ -509,9 +509,9 @@ def test_move_in_ohm_format_writes_utc_and_keeps_history(tmp_path: Path) -> None
 
     def mutate(d: dict[str, Any]) -> bool:
         d["completed_agents"].extend(entry(p) for p in range(2000, 2150))
-        return statefile.move_to_completed(d, "1000", completed_at=1760950000.0, exit_code=None)
+        return statewrite.move_to_completed(d, "1000", completed_at=1760950000.0, exit_code=None)
 
-    assert statefile.update_agent_state(path, mutate)
+    assert statewrite.update_agent_state(path, mutate)
     after = json.loads(path.read_text())
     assert len(after["completed_agents"]) == 152  # never trimmed
     done = after["completed_agents"][-1]
@@ -522,7 +522,7 @@ def test_move_in_ohm_format_writes_utc_and_keeps_history(tmp_path: Path) -> None
 
 def test_add_entry_creates_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "agent_state.json"
-    statefile.update_agent_state(path, lambda d: statefile.add_active_entry(d, entry(31337)))
+    statewrite.update_agent_state(path, lambda d: statewrite.add_active_entry(d, entry(31337)))
     data = json.loads(path.read_text())
     assert data == {"active_agents": {"31337": entry(31337)}, "completed_agents": []}
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
@@ -539,7 +539,7 @@ def test_update_never_overwrites_an_invalid_file(tmp_path: Path, content: bytes)
     path.write_bytes(content)
     calls: list[int] = []
     with pytest.raises(StateFileError):
-        statefile.update_agent_state(path, lambda d: calls.append(1))
+        statewrite.update_agent_state(path, lambda d: calls.append(1))
     assert calls == []
     assert path.read_bytes() == content
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
@@ -555,10 +555,10 @@ def test_mutate_failure_writes_nothing(tmp_path: Path) -> None:
         raise ValueError("changed my mind")
 
     with pytest.raises(ValueError, match="changed my mind"):
-        statefile.update_agent_state(path, boom)
+        statewrite.update_agent_state(path, boom)
     assert path.read_bytes() == before
     with pytest.raises(StateFileError, match="not JSON"):
-        statefile.update_agent_state(path, lambda d: d.update(bad=object()))
+        statewrite.update_agent_state(path, lambda d: d.update(bad=object()))
     assert path.read_bytes() == before
 
 
@@ -599,15 +599,15 @@ def test_lock_wait_is_bounded(tmp_path: Path, procs: list[subprocess.Popen[bytes
     before = path.read_bytes()
     t0 = time.monotonic()
     with pytest.raises(StateFileError) as err:
-        statefile.update_agent_state(
-            path, lambda d: statefile.add_active_entry(d, entry(9)), lock_timeout=0.2
+        statewrite.update_agent_state(
+            path, lambda d: statewrite.add_active_entry(d, entry(9)), lock_timeout=0.2
         )
     assert time.monotonic() - t0 < 2.0
     assert err.value.problem == f"could not lock {path}.lock within 0.2 s"
     assert path.read_bytes() == before
     holder.stdin.close()  # the holder exits and its lock goes with it
     holder.wait(timeout=5)
-    statefile.update_agent_state(path, lambda d: statefile.add_active_entry(d, entry(9)))
+    statewrite.update_agent_state(path, lambda d: statewrite.add_active_entry(d, entry(9)))
     assert "9" in json.loads(path.read_text())["active_agents"]
 
 
@@ -642,7 +642,7 @@ def present_pids(data: dict[str, Any]) -> set[int]:
 
 def killer(key: str) -> Callable[[dict[str, Any]], bool]:
     def mutate(data: dict[str, Any]) -> bool:
-        return statefile.move_to_completed(
+        return statewrite.move_to_completed(
             data, key, completed_at=time.time(), status="killed", exit_code=-9
         )
 
@@ -666,7 +666,7 @@ def race(
         key = todo.pop()
         alive = writer.poll() is None
         try:
-            statefile.update_agent_state(path, killer(key))
+            statewrite.update_agent_state(path, killer(key))
             during += alive
         except StateFileError as exc:
             assert "kept changing" in exc.problem  # the only acceptable failure
@@ -718,7 +718,7 @@ def test_write_agent_state_atomic(tmp_path: Path) -> None:
     path = tmp_path / "state" / "s.json"
     path.write_text("{}")
     path.chmod(0o600)
-    statefile.write_agent_state_atomic(path, {"active_agents": {"1": entry(1)}})
+    statewrite.write_agent_state_atomic(path, {"active_agents": {"1": entry(1)}})
     assert json.loads(path.read_text())["active_agents"]["1"]["pid"] == 1
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in path.parent.iterdir()] == ["s.json"]
@@ -726,11 +726,11 @@ def test_write_agent_state_atomic(tmp_path: Path) -> None:
 
 def test_add_active_entry_keys_by_pid_string() -> None:
     data: dict[str, Any] = {}
-    statefile.add_active_entry(data, {"pid": 42, "agent_type": "x"})
+    statewrite.add_active_entry(data, {"pid": 42, "agent_type": "x"})
     assert data == {"active_agents": {"42": {"pid": 42, "agent_type": "x"}}}
     with pytest.raises(ValueError):
-        statefile.add_active_entry({"active_agents": []}, {"pid": 1})
-    assert not statefile.move_to_completed({}, "1", completed_at=NOW)
+        statewrite.add_active_entry({"active_agents": []}, {"pid": 1})
+    assert not statewrite.move_to_completed({}, "1", completed_at=NOW)
 
 
 def test_unknown_top_level_shape_warns(tmp_path: Path) -> None:

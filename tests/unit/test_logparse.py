@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ohm_tui.engine.model import CrashInfo
-from ohm_tui.engine.sources import logparse
+from ohm_tui.engine.sources import logparse, logtail
 
 SKILL_CAUSE = "Missing SkillNames export in coffee_maker/autonomous/skill_loader.py"
 
@@ -69,7 +69,7 @@ def skill_project(tmp_path: Path) -> Path:
 
 def test_skillnames_import_error(skill_project: Path) -> None:
     log = run_to_log(["run_agent.py"], skill_project, skill_project / "agent.log")
-    text = logparse.tail_text(log)
+    text = logtail.tail_text(log)
     info = logparse.parse_crash(text, project_root=str(skill_project))
 
     assert info.error_type == "ImportError"
@@ -94,7 +94,7 @@ def test_same_crash_same_fingerprint_across_pids_and_checkouts(tmp_path: Path) -
     a = write_tree(tmp_path / "a" / "checkout-1", SKILL_PROJECT)
     b = write_tree(tmp_path / "elsewhere" / "deeper" / "checkout-2", SKILL_PROJECT)
     infos = [
-        logparse.parse_crash(logparse.tail_text(run_to_log(["run_agent.py"], d, d / name)))
+        logparse.parse_crash(logtail.tail_text(run_to_log(["run_agent.py"], d, d / name)))
         for d, name in ((a, "1.log"), (a, "2.log"), (b, "3.log"))
     ]
     texts = [(d / n).read_text() for d, n in ((a, "1.log"), (a, "2.log"), (b, "3.log"))]
@@ -151,7 +151,7 @@ def errors_project(tmp_path: Path) -> Path:
 
 def crash(project: Path, func: str) -> CrashInfo:
     log = run_to_log(["-m", "agents.work", func], project, project / f"{func}.log")
-    return logparse.parse_crash(logparse.tail_text(log), project_root=str(project))
+    return logparse.parse_crash(logtail.tail_text(log), project_root=str(project))
 
 
 def test_error_kinds_and_distinct_fingerprints(errors_project: Path) -> None:
@@ -222,7 +222,7 @@ def test_last_traceback_wins(errors_project: Path) -> None:
     log = errors_project / "both.log"
     run_to_log(["-m", "agents.work", "load"], errors_project, log)
     run_to_log(["-m", "agents.work", "wait"], errors_project, log)
-    info = logparse.parse_crash(logparse.tail_text(log))
+    info = logparse.parse_crash(logtail.tail_text(log))
     assert info.error_type == "TimeoutError"
     assert info.stack_trace is not None and "ModuleNotFoundError" not in info.stack_trace
 
@@ -473,7 +473,7 @@ def test_non_utf8_nul_and_hostile_bytes(tmp_path: Path, skill_project: Path) -> 
     run_to_log(["run_agent.py"], skill_project, log)
     with log.open("ab") as f:
         f.write(b"\x00\x00\xfe trailing junk after the crash \x9b31m\n")
-    text = logparse.tail_text(log)
+    text = logtail.tail_text(log)
     assert "\ufffd" in text
     info = logparse.parse_crash(text)
     assert info.error_type == "ImportError"
@@ -486,7 +486,7 @@ def test_non_utf8_nul_and_hostile_bytes(tmp_path: Path, skill_project: Path) -> 
         junk = bytes(rng.randrange(256) for _ in range(2000)).decode("utf-8", "replace")
         logparse.parse_crash(junk + "\nTraceback (most recent call last):\n" + junk)
         logparse.error_lines(junk)
-        logparse.last_line(junk)
+        logtail.last_line(junk)
         logparse.frames_of(junk)
 
 
@@ -494,24 +494,24 @@ def test_five_megabyte_line(tmp_path: Path, skill_project: Path) -> None:
     log = skill_project / "huge.log"
     log.write_text("x" * 5_000_000 + "\n")
     run_to_log(["run_agent.py"], skill_project, log)
-    text = logparse.tail_text(log, 65536)
+    text = logtail.tail_text(log, 65536)
     assert len(text.encode()) <= 65536
     assert logparse.parse_crash(text).root_cause == SKILL_CAUSE
 
     only = tmp_path / "one-line.log"
     only.write_text("ERROR: " + "y" * 5_000_000)
     whole = only.read_text()
-    assert logparse.last_line(whole) == "ERROR: " + "y" * 192 + "…"
+    assert logtail.last_line(whole) == "ERROR: " + "y" * 192 + "…"
     lines = logparse.error_lines(whole)
     assert len(lines) == 1 and len(lines[0]) <= 4000
     info = logparse.parse_crash(whole)
     assert info.error_type == "ERROR"
     assert info.error_message is not None and len(info.error_message) <= 2000
-    tail = logparse.tail_text(only, 1000)
+    tail = logtail.tail_text(only, 1000)
     assert tail == "y" * 1000  # no newline anywhere: the partial line is all there is
     only.write_text("w" * 5_000_000 + "\n")
-    assert logparse.tail_text(only, 100) == "w" * 99 + "\n"
-    assert logparse.last_line(logparse.tail_text(only, 100)) == "w" * 99
+    assert logtail.tail_text(only, 100) == "w" * 99 + "\n"
+    assert logtail.last_line(logtail.tail_text(only, 100)) == "w" * 99
 
 
 def test_tail_of_a_large_file_reads_only_the_tail(tmp_path: Path) -> None:
@@ -520,60 +520,60 @@ def test_tail_of_a_large_file_reads_only_the_tail(tmp_path: Path) -> None:
         f.truncate(1024 * 1024 * 1024)  # 1 GB sparse: reading it all would be obvious
         f.seek(0, os.SEEK_END)
         f.write(b"line one\nline two\nERROR: last words\n")
-    data = logparse.tail_bytes(big, 4096)
+    data = logtail.tail_bytes(big, 4096)
     assert len(data) == 4096
     assert data.endswith(b"ERROR: last words\n")
-    assert logparse.tail_text(big, 25) == "ERROR: last words\n"  # cut first line dropped
+    assert logtail.tail_text(big, 25) == "ERROR: last words\n"  # cut first line dropped
     # Starting right after a newline, the first line is whole and kept.
-    assert logparse.tail_text(big, 27) == "line two\nERROR: last words\n"
+    assert logtail.tail_text(big, 27) == "line two\nERROR: last words\n"
 
 
 def test_tail_of_nothing(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     for p in (None, tmp_path / "missing.log", tmp_path, fifo, "bad\0path"):
-        assert logparse.tail_bytes(p) == b""
-        assert logparse.tail_text(p) == ""
-        assert logparse.read_new(p, 10) == (0, "")
+        assert logtail.tail_bytes(p) == b""
+        assert logtail.tail_text(p) == ""
+        assert logtail.read_new(p, 10) == (0, "")
     small = tmp_path / "small.log"
     small.write_text("a\nb\n")
-    assert logparse.tail_bytes(small, 0) == b""
-    assert logparse.tail_text(small, 1000) == "a\nb\n"
+    assert logtail.tail_bytes(small, 0) == b""
+    assert logtail.tail_text(small, 1000) == "a\nb\n"
 
 
 def test_read_new_follows_appends_truncation_rotation_deletion(tmp_path: Path) -> None:
     log = tmp_path / "agent.log"
     log.write_text("old line\n")
     offset = log.stat().st_size
-    assert logparse.read_new(log, offset) == (offset, "")
+    assert logtail.read_new(log, offset) == (offset, "")
 
     with log.open("a") as f:
         f.write("2025-10-19 19:43:20,588 - a - ERROR - first\npartial ERR")
-    offset, text = logparse.read_new(log, offset)
+    offset, text = logtail.read_new(log, offset)
     assert text == "2025-10-19 19:43:20,588 - a - ERROR - first\n"  # partial line waits
     with log.open("a") as f:
         f.write("OR still\n")
-    offset, text = logparse.read_new(log, offset)
+    offset, text = logtail.read_new(log, offset)
     assert text == "partial ERROR still\n"
     assert offset == log.stat().st_size
 
     # Truncated in place (copytruncate): start over from 0.
     log.write_text("ERROR: after truncate\n")
-    offset, text = logparse.read_new(log, offset)
+    offset, text = logtail.read_new(log, offset)
     assert text == "ERROR: after truncate\n"
     assert logparse.error_lines(text) == ["ERROR: after truncate"]
 
     # Rotated: renamed away, a new smaller file in its place.
     log.rename(tmp_path / "agent.log.1")
     log.write_text("new\n")
-    offset, text = logparse.read_new(log, offset)
+    offset, text = logtail.read_new(log, offset)
     assert (offset, text) == (4, "new\n")
 
     # Much more appended than max_bytes: only the last max_bytes, whole lines.
     with log.open("a") as f:
         for i in range(10_000):
             f.write(f"line {i}\n")
-    offset, text = logparse.read_new(log, offset, max_bytes=1000)
+    offset, text = logtail.read_new(log, offset, max_bytes=1000)
     assert offset == log.stat().st_size
     assert len(text.encode()) <= 1000
     assert text.endswith("line 9999\n")
@@ -581,17 +581,17 @@ def test_read_new_follows_appends_truncation_rotation_deletion(tmp_path: Path) -
 
     # Shrunk far below the offset and still bigger than max_bytes: bounded tail.
     log.write_text("z" * 5000 + "\nERROR: tail\n")
-    offset, text = logparse.read_new(log, offset + 10**9, max_bytes=100)
+    offset, text = logtail.read_new(log, offset + 10**9, max_bytes=100)
     assert text == "ERROR: tail\n" and offset == log.stat().st_size
 
     log.unlink()
-    assert logparse.read_new(log, offset) == (0, "")
+    assert logtail.read_new(log, offset) == (0, "")
 
 
 def test_read_new_one_huge_line_does_not_stall(tmp_path: Path) -> None:
     log = tmp_path / "agent.log"
     log.write_text("q" * 3000)
-    offset, text = logparse.read_new(log, 0, max_bytes=1000)
+    offset, text = logtail.read_new(log, 0, max_bytes=1000)
     assert offset == 3000 and text == "q" * 1000
 
 
@@ -607,7 +607,7 @@ def test_sanitize_makes_terminal_sequences_inert() -> None:
         "\u202egnp.exe\u202c "
         "[bold]literal[/] [link=https://x]y[/link]\ttab\r\nline\rredraw\x1b]0;unterminated"
     )
-    clean = logparse.sanitize(hostile)
+    clean = logtail.sanitize(hostile)
     assert "\x1b" not in clean
     assert not any(0x80 <= ord(c) <= 0x9F for c in clean)
     assert not any(ord(c) < 32 and c not in "\n\t" for c in clean)
@@ -616,17 +616,17 @@ def test_sanitize_makes_terminal_sequences_inert() -> None:
     assert "red click " in clean
     assert "[bold]literal[/] [link=https://x]y[/link]\ttab\nline\nredraw" in clean
     assert "\u202e" not in clean and "gnp.exe" in clean
-    assert logparse.sanitize(clean) == clean
-    assert logparse.sanitize("") == ""
+    assert logtail.sanitize(clean) == clean
+    assert logtail.sanitize("") == ""
 
 
 def test_last_line() -> None:
-    assert logparse.last_line("a\nb\n\n   \n") == "b"
-    assert logparse.last_line("first\n\x1b[2K\x1b[1G\n") == "first"
-    assert logparse.last_line("10%\r20%\r30%") == "30%"
-    assert logparse.last_line("z" * 300, 10) == "z" * 9 + "…"
-    assert logparse.last_line("") is None
-    assert logparse.last_line("\n\x1b[0m\n") is None
+    assert logtail.last_line("a\nb\n\n   \n") == "b"
+    assert logtail.last_line("first\n\x1b[2K\x1b[1G\n") == "first"
+    assert logtail.last_line("10%\r20%\r30%") == "30%"
+    assert logtail.last_line("z" * 300, 10) == "z" * 9 + "…"
+    assert logtail.last_line("") is None
+    assert logtail.last_line("\n\x1b[0m\n") is None
 
 
 def test_frames_of_handles_syntax_error_frames_and_groups() -> None:
@@ -678,7 +678,7 @@ def test_exception_group_from_a_task_group(tmp_path: Path) -> None:
     )
     (tmp_path / "tg.py").write_text(script)
     log = run_to_log(["tg.py"], tmp_path, tmp_path / "tg.log")
-    info = logparse.parse_crash(logparse.tail_text(log), project_root=str(tmp_path))
+    info = logparse.parse_crash(logtail.tail_text(log), project_root=str(tmp_path))
     assert info.error_type == "ExceptionGroup"
     assert info.error_message is not None
     assert "ValueError: bad payload" in info.error_message

@@ -4,7 +4,7 @@ and the identity checks an action makes before touching a run."""
 from __future__ import annotations
 
 import logging
-import shlex
+from typing import Any
 
 from ohm_tui.engine.actions.policy import RespawnPolicy
 from ohm_tui.engine.config import Config
@@ -12,6 +12,10 @@ from ohm_tui.engine.context import CheckState, EngineContext
 from ohm_tui.engine.model import (
     AgentRecord,
     CrashRow,
+    Event,
+    Lifecycle,
+    advance,
+    split_command,
     task_key,
 )
 from ohm_tui.engine.system import procs
@@ -30,6 +34,13 @@ class ActionBase:
     def __init__(self, ctx: EngineContext, state: CheckState) -> None:
         self.ctx = ctx
         self.state = state
+
+    def move(
+        self, current: Lifecycle, target: Lifecycle, message: str, **fields: Any
+    ) -> Event | None:
+        """The one way a run's lifecycle moves: the transition is checked (``advance``),
+        then recorded as its event (``None`` when it could not be stored)."""
+        return self.ctx.emit(advance(current, target), message, **fields)
 
     @property
     def cfg(self) -> Config:
@@ -74,10 +85,7 @@ class ActionBase:
         obs = self.state.observations.get(crash.agent_key)
         if obs is not None:
             return obs.record
-        try:
-            argv = shlex.split(crash.command_text or "")
-        except ValueError:
-            argv = (crash.command_text or "").split()
+        argv = split_command(crash.command_text)
         return AgentRecord(
             key=crash.agent_key,
             pid=crash.agent_pid,

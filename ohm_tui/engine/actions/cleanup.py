@@ -13,7 +13,7 @@ from ohm_tui.engine.model import (
     ActionResult,
     Observation,
 )
-from ohm_tui.engine.sources import statefile
+from ohm_tui.engine.sources import statefile, statewrite
 from ohm_tui.engine.sources.base import SourceWriteError
 from ohm_tui.engine.store import StoreError
 from ohm_tui.engine.system import procs, spawner
@@ -111,7 +111,7 @@ class Cleanup(ActionBase):
                     status = "completed"
                 else:
                     status = "failed"
-                if statefile.move_to_completed(
+                if statewrite.move_to_completed(
                     data,
                     str(r.pid),
                     completed_at=timeutil.now(),
@@ -124,7 +124,7 @@ class Cleanup(ActionBase):
 
         if stale:
             try:
-                statefile.update_agent_state(self.cfg.agent_state_path, mutate)
+                statewrite.update_agent_state(self.cfg.agent_state_path, mutate)
             except (statefile.StateFileError, OSError) as exc:
                 return ActionResult(False, "clean_zombies", f"cleanup failed: {exc}")
         for o in rows:

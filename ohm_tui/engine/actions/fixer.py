@@ -69,6 +69,10 @@ class Fixer:
     def orchestrator_pid(self) -> int | None:
         return self.orchestrator.orchestrator_pid
 
+    def forget_unlisted(self, listed: set[str]) -> None:
+        """Per-run state only for the runs listed now."""
+        self.ledger.forget_unlisted(listed)
+
     def skip_exit(self, key: str) -> None:
         """This run's end is not a fast exit (stopped on purpose): never count it."""
         self.ledger.noted.add(key)

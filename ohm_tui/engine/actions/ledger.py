@@ -33,6 +33,10 @@ class RespawnLedger(ActionBase):
         # Tasks given up, as of the last check: the ledger's state and the newest crash.
         self.given_up: dict[str, tuple[RespawnState, CrashRow | None]] = {}
 
+    def forget_unlisted(self, listed: set[str]) -> None:
+        """Runs no longer listed are never observed again: forget that they were counted."""
+        self.noted &= listed
+
     def note_task(self, tk: str) -> None:
         """A task with a crash: its flapping and given-up state are reported."""
         self._tasks.add(tk)

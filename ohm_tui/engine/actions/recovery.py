@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
 from typing import Any
 
 from ohm_tui.engine import timeutil
@@ -16,8 +15,10 @@ from ohm_tui.engine.model import (
     ActionResult,
     AgentRecord,
     CrashRow,
+    Lifecycle,
     agent_key,
     slug,
+    split_command,
 )
 from ohm_tui.engine.store import RespawnState
 from ohm_tui.engine.system import exits as exit_records
@@ -97,8 +98,9 @@ class Recovery(ActionBase):
             f"{action}: {crash.agent_type} {crash.task_id or ''} as pid {child['pid']} "
             f"(was {crash.agent_pid}; recorded after a restart of ohm)"
         )
-        self.ctx.emit(
-            "respawned",
+        self.move(
+            Lifecycle.CRASHED,
+            Lifecycle.RUNNING,
             msg,
             agent_key=new_key,
             agent_pid=int(child["pid"]),
@@ -166,10 +168,7 @@ class Recovery(ActionBase):
         if found is None:
             return None
         pid, started, log_file = found
-        try:
-            argv = shlex.split(crash.command_text or "")
-        except ValueError:
-            argv = (crash.command_text or "").split()
+        argv = split_command(crash.command_text)
         key = agent_key(pid, started)
         self.ctx.store.add_ohm_agent(
             agent_key=key,

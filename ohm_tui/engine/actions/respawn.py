@@ -20,7 +20,7 @@ from ohm_tui.engine.model import (
     ActionResult,
     AgentRecord,
     CrashRow,
-    EventKind,
+    Lifecycle,
     agent_key,
     slug,
     task_key,
@@ -129,8 +129,9 @@ class Respawner(ActionBase):
         tries = count(st.attempts, "respawn")
         msg = f"gave up on {rec.agent_type} {rec.task_id or ''} after {tries}: {why}"
         store.finish_crash(crash.crash_id, action_taken="gave up", respawned=False)
-        self.ctx.emit(
-            "gave_up",
+        self.move(
+            Lifecycle.CRASHED,
+            Lifecycle.GIVEN_UP,
             msg.strip(),
             agent_key=rec.key,
             agent_pid=rec.pid,
@@ -183,6 +184,17 @@ class Respawner(ActionBase):
         now = timeutil.now()
         crash_id = crash.crash_id if crash else None
         attempt = st.attempts + 1
+        # Where this run's lifecycle stands: a crash being handled, a run just
+        # stopped for a restart, a task given up on, or a run that ended otherwise.
+        before = (
+            Lifecycle.CRASHED
+            if crash is not None
+            else Lifecycle.RESTARTING
+            if restarted
+            else Lifecycle.GIVEN_UP
+            if st.given_up
+            else Lifecycle.ENDED
+        )
         label = (
             "restart"
             if restarted
@@ -225,8 +237,9 @@ class Respawner(ActionBase):
             )
             if crash is not None:
                 store.finish_crash(crash.crash_id, action_taken=f"{label} failed", respawned=False)
-            self.ctx.emit(
-                EventKind.RESPAWN_FAILED,
+            self.move(
+                before,
+                Lifecycle.RESPAWN_FAILED,
                 msg[:500],
                 agent_key=rec.key,
                 agent_pid=rec.pid,
@@ -267,8 +280,9 @@ class Respawner(ActionBase):
             if crash is not None:
                 store.finish_crash(crash.crash_id, action_taken=action, respawned=True)
         msg = f"{action}: {rec.agent_type} {rec.task_id or ''} as pid {new.pid} (was {rec.pid})"
-        self.ctx.emit(
-            EventKind.RESPAWNED,
+        self.move(
+            before,
+            Lifecycle.RUNNING,
             msg,
             agent_key=new.key,
             agent_pid=new.pid,

@@ -15,7 +15,7 @@ from ohm_tui.engine.model import (
     ActionResult,
     HealthReport,
 )
-from ohm_tui.engine.system import procs, spawner
+from ohm_tui.engine.system import procs, signals, spawner
 
 log = logging.getLogger("ohm.fixes")
 
@@ -71,7 +71,7 @@ class OrchestratorRestart(ActionBase):
         if pid is not None:
             raw = procs.read_proc(pid)
             if raw is not None:
-                stopped = procs.terminate_verified(
+                stopped = signals.terminate_verified(
                     pid,
                     create_time=raw.start_time,
                     started_at=None,

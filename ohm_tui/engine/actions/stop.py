@@ -11,9 +11,10 @@ from ohm_tui.engine.model import (
     ActionResult,
     AgentRecord,
     EventKind,
+    Lifecycle,
 )
-from ohm_tui.engine.sources import statefile
-from ohm_tui.engine.system import procs
+from ohm_tui.engine.sources import statefile, statewrite
+from ohm_tui.engine.system import signals
 
 log = logging.getLogger("ohm.fixes")
 
@@ -33,7 +34,6 @@ class Stopper(ActionBase):
         if rec.source == "session":
             msg = f"{rec.agent_type} is a session (a thread of the orchestrator): never signalled"
             return ActionResult(False, "stop", msg, agent_key=rec.key)
-        kind = EventKind.RESTARTED_BY_OPERATOR if restart else EventKind.STOPPED_BY_OPERATOR
         grace = self.cfg.stop_grace_period
         who = f"{rec.agent_type} pid {rec.pid}"
         fields: dict[str, Any] = {
@@ -47,8 +47,9 @@ class Stopper(ActionBase):
         alive = self.is_running(rec)
         if alive:
             with self.ctx.lock:
-                marked = self.ctx.emit(
-                    kind,
+                marked = self.move(
+                    Lifecycle.RUNNING,
+                    Lifecycle.RESTARTING if restart else Lifecycle.STOPPING,
                     f"{who} {'restarted' if restart else 'stopped'} by operator "
                     f"(SIGTERM, then SIGKILL after {grace:g}s)",
                     **fields,
@@ -57,7 +58,7 @@ class Stopper(ActionBase):
                 return ActionResult(
                     False, "stop", f"not stopped: cannot record the stop first ({who})", rec.key
                 )
-        outcome = procs.terminate_verified(
+        outcome = signals.terminate_verified(
             rec.pid,
             create_time=rec.create_time,
             started_at=rec.started_at,
@@ -100,7 +101,7 @@ class Stopper(ActionBase):
                 and abs(same - rec.started_at) > self.cfg.pid_start_tolerance
             ):
                 return  # a newer run under this PID: not ours to move
-            statefile.move_to_completed(
+            statewrite.move_to_completed(
                 data,
                 str(rec.pid),
                 completed_at=timeutil.now(),
@@ -110,7 +111,7 @@ class Stopper(ActionBase):
             )
 
         try:
-            statefile.update_agent_state(self.cfg.agent_state_path, mutate)
+            statewrite.update_agent_state(self.cfg.agent_state_path, mutate)
         except (statefile.StateFileError, OSError) as exc:
             self.ctx.emit(
                 "write_back_failed",

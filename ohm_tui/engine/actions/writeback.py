@@ -14,7 +14,7 @@ from ohm_tui.engine.actions.base import (
 from ohm_tui.engine.model import (
     AgentRecord,
 )
-from ohm_tui.engine.sources import statefile
+from ohm_tui.engine.sources import statefile, statewrite
 from ohm_tui.engine.sources.base import SourceWriteError
 from ohm_tui.engine.store import StoreError
 
@@ -66,7 +66,7 @@ class WriteBack(ActionBase):
                 }
                 same = timeutil.to_epoch(old_entry.get("started_at"))
                 if old.started_at is None or same is None or abs(same - old.started_at) < 5:
-                    statefile.move_to_completed(
+                    statewrite.move_to_completed(
                         data,
                         str(old.pid),
                         completed_at=timeutil.now(),
@@ -92,10 +92,10 @@ class WriteBack(ActionBase):
             )
             if new.cwd:
                 entry["cwd"] = new.cwd
-            statefile.add_active_entry(data, entry)
+            statewrite.add_active_entry(data, entry)
 
         try:
-            statefile.update_agent_state(self.cfg.agent_state_path, mutate)
+            statewrite.update_agent_state(self.cfg.agent_state_path, mutate)
         except (statefile.StateFileError, OSError) as exc:
             self.ctx.emit(
                 "write_back_failed",

@@ -25,7 +25,7 @@ from ohm_tui.engine.config import PRIORITIES, Config
 from ohm_tui.engine.fmt import article, count, duration, seconds_ago
 from ohm_tui.engine.model import PRIORITY_RANK, BugRow, format_bug_number
 from ohm_tui.engine.notify import Notifier, run_command
-from ohm_tui.engine.sources.logparse import sanitize
+from ohm_tui.engine.sources.logtail import sanitize
 from ohm_tui.engine.store import Store, StoreError
 from ohm_tui.engine.timeutil import iso_local_naive
 from ohm_tui.engine.timeutil import now as _now
@@ -34,7 +34,6 @@ log = logging.getLogger("ohm.bugs")
 
 # Bugs whose occurrences are crashes: many occurrences make them Critical.
 _CRASH_CATEGORY = "crash"
-_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
 _BACKTICKS = re.compile(r"`+")
 _STATUS_LINE = re.compile(r"^\*\*Status\*\*:.*$", re.MULTILINE)
 _PRIORITY_LINE = re.compile(r"^\*\*Priority\*\*:.*$", re.MULTILINE)
@@ -466,18 +465,13 @@ class _Guard:
 # -- tickets --------------------------------------------------------------------
 
 
-def _clean(text: str) -> str:
-    """Strip terminal escapes and control characters (newlines and tabs stay)."""
-    return _CONTROL.sub("", sanitize(text))
-
-
 def _one_line(text: str) -> str:
-    return " ".join(_clean(text).split())
+    return " ".join(sanitize(text).split())
 
 
 def fenced(text: str, lang: str = "") -> str:
     """A fenced block that ``text`` cannot close: the fence is longer than any run inside."""
-    body = _clean(text).rstrip("\n")
+    body = sanitize(text).rstrip("\n")
     longest = max((len(m) for m in _BACKTICKS.findall(body)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}{lang}\n{body}\n{fence}"

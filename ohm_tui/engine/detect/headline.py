@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ohm_tui.engine import fmt
 from ohm_tui.engine.model import STATUS_ORDER, HealthReport, Issue, IssueType
-from ohm_tui.engine.sources.logparse import sanitize
+from ohm_tui.engine.sources.logtail import sanitize
 
 # Among issues of one severity, the one an operator should look at first.
 _PRIORITY: dict[str, int] = {

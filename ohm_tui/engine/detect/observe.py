@@ -13,7 +13,7 @@ from ohm_tui.engine.model import (
     Observation,
     RawProc,
 )
-from ohm_tui.engine.sources import logparse
+from ohm_tui.engine.sources import logparse, logtail
 from ohm_tui.engine.system import kernel, procs
 
 
@@ -126,7 +126,7 @@ def _observe_dead(
             reason=f"process gone; its entry already says {record.status}",
         )
 
-    tail = logparse.tail_text(record.log_file, config.log_tail_bytes) if record.log_file else ""
+    tail = logtail.tail_text(record.log_file, config.log_tail_bytes) if record.log_file else ""
     tail = tail or record.output or ""  # a source that keeps the run's output (agent_lifecycle)
     info = logparse.parse_crash(tail) if tail else CrashInfo()
     has_tb = bool(tail) and logparse.has_traceback(tail)

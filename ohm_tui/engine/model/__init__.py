@@ -19,7 +19,8 @@ from ohm_tui.engine.model.enums import (
     Source,
     Status,
 )
-from ohm_tui.engine.model.naming import agent_key, session_key, slug, task_key
+from ohm_tui.engine.model.lifecycle import TRANSITIONS, IllegalTransition, Lifecycle, advance
+from ohm_tui.engine.model.naming import agent_key, session_key, slug, split_command, task_key
 from ohm_tui.engine.model.observation import ExitInfo, Liveness, Observation
 from ohm_tui.engine.model.process import STATE_NAMES, RawProc
 from ohm_tui.engine.model.records import (
@@ -52,6 +53,7 @@ __all__ = [
     "PRIORITY_RANK",
     "STATE_NAMES",
     "STATUS_ORDER",
+    "TRANSITIONS",
     "Ack",
     "ActionResult",
     "AgentRecord",
@@ -66,8 +68,10 @@ __all__ = [
     "EventKind",
     "ExitInfo",
     "HealthReport",
+    "IllegalTransition",
     "Issue",
     "IssueType",
+    "Lifecycle",
     "Liveness",
     "Observation",
     "Priority",
@@ -78,6 +82,7 @@ __all__ = [
     "Snapshot",
     "Source",
     "Status",
+    "advance",
     "agent_key",
     "ended_text",
     "exit_code_text",
@@ -86,5 +91,6 @@ __all__ = [
     "session_key",
     "signal_name",
     "slug",
+    "split_command",
     "task_key",
 ]

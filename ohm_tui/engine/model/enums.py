@@ -66,6 +66,7 @@ class EventKind(StrEnum):
     STOPPED = "stopped"
     RESPAWNED = "respawned"
     RESPAWN_FAILED = "respawn_failed"
+    GAVE_UP = "gave_up"  # no more automatic respawns for this task
     # Acknowledgements (ohm ack, key a).
     ACKNOWLEDGED = "acknowledged"  # an operator acknowledged an issue
     UNACKNOWLEDGED = "unacknowledged"  # an operator took an ack back

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 
 _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -31,3 +32,12 @@ def slug(text: str | None, default: str = "agent") -> str:
     """A file-name-safe piece (task ids like ``../../etc/x`` stay inside their folder)."""
     s = _SLUG.sub("_", text or "").strip("._")[:60]
     return s or default
+
+
+def split_command(text: str | None) -> list[str]:
+    """A command line as argv: ``shlex.split``, or split on whitespace when its quotes
+    do not balance (still something to show, and to run if it is all there is)."""
+    try:
+        return shlex.split(text or "")
+    except ValueError:
+        return (text or "").split()

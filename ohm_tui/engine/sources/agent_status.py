@@ -24,7 +24,7 @@ from typing import Any
 
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.model import CrashInfo, Issue
-from ohm_tui.engine.sources import logparse
+from ohm_tui.engine.sources import logparse, logtail
 
 STATUS_DIR = "agent_status"  # relative to the data directory
 SUFFIX = "_status.json"
@@ -108,7 +108,7 @@ def read_statuses(folder: Path) -> list[TeamAgentStatus]:
 
 def crash_info(st: TeamAgentStatus) -> CrashInfo:
     """The error text read like a log tail: a traceback in it gives type and frames."""
-    text = logparse.sanitize(st.error or f"state {st.state}")
+    text = logtail.sanitize(st.error or f"state {st.state}")
     info = logparse.parse_crash(text)
     if not info.error_type:
         head, sep, rest = text.partition(":")

@@ -26,7 +26,7 @@ from typing import Any
 
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.config import Config
-from ohm_tui.engine.model import AgentRecord, ExitInfo, agent_key, session_key
+from ohm_tui.engine.model import AgentRecord, ExitInfo, agent_key, session_key, split_command
 from ohm_tui.engine.sources import sqlite as db
 from ohm_tui.engine.sources.base import Source, SourceKind, SourceRead, SourceWriteError
 from ohm_tui.engine.sources.statefile import FUTURE_TOLERANCE, LoopState
@@ -70,13 +70,6 @@ PID_MAX = _pid_max()
 def is_session(pid: int, command: str) -> bool:
     """A thread of the orchestrator running a ``claude`` session, not a process."""
     return pid > PID_MAX or command.rstrip().endswith("(session)")
-
-
-def _split(command: str) -> list[str]:
-    try:
-        return shlex.split(command)
-    except ValueError:  # unbalanced quotes: still show something
-        return command.split()
 
 
 def _bounded_output(row: dict[str, Any], limit: int) -> str | None:
@@ -196,7 +189,7 @@ class LifecycleSource(Source):
             agent_type=str(row.get("agent_type") or "unknown"),
             task_id=None if row.get("task_id") in (None, "") else str(row["task_id"]),
             source="session" if session else "lifecycle",
-            command=[] if session else _split(command_text),
+            command=[] if session else split_command(command_text),
             command_text=command_text,
             cwd=str(worktree) if worktree else self.root,
             log_file=log_file,

@@ -65,6 +65,11 @@ class LogFinder:
             this_pass[key] = listing
         return listing
 
+    def forget_unlisted(self, listed: set[str]) -> None:
+        """Keep what was found for the runs listed now only (a daemon must not grow)."""
+        self._found = {k: v for k, v in self._found.items() if k in listed}
+        self._misses = {k: v for k, v in self._misses.items() if k in listed}
+
     def find(self, rec: AgentRecord) -> str | None:
         """Locate the log of an entry that names none, via ``agent_log_pattern`` (cached)."""
         if rec.key in self._found:

@@ -18,7 +18,7 @@ import sqlite3
 from ohm_tui.engine.config import Config
 from ohm_tui.engine.model import AgentRecord, CrashInfo, Issue, Observation, RawProc, SessionHealth
 from ohm_tui.engine.sources import calls as inv
-from ohm_tui.engine.sources import logparse
+from ohm_tui.engine.sources import logparse, logtail
 from ohm_tui.engine.sources import sqlite as db
 from ohm_tui.engine.sources.base import Source, SourceKind, SourceRead
 from ohm_tui.engine.system import procs
@@ -187,7 +187,7 @@ def _failed(
         info.error_type = {"timeout": "ClaudeTimeout", "error": "ClaudeError"}.get(
             health.failure_status or "", "SessionFailed"
         )
-        first = logparse.sanitize(text).strip().splitlines()
+        first = logtail.sanitize(text).strip().splitlines()
         info.error_message = (first[-1] if first else "session failed")[:500]
     info.fingerprint = info.fingerprint or logparse.fingerprint(
         info.error_type, [], f"{rec.agent_type}:{info.error_message}"

@@ -11,7 +11,6 @@ pids every 10 ms instead.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import select
@@ -20,6 +19,7 @@ import time
 from collections.abc import Callable
 
 from ohm_tui.engine.system.procs import read_proc, same_start
+from ohm_tui.engine.system.signals import pidfd_open
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,6 @@ POLL_INTERVAL = 0.01
 # every Nth round and rely on kill(pid, 0) in between: keeps polling cheap.
 _FULL_CHECK_EVERY = 10
 _CHEAP_POLL_LIMIT = 64
-_NO_PIDFD = (errno.ENOSYS, errno.EPERM, errno.EACCES, errno.EINVAL)
 
 
 class _Watch:
@@ -105,13 +104,10 @@ class PidWatcher:
         fd = -1
         if self._use_pidfd:
             try:
-                fd = os.pidfd_open(pid)
+                opened = pidfd_open(pid)
             except ProcessLookupError:
                 return False
-            except OSError as exc:
-                if exc.errno not in _NO_PIDFD:
-                    raise
-                fd = -1  # poll this one
+            fd = -1 if opened is None else opened  # None: poll this one
         # Checked after the pidfd is open: if the pid was reused before that, the
         # start time shows it; if after, the pidfd still pins the old process.
         raw = read_proc(pid)

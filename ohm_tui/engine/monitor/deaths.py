@@ -1,0 +1,152 @@
+"""Deaths: crash rows recorded once, exit records ingested, operators' stops told apart."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from ohm_tui.engine import timeutil
+from ohm_tui.engine.model import (
+    OPERATOR_STOPS,
+    AgentRecord,
+    ExitInfo,
+    Observation,
+)
+from ohm_tui.engine.monitor.base import OPERATOR_STOP_LOOKBACK, MonitorBase, _ohm_record
+from ohm_tui.engine.sources import sessions as session_source
+from ohm_tui.engine.store import StoreError
+from ohm_tui.engine.system import exits as exit_records
+
+log = logging.getLogger("ohm.monitor")
+
+
+class Deaths(MonitorBase):
+    """Deaths: crash rows recorded once, exit records ingested, operators' stops told apart."""
+
+    def _exit_infos(self) -> dict[int, ExitInfo]:
+        return exit_records.scan_exit_infos(self.config.exits_dir_path)
+
+    def _ohm_records(self) -> list[AgentRecord]:
+        return [_ohm_record(row) for row in self.store.list_ohm_agents(running_only=True)]
+
+    def _from_state_file(self, rec: AgentRecord) -> bool:
+        """Listed by a source that could not be read this time (show, never act)."""
+        if rec.source in ("real", "ohm"):
+            return not self._state_ok
+        return not self._sources.ok_for(rec)
+
+    def _record_crashes(self, observations: list[Observation], now: float) -> None:
+        for obs in observations:
+            if obs.is_crash and obs.crash is not None:
+                self._record_crash(obs, now)
+
+    def _stopped_by_operator(self, key: str, now: float) -> bool:
+        """Did an operator stop (or restart) this run? Then its death is no crash.
+
+        Read from the timeline, so a stop made by another process (``ohm stop``
+        while the console watches) counts too; remembered per run.
+        """
+        known = self._operator_stopped.get(key)
+        if known is not None:
+            return known
+        try:
+            kind = self.store.operator_stop(key, now - OPERATOR_STOP_LOOKBACK)
+        except StoreError:
+            return False  # cannot tell: record the crash rather than hide one
+        stopped = kind in OPERATOR_STOPS
+        self._operator_stopped[key] = stopped
+        return stopped
+
+    def _record_crash(self, obs: Observation, now: float) -> int | None:
+        rec = obs.record
+        info = obs.crash
+        assert info is not None
+        if self._stopped_by_operator(rec.key, now):
+            # Stopped on purpose: history has its event; no crash row, no respawn.
+            obs.is_crash = False
+            obs.crash = None
+            self.fixer.skip_exit(rec.key)  # nor a fast exit (flapping)
+            return None
+        actionable = obs.recent and bool(rec.command) and not self.read_only
+        skipped = "not respawned: died before ohm was watching"
+        if rec.source == "session":
+            skipped = session_source.NOT_RESPAWNED
+        try:
+            crash_id, created = self.store.record_crash(
+                agent_key=rec.key,
+                agent_pid=rec.pid,
+                agent_type=rec.agent_type,
+                task_id=rec.task_id,
+                crashed_at=obs.died_at or now,
+                exit_code=obs.exit_code,
+                info=info,
+                log_file=rec.log_file,
+                command_text=rec.command_text,
+                cwd=rec.cwd or rec.worktree_path or self._proc_cwds.get(rec.key),
+                source=rec.source,
+                action_taken=None if actionable else skipped,
+                fix_state="pending" if actionable else "skipped",
+            )
+        except StoreError as exc:
+            log.warning("could not record crash of %s: %s", rec.key, exc)
+            self._write_error = self._write_error or str(exc)
+            return None
+        if created:
+            msg = f"{rec.agent_type} pid {rec.pid} crashed"
+            if rec.source == "session":
+                msg = f"{rec.agent_type} session failed"
+            if rec.task_id:
+                msg += f" on {rec.task_id}"
+            if info.error_type:
+                msg += f": {info.error_type}"
+                if info.error_message:
+                    msg += f": {info.error_message}"
+            self.event(
+                "crashed",
+                msg[:500],
+                agent_key=rec.key,
+                agent_pid=rec.pid,
+                agent_type=rec.agent_type,
+                task_id=rec.task_id,
+                crash_id=crash_id,
+            )
+            self.fixer.note_exit(rec, obs, now)
+        return crash_id
+
+    def _ingest_exits(self, observations: list[Observation], exits: dict[int, ExitInfo]) -> None:
+        """Close ohm-spawned runs whose runner recorded an exit; then drop the exit file."""
+        for obs in observations:
+            rec = obs.record
+            ex = exits.get(rec.pid)
+            if ex is None or obs.liveness == "alive":
+                continue
+            try:
+                if self.store.ohm_agent(rec.key) is not None:
+                    self.store.mark_ohm_agent_exited(
+                        rec.key, exit_code=ex.exit_code, ended_ts=ex.ended_at or timeutil.now()
+                    )
+                    if not obs.is_crash:
+                        self.fixer.note_exit(rec, obs, timeutil.now())
+                if ex.path is not None:
+                    ex.path.unlink(missing_ok=True)
+                    # Its exit code still shows while the run is listed (how it ended).
+                    self._ingested[rec.key] = dataclasses.replace(ex, path=None)
+            except (StoreError, OSError) as exc:
+                log.warning("could not ingest exit of %s: %s", rec.key, exc)
+
+    def _remember_death(self, obs: Observation) -> None:
+        """Keep the exit code read from an agent's zombie: after the reap it is gone."""
+        if obs.zombie and obs.exit_code is not None and obs.liveness in ("dead", "ended_ok"):
+            rec = obs.record
+            self._death_exits.setdefault(
+                rec.key, ExitInfo(rec.pid, rec.started_at, obs.died_at, obs.exit_code)
+            )
+
+    def _forget_deaths(self, listed: set[str], now: float) -> None:
+        """Bounded: a remembered exit outlives its entry only for the recent-crash window."""
+        window = self.config.crash_recent_window
+        self._death_exits = {
+            k: v
+            for k, v in self._death_exits.items()
+            if k in listed or now - (v.ended_at or now) <= window
+        }

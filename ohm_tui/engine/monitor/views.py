@@ -1,0 +1,264 @@
+"""Read models for the faces: the snapshot, agent views, crashes, events, bugs."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from ohm_tui.engine import timeutil
+from ohm_tui.engine.detect import rules as detect
+from ohm_tui.engine.model import (
+    AgentRecord,
+    AgentStatus,
+    AgentView,
+    BugRow,
+    CrashRow,
+    Event,
+    IssueType,
+    Observation,
+    Snapshot,
+    parse_bug_number,
+    signal_name,
+)
+from ohm_tui.engine.monitor.base import _opt_text, failure_reason
+from ohm_tui.engine.monitor.check import Check
+from ohm_tui.engine.monitor.errors import UnknownAgentError, UnknownBugError
+from ohm_tui.engine.sources import logtail
+from ohm_tui.engine.store import StoreError
+
+log = logging.getLogger("ohm.monitor")
+
+
+class Views(Check):
+    """Read models for the faces: the snapshot, agent views, crashes, events, bugs."""
+
+    def snapshot(
+        self, *, crash_limit: int = 200, bug_limit: int = 200, record: bool = True
+    ) -> Snapshot:
+        """Everything a face draws, collected in one go (call from a worker thread).
+        ``record=False``: a check that only looks, for read commands (see ``check``)."""
+        with self._lock:
+            report = self._last_report
+            if report is None or (not self.running and timeutil.now() - report.checked_at > 1.0):
+                report = self.check(record=record)
+            errors: list[str] = []
+            crashes: list[CrashRow] = []
+            bugs: list[BugRow] = []
+            events: list[Event] = []
+            hist: list[int] = []
+            bucket = timeutil.histogram_bucket(None)
+            open_bugs = 0
+            try:
+                store = self.store
+                crashes = store.list_crashes(limit=crash_limit)
+                bugs = store.list_bugs(status="all", limit=bug_limit)
+                events = store.list_events(limit=200)
+                # The window fits the history there is (up to six hours), ending now:
+                # the last report may be a check interval old.
+                at = timeutil.now()
+                longest = timeutil.HISTOGRAM_STEPS[-1] * timeutil.HISTOGRAM_BUCKETS
+                oldest = store.oldest_crash_since(at - longest)
+                bucket = timeutil.histogram_bucket(None if oldest is None else at - oldest)
+                hist = store.crash_histogram(
+                    since=at - bucket * timeutil.HISTOGRAM_BUCKETS,
+                    bucket_seconds=bucket,
+                    buckets=timeutil.HISTOGRAM_BUCKETS,
+                )
+                open_bugs = store.count_open_bugs()
+            except StoreError as exc:
+                errors.append(str(exc))
+            agents = [self._agent_view(o) for o in self._observations.values()]
+            agents += self._failed_respawn_views({a.key for a in agents})
+            agents += self.fixer.given_up_views(agents, self._last_log_line)
+            given_up = sum(
+                1
+                for i in report.issues
+                if i.type == IssueType.RESPAWN_FAILED
+                or (i.type == "agent_crash" and i.details.get("given_up"))
+            )
+            shown = {o.record.log_file for o in self._observations.values()}
+            self._last_lines = {p: v for p, v in self._last_lines.items() if p in shown}
+            agents.sort(key=lambda a: (a.status != "running", a.agent_type, a.pid))
+            cost = self.cost.last
+            if cost is not None:
+                by_task = cost.tasks()
+                for agent in agents:
+                    spent = by_task.get(agent.task_id or "")
+                    if spent is not None:
+                        agent.cost_usd = spent.cost_usd
+                        agent.input_tokens = spent.input_tokens
+                        agent.output_tokens = spent.output_tokens
+            if self._store_error:
+                errors.append(self._store_error)
+            return Snapshot(
+                report=report,
+                agents=agents,
+                crashes=crashes,
+                bugs=bugs,
+                events=events,
+                crash_histogram=hist,
+                histogram_bucket_seconds=bucket,
+                open_bugs=open_bugs,
+                auto_fix=self.auto_fix,
+                is_fixer=self._is_fixer,
+                read_only=self.read_only,
+                errors=errors,
+                cost=cost,
+                given_up=given_up,
+            )
+
+    def _last_log_line(self, path: str) -> str | None:
+        """The log's last line, read again only when the file changed: a face asks
+        for every agent's every second, and most logs are quiet."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+        hit = self._last_lines.get(path)
+        if hit is not None and hit[0] == sig:
+            return hit[1]
+        line = logtail.agent_last_line(logtail.tail_text(path, 4096))
+        self._last_lines[path] = (sig, line)
+        return line
+
+    def _failed_respawn_views(self, shown: set[str]) -> list[AgentView]:
+        """Agents whose respawn could not start, after their entry left the state
+        file: still shown (as ``respawn_failed``, with why) until the task runs again."""
+        views = []
+        for key, row in self._failed_respawns.items():
+            crash: CrashRow | None = row.get("crash")
+            if key in shown or crash is None:
+                continue
+            rec = self.fixer.record_from_crash(crash)
+            respawns, _given_up, _next = self.fixer.respawn_status(rec)
+            views.append(
+                AgentView(
+                    key=key,
+                    pid=crash.agent_pid,
+                    agent_type=crash.agent_type,
+                    task_id=crash.task_id,
+                    status="respawn_failed",
+                    source=rec.source,
+                    started_at=None,
+                    cpu_percent=None,
+                    rss_bytes=None,
+                    respawns=respawns,
+                    max_respawns=self.config.max_respawn_attempts,
+                    next_respawn_at=None,
+                    last_log_line=self._last_log_line(crash.log_file) if crash.log_file else None,
+                    command_text=crash.command_text or "",
+                    cwd=crash.cwd,
+                    log_file=crash.log_file,
+                    exit_code=crash.exit_code,
+                    reason=failure_reason(str(row.get("message") or "respawn failed")),
+                )
+            )
+        return views
+
+    def _agent_view(self, obs: Observation) -> AgentView:
+        rec = obs.record
+        respawns, given_up, next_at = self.fixer.respawn_status(rec)
+        reason: str | None = None
+        status: AgentStatus
+        if obs.liveness == "alive":
+            status = "running"
+            stuck = rec.session is not None and rec.session.stuck_for is not None
+            if stuck or detect.stalled(obs, self.config, timeutil.now()):
+                status = "stalled"
+        elif obs.liveness == "zombie":
+            status = "zombie"
+        elif obs.liveness == "not_running" and rec.status == "killed":
+            status = "killed"  # stopped on purpose by the orchestrator
+        elif obs.liveness in ("ended_ok", "not_running"):
+            status = "completed" if (obs.exit_code in (0, None)) else "crashed"
+        elif obs.is_crash:
+            status = "given_up" if given_up else ("respawning" if next_at else "crashed")
+        else:
+            status = "stale"
+        failed = self._failed_respawns.get(rec.key)
+        if failed is not None and obs.liveness != "alive":
+            status = "respawn_failed"
+            reason = failure_reason(str(failed.get("message") or "respawn failed"))
+        elif obs.liveness != "alive" and self._operator_stopped.get(rec.key):
+            status, reason = "completed", "stopped by operator"
+        last_line = self._last_log_line(rec.log_file) if rec.log_file else None
+        return AgentView(
+            key=rec.key,
+            pid=rec.pid,
+            agent_type=rec.agent_type,
+            task_id=rec.task_id,
+            status=status,
+            source=rec.source,
+            started_at=obs.raw.start_time if obs.raw else rec.started_at,
+            cpu_percent=obs.cpu_percent,
+            rss_bytes=obs.raw.rss_bytes if obs.raw and obs.liveness == "alive" else None,
+            respawns=respawns,
+            max_respawns=self.config.max_respawn_attempts,
+            next_respawn_at=next_at,
+            last_log_line=last_line,
+            command_text=rec.command_text,
+            cwd=rec.cwd,
+            log_file=rec.log_file,
+            exit_code=obs.exit_code,
+            reason=reason,
+            exit_signal=signal_name(obs.exit_code),
+            worktree_path=rec.worktree_path,
+            worktree_branch=_opt_text(rec.raw.get("worktree_branch")),
+            children=list(rec.session.children) if rec.session else [],
+        )
+
+    def crashes(
+        self,
+        since: float | None = None,
+        *,
+        agent_type: str | None = None,
+        task_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[CrashRow]:
+        return self.store.list_crashes(
+            since=since, agent_type=agent_type, task_id=task_id, limit=limit
+        )
+
+    def crash(self, crash_id: int) -> CrashRow | None:
+        return self.store.get_crash(crash_id)
+
+    def events(self, since: float | None = None, limit: int = 200) -> list[Event]:
+        return self.store.list_events(since=since, limit=limit)
+
+    def bugs(self, status: str = "open") -> list[BugRow]:
+        return self.store.list_bugs(status=status)
+
+    def bug(self, number: int | str) -> BugRow:
+        n = parse_bug_number(number)
+        row = self.store.get_bug(n)
+        if row is None:
+            raise UnknownBugError(f"unknown bug BUG-{n:03d}")
+        return row
+
+    def resolve_agent(self, agent: str | int) -> AgentRecord:
+        """Find an agent by key, PID or task id (latest run)."""
+        with self._lock:
+            if not self._observations:
+                self.check()
+            text = str(agent).strip()
+            if text in self._observations:
+                return self._observations[text].record
+            if text.isdigit():
+                pid = int(text)
+                for obs in self._observations.values():
+                    if obs.record.pid == pid:
+                        return obs.record
+            matches = [o.record for o in self._observations.values() if o.record.task_id == text]
+            if matches:
+                return max(matches, key=lambda r: r.started_at or 0.0)
+            for crash in self.store.list_crashes(limit=500):
+                if text in (crash.agent_key, str(crash.agent_pid), crash.task_id):
+                    return self.fixer.record_from_crash(crash)
+            raise UnknownAgentError(f"unknown agent {text!r} (give a PID, agent key or task id)")
+
+    def agent_log_tail(self, agent_key: str, max_bytes: int = 65536) -> str:
+        rec = self.resolve_agent(agent_key)
+        if not rec.log_file:
+            return ""
+        return logtail.sanitize(logtail.tail_text(rec.log_file, max_bytes))
