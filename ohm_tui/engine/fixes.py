@@ -154,6 +154,22 @@ class Fixer:
         if self._restart is not None:
             self._verify_restart(loop, now)
 
+    def retain(self, listed: set[str], now: float) -> None:
+        """Forget runs no longer listed, and tasks with nothing left to say (not listed,
+        not given up, not flapping): both grow with every run. The store keeps their
+        counts; a task listed again is read from it."""
+        self._noted &= listed
+        keep = self._observed_tasks()
+        for tk in self._tasks - keep:
+            try:
+                st = self.m.store.get_respawn_state(tk)
+            except StoreError:
+                keep.add(tk)  # unknown: keep it, never drop a given-up task
+                continue
+            if st.given_up or self.is_flapping(st, now):
+                keep.add(tk)
+        self._tasks &= keep
+
     def is_flapping(self, st: RespawnState, now: float) -> bool:
         recent = [t for t in st.recent_fast_exits if now - t <= self.cfg.flap_window]
         return len(recent) >= self.cfg.flap_threshold

@@ -66,6 +66,11 @@ class LogFinder:
             this_pass[key] = listing
         return listing
 
+    def retain(self, keys: set[str]) -> None:
+        """Forget runs no longer listed (``keys``): the cache must not grow with every run."""
+        self._found = {k: v for k, v in self._found.items() if k in keys}
+        self._misses = {k: v for k, v in self._misses.items() if k in keys}
+
     def find(self, rec: AgentRecord) -> str | None:
         """Locate the log of an entry that names none, via ``agent_log_pattern`` (cached)."""
         if rec.key in self._found:

@@ -310,6 +310,7 @@ class OrchestratorHealthMonitor:
                     seen = set(self._seen_cache)
             observations: list[Observation] = []
             alive_now: list[str] = []
+            watching = self._watcher is not None
             for rec in records:
                 ex = (
                     exits.get(rec.pid)
@@ -335,7 +336,12 @@ class OrchestratorHealthMonitor:
                         now=now,
                         seen_before=rec.key in seen or rec.key in self._alive_keys,
                         exit_info=ex or self._death_exits.get(rec.key),
-                        dead_since=self._dead_since.get(rec.key),
+                        # Seen alive and watched (background mode): gone with its death
+                        # event not handled yet, it died just now; the orchestrator's
+                        # cleanup gets its grace, as on the event path.
+                        dead_since=self._dead_since.get(
+                            rec.key, now if watching and rec.key in self._alive_keys else None
+                        ),
                         watched=rec.key in self._alive_keys,
                     )
                     self._remember_death(obs)
@@ -365,6 +371,14 @@ class OrchestratorHealthMonitor:
                 k: v for k, v in self._operator_stopped.items() if k in listed
             }
             self._ingested = {k: v for k, v in self._ingested.items() if k in listed}
+            # Per-run state of runs no longer listed goes too: a daemon sees millions.
+            self._alive_keys &= listed
+            self._seen_cache &= listed  # the store still answers for the others
+            self._dead_since = {k: v for k, v in self._dead_since.items() if k in listed}
+            self._log_offsets = {k: v for k, v in self._log_offsets.items() if k in listed}
+            self._log_inodes = {k: v for k, v in self._log_inodes.items() if k in listed}
+            self._logs.retain(listed)
+            self.fixer.retain(listed, now)
             self._cpu.forget_missing({(o.raw.pid, o.raw.start_time) for o in observations if o.raw})
             self._write_error = None
             if store_ok and record:
@@ -960,13 +974,9 @@ class OrchestratorHealthMonitor:
             )
 
     def _forget_deaths(self, listed: set[str], now: float) -> None:
-        """Bounded: a remembered exit outlives its entry only for the recent-crash window."""
-        window = self.config.crash_recent_window
-        self._death_exits = {
-            k: v
-            for k, v in self._death_exits.items()
-            if k in listed or now - (v.ended_at or now) <= window
-        }
+        """Bounded by the runs listed: only a listed run is observed again (its crash
+        was recorded by the check that read its zombie)."""
+        self._death_exits = {k: v for k, v in self._death_exits.items() if k in listed}
 
     def _annotate_crash_issues(self, issues: list[Issue]) -> None:
         if self._store is None:
