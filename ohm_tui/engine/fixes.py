@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import shlex
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -71,7 +72,9 @@ class Fixer:
         self._tasks: set[str] = set()
         self._orch_pid: int | None = None
         self._restart: RestartAttempt | None = None
-        self._next_due: float | None = None
+        self._next_due: float | None = None  # monotonic: a wall-clock jump moves no backoff
+        # crash id -> monotonic end of its backoff, fixed at the first look at it
+        self._due_mono: dict[int, float] = {}
         # crash id -> when a monitor that died mid-fix had claimed it
         self._interrupted: dict[int, float] = {}
 
@@ -239,7 +242,7 @@ class Fixer:
         """Seconds until a pending respawn's backoff ends (0: due now; None: none waits)."""
         if self._next_due is None:
             return None
-        return max(0.0, self._next_due - timeutil.now())
+        return max(0.0, self._next_due - time.monotonic())
 
     # ------------------------------------------------------------ respawn
     def backoff(self, attempts: int) -> float:
@@ -279,10 +282,13 @@ class Fixer:
             pending = [one] if one is not None and one.fix_state == "pending" else []
         else:
             pending = store.pending_crashes()
+            ids = {c.crash_id for c in pending}
+            self._due_mono = {k: v for k, v in self._due_mono.items() if k in ids}
         started = 0
         for crash in sorted(pending, key=lambda c: c.crashed_at):
             if started >= RESPAWNS_PER_PASS:
-                self._next_due = now if self._next_due is None else min(self._next_due, now)
+                mono = time.monotonic()
+                self._next_due = mono if self._next_due is None else min(self._next_due, mono)
                 break
             res = self._handle_crash(crash, now)
             if res is not None:
@@ -319,15 +325,21 @@ class Fixer:
                 respawned=False,
             )
             return None
-        due = crash.crashed_at + self.backoff(st.attempts)
-        if now < due:
-            st.next_allowed_ts = due
+        # The backoff is an interval: timed by the monotonic clock from the first look
+        # (wall time only says how much was left then), so a wall-clock jump neither
+        # freezes it for an hour nor ends it at once.
+        left = crash.crashed_at + self.backoff(st.attempts) - now
+        due_mono = self._due_mono.setdefault(crash.crash_id, time.monotonic() + left)
+        wait = due_mono - time.monotonic()
+        if wait > 0:
+            st.next_allowed_ts = now + wait
             store.save_respawn_state(st)
             store.finish_crash(
-                crash.crash_id, action_taken=f"respawning in {due - now:.0f}s", fix_state="pending"
+                crash.crash_id, action_taken=f"respawning in {wait:.0f}s", fix_state="pending"
             )
-            self._next_due = due if self._next_due is None else min(self._next_due, due)
+            self._next_due = due_mono if self._next_due is None else min(self._next_due, due_mono)
             return None
+        self._due_mono.pop(crash.crash_id, None)
         return self._respawn(rec, crash=crash, st=st, manual=False)
 
     def _release_dead_claims(self) -> None:

@@ -140,6 +140,8 @@ class OrchestratorHealthMonitor:
         self._orch_scan: tuple[dict[int, procs.RawProc], list[int]] | None = None
         # First sight of each zombie (pid, start time): only a lingering one is news.
         self._zombie_since: dict[tuple[int, float], float] = {}
+        # The loop's last heartbeat (its mark), its age when first seen, monotonic then.
+        self._heartbeat_seen: tuple[float, float, float] | None = None
         # Exit codes read from agents' zombies, kept once the parent has reaped them.
         self._death_exits: dict[str, ExitInfo] = {}
         self._cpu = procs.CpuSampler()
@@ -346,7 +348,7 @@ class OrchestratorHealthMonitor:
                     )
                     self._remember_death(obs)
                 if obs.liveness == "alive" and obs.raw is not None:
-                    obs.cpu_percent = self._cpu.sample(obs.raw, now)
+                    obs.cpu_percent = self._cpu.sample(obs.raw, time.monotonic())
                     alive_now.append(rec.key)
                     self._alive_keys.add(rec.key)
                     if rec.create_time is None:
@@ -841,6 +843,11 @@ class OrchestratorHealthMonitor:
             loop_arg = None if loop.mtime is None else loop
         else:
             loop_arg = loop
+        if loop_arg is not None and loop_arg.last_update is not None:
+            # A new write is a new mtime (a future time reads as "now" on every read).
+            mark = loop_arg.mtime if loop_arg.mtime is not None else loop_arg.last_update
+            age = self._heartbeat_age(mark, loop_arg.last_update, now)
+            loop_arg = dataclasses.replace(loop_arg, last_update=now - age)
         hb_age: float | None = None
         hb = self.config.heartbeat_log_path
         if hb is not None:
@@ -875,6 +882,17 @@ class OrchestratorHealthMonitor:
         )
         self.fixer.note_orchestrator(expected if alive else None, matched, loop, now)
         return issues, last_poll
+
+    def _heartbeat_age(self, mark: float, value: float, now: float) -> float:
+        """Age of the loop's heartbeat ``value`` (written as ``mark``): its wall-clock age
+        when first seen, then the monotonic time since. A wall-clock jump moves the
+        heartbeat already written and ``now`` apart by an hour: no freeze from that, and
+        none hidden for an hour either."""
+        mono = time.monotonic()
+        seen = self._heartbeat_seen
+        if seen is None or seen[0] != mark:
+            seen = self._heartbeat_seen = (mark, max(0.0, now - value), mono)
+        return seen[1] + (mono - seen[2])
 
     def _zombie_children_issues(
         self, table: dict[int, procs.RawProc], observations: list[Observation]

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from ohm_tui.engine import timeutil
 from ohm_tui.engine.procs import read_proc, same_start
 
 log = logging.getLogger(__name__)
@@ -226,7 +227,7 @@ class PidWatcher:
                 log.exception("pid watcher wait failed")
                 time.sleep(self._poll_interval)
                 continue
-            now = time.time()
+            now = timeutil.now()  # the death's wall time, from the engine's one clock
             fired: list[_Watch] = []
             with self._lock:
                 if self._closed:
