@@ -26,16 +26,29 @@ from pathlib import Path
 from bench import (
     b_demo,
     b_detect,
+    b_endure,
     b_history,
     b_idle,
     b_lifecycle,
     b_peers,
     b_respawn,
     b_scale,
+    b_storm,
 )
 from bench.common import BENCH_DIR, REPO, Row, Section, reap_strays, render_markdown
 
-SECTIONS = ["respawn", "detect", "peers", "idle", "scale", "lifecycle", "demo", "history"]
+SECTIONS = [
+    "respawn",
+    "detect",
+    "peers",
+    "idle",
+    "scale",
+    "lifecycle",
+    "demo",
+    "history",
+    "storm",
+    "endurance",
+]
 
 
 def _machine() -> str:
@@ -166,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         if "history" in chosen and fill is not None:
             history_fill = fill
             section("history", lambda: b_history.run(work, args.quick, history_fill))
+        if "storm" in chosen:
+            section("storm", lambda: b_storm.run(work, args.quick))
+        if "endurance" in chosen:
+            section("endurance", lambda: b_endure.run(work, args.quick))
     finally:
         if fill is not None and fill[0].poll() is None:
             fill[0].kill()
@@ -173,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
 
     total = time.perf_counter() - started
     rows = [r for s in sections for r in s.rows]
-    order = {f: i for i, f in enumerate(["1", "2", "3", "4", "5", "6", "7", "8", "9"])}
+    order = {f: i for i, f in enumerate(["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"])}
     rows.sort(key=lambda r: order.get(r.figure.split()[0], 99))
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = [
