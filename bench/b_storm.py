@@ -113,12 +113,16 @@ def _spawn_storm(data: Path) -> list[tuple[subprocess.Popen[bytes], str, int]]:
     return agents
 
 
-def storm(work: Path, sec: Section) -> None:
-    data = work / "storm"
+def storm(work: Path, sec: Section, *, fix: bool = True) -> None:
+    """The storm; ``fix=False``: ``auto_fix`` off, crashes are only recorded (a reference
+    that shows what the respawns in the death path add to crash -> recorded)."""
+    name = "storm" if fix else "storm-nofix"
+    data = work / name
     (data / "orchestrator").mkdir(parents=True)
     cfg = write_ohm_toml(
-        work / "storm-ohm.toml",
+        work / f"{name}-ohm.toml",
         data_dir=str(data),
+        auto_fix=fix,
         health_check_interval=2.0,
         max_respawn_attempts=3,
         respawn_backoff_base=0.3,
@@ -129,7 +133,7 @@ def storm(work: Path, sec: Section) -> None:
     procs = Procs()
     agents: list[tuple[subprocess.Popen[bytes], str, int]] = []
     try:
-        watch = _start_watch(procs, work, cfg, "storm")
+        watch = _start_watch(procs, work, cfg, name)
         agents = _spawn_storm(data)
         wait_until(lambda: fd_counts(watch.pid)[1] >= STORM, 60, "ohm watching all 200", 0.2)
         time.sleep(1.0)  # the check that armed them is over
@@ -152,6 +156,8 @@ def storm(work: Path, sec: Section) -> None:
             p.wait(timeout=10)
 
         def settled() -> bool:
+            if not fix:
+                return bool(_q(db, "SELECT COUNT(*) FROM agent_crashes")[0][0] >= STORM)
             given = _q(db, "SELECT COUNT(*) FROM ohm_respawn_state WHERE given_up=1")[0][0]
             busy = _q(
                 db, "SELECT COUNT(*) FROM agent_crashes WHERE fix_state IN ('pending','claimed')"
@@ -176,7 +182,20 @@ def storm(work: Path, sec: Section) -> None:
     )
     latency = [(recorded[key] - deaths[p.pid]) * 1000 for p, key, _ in agents if key in recorded]
     keys = [k for (k,) in _q(db, "SELECT agent_key FROM agent_crashes")]
-    respawns = _q(db, "SELECT COUNT(*) FROM ohm_respawns WHERE ok=1")[0][0]
+    respawns = _q(db, "SELECT COUNT(*) FROM ohm_respawns WHERE ok=1")[0][0] if fix else 0
+    if not fix:
+        sec.rows.append(
+            stat_row(
+                "11 cost",
+                f"crash -> recorded, {STORM} agents at once, auto_fix off (recording alone)",
+                latency,
+                "ms",
+                None,
+                note=f"99th percentile {fmt(percentile(latency, 0.99), 'ms')}; ohm's CPU "
+                f"{fmt(cpu, '%')} over {window:.1f} s; the same storm with nothing respawned",
+            )
+        )
+        return
     sec.rows.append(
         Row(
             "11 cost",
@@ -241,5 +260,6 @@ def idle(work: Path, quick: bool, sec: Section) -> None:
 def run(work: Path, quick: bool) -> Section:
     sec = Section("storm")
     storm(work, sec)
+    storm(work, sec, fix=False)
     idle(work, quick, sec)
     return sec
