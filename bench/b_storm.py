@@ -9,7 +9,8 @@ exits 1. Respawns crash again at once until ohm gives up on each task (3 attempt
 backoff 0.3 s doubling). The bench times each death itself (a pidfd per agent);
 crash -> recorded is that death to the ``crashed`` event's time in ohm's database
 (written right after the crash row). ohm's CPU is averaged from the sweep until
-every task is given up and nothing is left to act on.
+every task is given up, every run it started has crashed and been recorded, and
+nothing is left to act on.
 
 Idle: 1,000 ``sleep infinity`` agents listed by the stand-in orchestrator,
 ``ohm watch`` with its default config (a full check every 30 s, pidfds between);
@@ -162,7 +163,10 @@ def storm(work: Path, sec: Section, *, fix: bool = True) -> None:
             busy = _q(
                 db, "SELECT COUNT(*) FROM agent_crashes WHERE fix_state IN ('pending','claimed')"
             )[0][0]
-            return bool(given == TASKS and busy == 0)
+            # ... and every run ohm started has crashed and been recorded too.
+            started = _q(db, "SELECT COUNT(*) FROM ohm_respawns WHERE ok=1")[0][0]
+            rows = _q(db, "SELECT COUNT(*) FROM agent_crashes")[0][0]
+            return bool(given == TASKS and busy == 0 and rows >= STORM + started)
 
         wait_until(settled, 120, "every task given up", interval=0.05)
         window = time.perf_counter() - t0
