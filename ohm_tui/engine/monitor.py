@@ -239,7 +239,7 @@ class OrchestratorHealthMonitor:
         json_source = self._sources.json
         self._last_view = json_source.view if json_source is not None else None
         self._state_ok = self._sources.json_ok
-        with self._logs.one_pass():
+        with self._logs.one_pass(r for r in records if not r.log_file):
             for rec in records:
                 if not rec.log_file:
                     rec.log_file = self._logs.find(rec)

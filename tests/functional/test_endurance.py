@@ -37,7 +37,8 @@ SLACK = 64  # per-task and per-fingerprint state: 10 looping tasks, a few finger
 
 def containers(root: object) -> dict[str, int]:
     """``path -> len`` of every dict, list, set and deque reachable from ``root`` through
-    attributes of ohm's own objects (not through config, threads, locks or the store)."""
+    attributes of ohm's own objects (not through config, threads, locks or the store,
+    nor the last check's table of the host's processes: the host's, not the runs')."""
     out: dict[str, int] = {}
     seen: set[int] = set()
 
@@ -51,6 +52,8 @@ def containers(root: object) -> dict[str, int]:
             names.extend([slots] if isinstance(slots, str) else slots)
         for name in names:
             if name in ("config", "cfg", "m", "_monitor", "monitor", "_store", "store"):
+                continue
+            if name == "_orch_scan":  # the host's process table of the last check
                 continue
             try:
                 yield name, getattr(obj, name)
@@ -204,6 +207,31 @@ def test_a_watched_run_found_gone_by_a_check_gets_the_cleanup_grace(data_dir: Pa
         wait_until(lambda: agent.pid not in mon.watching(), 10)  # the event came, too
         mon.check()
         assert count(database, "SELECT COUNT(*) FROM agent_crashes") == 0
+    finally:
+        mon.close()
+        orch.stop_all()
+
+
+def test_a_log_folder_of_every_run_ever_is_not_held_in_memory(data_dir: Path) -> None:
+    """An orchestrator that never rotates its logs leaves a file per run: months of
+    runs are a folder of 100,000 names. Finding the log of the runs listed now must
+    keep only their names, not an index of the whole folder."""
+    orch = Orchestrator(data_dir)
+    logs = data_dir / "logs"
+    for n in range(3000):  # the logs of runs long gone
+        (logs / f"code_developer-impl-{n}-{100000 + n}.log").write_text("done\n")
+    mon = OrchestratorHealthMonitor(base_config(data_dir), name="t")
+    try:
+        agent = orch.start(argv=["/bin/sh", "-c", "read _l; exit 0"])
+        os.utime(logs, (0, 0))  # a settled folder: nothing new in the last second
+        mon.check()
+        assert mon._observations[agent.key].record.log_file == str(agent.log)
+        os.utime(logs, (0, 0))
+        mon.check()
+        sizes = containers(mon)
+        assert max(sizes.values()) <= len(mon._observations) + SLACK, sorted(
+            sizes.items(), key=lambda kv: -kv[1]
+        )[:3]
     finally:
         mon.close()
         orch.stop_all()
