@@ -79,10 +79,10 @@ def _sample(pid: int, runs: int) -> dict[str, float]:
     }
 
 
-def run(work: Path, quick: bool) -> Section:
+def run(work: Path, quick: bool, runs: int | None = None) -> Section:
     sec = Section("endurance")
-    runs = 10_000 if quick else 100_000
-    warm = runs // 10  # run 10,000 of 100,000
+    runs = runs or (10_000 if quick else 100_000)
+    warm = runs // 10 if runs <= 10_000 else 10_000  # run 10,000 of 100,000
     data = work / "endure"
     data.mkdir()
     cfg = write_ohm_toml(
