@@ -13,6 +13,7 @@ import fnmatch
 import itertools
 import os
 import re
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -86,6 +87,22 @@ class LogFinder:
         self._found = {k: v for k, v in self._found.items() if k in keys}
         self._misses = {k: v for k, v in self._misses.items() if k in keys}
 
+    def _newest_of_run(self, rec: AgentRecord, paths: list[Path]) -> str | None:
+        """The greatest path (as ``sorted(glob)[-1]``) that can be this run's log: not
+        one last written before the run started. PIDs wrap (32,768 on many hosts), and
+        a folder of every run's logs then holds an earlier process's log with this PID,
+        maybe with its traceback: never taken for this run's."""
+        tolerance = self.config.pid_start_tolerance
+        oldest = None if rec.started_at is None else rec.started_at - tolerance
+        for path in sorted(paths, reverse=True):
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and (oldest is None or st.st_mtime >= oldest):
+                return str(path)
+        return None
+
     def find(self, rec: AgentRecord) -> str | None:
         """Locate the log of an entry that names none, via ``agent_log_pattern`` (cached)."""
         if rec.key in self._found:
@@ -111,10 +128,10 @@ class LogFinder:
                     wanted = self._wanted
                     keep = wanted if hint is not None and wanted and hint in wanted else None
                     listing = self._listing(base.parent, keep)
-                    hit = listing.last_match(base.name, hint) if listing else None
-                    found = str(base.parent / hit) if hit else None
-                elif base.is_file():
-                    found = str(base)
+                    hits = listing.matches(base.name, hint) if listing else []
+                    found = self._newest_of_run(rec, [base.parent / h for h in hits])
+                else:
+                    found = self._newest_of_run(rec, [base])
         if found is not None:
             self._found[rec.key] = found
             self._misses.pop(rec.key, None)
@@ -142,15 +159,14 @@ class _LogListing:
             for run in runs:
                 self.by_digits.setdefault(run, []).append(name)
 
-    def last_match(self, pattern: str, digits: str | None) -> str | None:
-        """The greatest name matching the glob ``pattern`` (as ``sorted(glob)[-1]``).
+    def matches(self, pattern: str, digits: str | None) -> list[str]:
+        """The names matching the glob ``pattern``.
 
         ``digits``: a run of digits every matching name holds (see ``_pid_hint``),
         so only names holding it are tried.
         """
         pool = self.names if digits is None else self.by_digits.get(digits, [])
-        hits = [n for n in pool if _glob_match(n, pattern)]
-        return max(hits) if hits else None
+        return [n for n in pool if _glob_match(n, pattern)]
 
 
 def _glob_match(name: str, pattern: str) -> bool:

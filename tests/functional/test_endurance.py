@@ -235,3 +235,22 @@ def test_a_log_folder_of_every_run_ever_is_not_held_in_memory(data_dir: Path) ->
     finally:
         mon.close()
         orch.stop_all()
+
+
+def test_a_log_of_an_earlier_process_with_the_same_pid_is_not_this_runs(data_dir: Path) -> None:
+    """PIDs wrap (32,768 on many hosts): after some 30,000 runs the log folder holds a
+    log of an earlier process with a live run's PID, perhaps with a traceback. The
+    endurance run took those tracebacks for the live runs' own: 772 false crashes in
+    30,000 runs. A log last written before the run started is not its log."""
+    orch = Orchestrator(data_dir)
+    mon = OrchestratorHealthMonitor(base_config(data_dir), name="t")
+    try:
+        agent = orch.start("code_developer", "impl-1", argv=["/bin/sh", "-c", "read _l; exit 0"])
+        earlier = data_dir / "logs" / f"code_developer-loop-3-{agent.pid}.log"  # sorts last
+        earlier.write_text("Traceback (most recent call last):\nRuntimeError: boom\n")
+        os.utime(earlier, (agent.started - 3600, agent.started - 3600))
+        mon.check()
+        assert mon._observations[agent.key].record.log_file == str(agent.log)
+    finally:
+        mon.close()
+        orch.stop_all()
