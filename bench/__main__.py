@@ -26,12 +26,14 @@ from pathlib import Path
 from bench import (
     b_demo,
     b_detect,
+    b_endure,
     b_history,
     b_idle,
     b_lifecycle,
     b_peers,
     b_respawn,
     b_scale,
+    b_storm,
     b_web,
 )
 from bench.common import BENCH_DIR, REPO, Row, Section, reap_strays, render_markdown
@@ -46,6 +48,8 @@ SECTIONS = [
     "demo",
     "history",
     "web",
+    "storm",
+    "endurance",
 ]
 
 
@@ -119,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
-    chosen = SECTIONS if not args.only else [s.strip() for s in args.only.split(",")]
+    # The endurance run takes half an hour: only when asked for by name.
+    default = [s for s in SECTIONS if s != "endurance"]
+    chosen = default if not args.only else [s.strip() for s in args.only.split(",")]
     unknown = sorted(set(chosen) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown section(s): {', '.join(unknown)}")
@@ -179,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         if "history" in chosen and fill is not None:
             history_fill = fill
             section("history", lambda: b_history.run(work, args.quick, history_fill))
+        if "storm" in chosen:
+            section("storm", lambda: b_storm.run(work, args.quick))
+        if "endurance" in chosen:
+            section("endurance", lambda: b_endure.run(work, args.quick))
     finally:
         if fill is not None and fill[0].poll() is None:
             fill[0].kill()
@@ -186,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
 
     total = time.perf_counter() - started
     rows = [r for s in sections for r in s.rows]
-    order = {f: i for i, f in enumerate(["1", "2", "3", "4", "5", "6", "7", "8", "9"])}
+    order = {f: i for i, f in enumerate(["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"])}
     rows.sort(key=lambda r: order.get(r.figure.split()[0], 99))
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import statistics
@@ -334,3 +335,45 @@ def timed() -> Iterator[list[float]]:
         yield box
     finally:
         box.append(time.perf_counter() - start)
+
+
+def fd_counts(pid: int) -> tuple[int, int]:
+    """(open fds, of which pidfds) of a process: a pidfd's link is ``anon_inode:[pidfd]``."""
+    fds = pidfds = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        fds += 1
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:[pidfd]":
+                pidfds += 1
+    return fds, pidfds
+
+
+def thread_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def cpu_window(pid: int, seconds: float, slice_s: float = 5.0) -> tuple[float, list[float]]:
+    """CPU % of one core used by ``pid`` over the next ``seconds``: (the average, each
+    ``slice_s`` slice), from per-thread nanoseconds (``cpu_reading``)."""
+    start = last = cpu_reading(pid)
+    t_start = t_last = time.perf_counter()
+    slices: list[float] = []
+    while time.perf_counter() - t_start < seconds - 1e-3:
+        time.sleep(min(slice_s, seconds - (time.perf_counter() - t_start)))
+        now, reading = time.perf_counter(), cpu_reading(pid)
+        slices.append(cpu_between(last, reading) / (now - t_last) * 100)
+        last, t_last = reading, now
+    return cpu_between(start, last) / (t_last - t_start) * 100, slices
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``samples``, nearest rank."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def write_ohm_toml(path: Path, **keys: object) -> Path:
+    """An ``ohm.toml`` with top-level keys (numbers and strings only)."""
+    lines = [f"{k} = {json.dumps(v)}" for k, v in keys.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -34,8 +34,22 @@ class RespawnLedger(ActionBase):
         self.given_up: dict[str, tuple[RespawnState, CrashRow | None]] = {}
 
     def forget_unlisted(self, listed: set[str]) -> None:
-        """Runs no longer listed are never observed again: forget that they were counted."""
+        """Runs no longer listed are never observed again: forget that they were counted.
+        Tasks with nothing left to say (not listed now, not given up, not flapping) go
+        too: a daemon sees a new task with every run. The store keeps their counts, and
+        a task listed again is read from it."""
         self.noted &= listed
+        now = timeutil.now()
+        keep = self._observed_tasks()
+        for tk in self._tasks - keep:
+            try:
+                st = self.ctx.store.get_respawn_state(tk)
+            except StoreError:
+                keep.add(tk)  # unknown: keep it, never drop a given-up task
+                continue
+            if st.given_up or self.is_flapping(st, now):
+                keep.add(tk)
+        self._tasks &= keep
 
     def note_task(self, tk: str) -> None:
         """A task with a crash: its flapping and given-up state are reported."""

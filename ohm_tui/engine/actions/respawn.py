@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import time
 from collections.abc import Mapping
 
 from ohm_tui.engine import timeutil
@@ -47,7 +48,9 @@ class Respawner(ActionBase):
         self.ledger = ledger
         self.recovery = recovery
         self.writeback = writeback
-        self._next_due: float | None = None
+        self._next_due: float | None = None  # monotonic: a wall-clock jump moves no backoff
+        # crash id -> monotonic end of its backoff, fixed at the first look at it
+        self._due_mono: dict[int, float] = {}
 
     def handle_pending(self, only: int | None = None) -> list[ActionResult]:
         """Act on pending crashes (or just ``only``, from the death path).
@@ -68,10 +71,13 @@ class Respawner(ActionBase):
             pending = [one] if one is not None and one.fix_state == "pending" else []
         else:
             pending = store.pending_crashes()
+            ids = {c.crash_id for c in pending}
+            self._due_mono = {k: v for k, v in self._due_mono.items() if k in ids}
         started = 0
         for crash in sorted(pending, key=lambda c: c.crashed_at):
             if started >= RESPAWNS_PER_PASS:
-                self._next_due = now if self._next_due is None else min(self._next_due, now)
+                mono = time.monotonic()
+                self._next_due = mono if self._next_due is None else min(self._next_due, mono)
                 break
             res = self._handle_crash(crash, now)
             if res is not None:
@@ -107,15 +113,21 @@ class Respawner(ActionBase):
                 respawned=False,
             )
             return None
-        if verdict.decision is Decision.WAIT and verdict.due is not None:
-            due = verdict.due
-            st.next_allowed_ts = due
+        # The backoff is an interval: timed by the monotonic clock from the first look
+        # (wall time only says how much was left then), so a wall-clock jump neither
+        # freezes it for an hour nor ends it at once.
+        left = crash.crashed_at + self.policy.backoff(st.attempts) - now
+        due_mono = self._due_mono.setdefault(crash.crash_id, time.monotonic() + left)
+        wait = due_mono - time.monotonic()
+        if wait > 0:
+            st.next_allowed_ts = now + wait
             store.save_respawn_state(st)
             store.finish_crash(
-                crash.crash_id, action_taken=f"respawning in {due - now:.0f}s", fix_state="pending"
+                crash.crash_id, action_taken=f"respawning in {wait:.0f}s", fix_state="pending"
             )
-            self._next_due = due if self._next_due is None else min(self._next_due, due)
+            self._next_due = due_mono if self._next_due is None else min(self._next_due, due_mono)
             return None
+        self._due_mono.pop(crash.crash_id, None)
         return self._respawn(rec, crash=crash, st=st, manual=False)
 
     def _give_up(
@@ -398,4 +410,4 @@ class Respawner(ActionBase):
         """Seconds until a pending respawn's backoff ends (0: due now; None: none waits)."""
         if self._next_due is None:
             return None
-        return max(0.0, self._next_due - timeutil.now())
+        return max(0.0, self._next_due - time.monotonic())

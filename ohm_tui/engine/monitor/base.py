@@ -99,6 +99,8 @@ class MonitorBase:
         self._orch_scan: tuple[dict[int, RawProc], list[int]] | None = None
         # First sight of each zombie (pid, start time): only a lingering one is news.
         self._zombie_since: dict[tuple[int, float], float] = {}
+        # The loop's last heartbeat (its mark), its age when first seen, monotonic then.
+        self._heartbeat_seen: tuple[float, float, float] | None = None
         # Exit codes read from agents' zombies, kept once the parent has reaped them.
         self._death_exits: dict[str, ExitInfo] = {}
         self._cpu = procs.CpuSampler()

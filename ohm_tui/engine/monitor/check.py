@@ -62,7 +62,7 @@ class Check(Watches):
         json_source = self._sources.json
         self._last_view = json_source.view if json_source is not None else None
         self._state_ok = self._sources.json_ok
-        with self._logs.one_pass():
+        with self._logs.one_pass(r for r in records if not r.log_file):
             for rec in records:
                 if not rec.log_file:
                     rec.log_file = self._logs.find(rec)
@@ -183,12 +183,18 @@ class Check(Watches):
                 now=now,
                 seen_before=rec.key in run.seen or rec.key in self._alive_keys,
                 exit_info=ex or self._death_exits.get(rec.key),
-                dead_since=self._dead_since.get(rec.key),
+                # Seen alive and watched (background mode): gone with its death event
+                # not handled yet, it died just now; the orchestrator's cleanup gets
+                # its grace, as on the event path.
+                dead_since=self._dead_since.get(
+                    rec.key,
+                    now if self._watcher is not None and rec.key in self._alive_keys else None,
+                ),
                 watched=rec.key in self._alive_keys,
             )
             self._remember_death(obs)
         if obs.liveness == "alive" and obs.raw is not None:
-            obs.cpu_percent = self._cpu.sample(obs.raw, now)
+            obs.cpu_percent = self._cpu.sample(obs.raw, time.monotonic())
             run.alive_now.append(rec.key)
             self._alive_keys.add(rec.key)
             if rec.create_time is None:

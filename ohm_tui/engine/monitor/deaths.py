@@ -143,10 +143,6 @@ class Deaths(MonitorBase):
             )
 
     def _forget_deaths(self, listed: set[str], now: float) -> None:
-        """Bounded: a remembered exit outlives its entry only for the recent-crash window."""
-        window = self.config.crash_recent_window
-        self._death_exits = {
-            k: v
-            for k, v in self._death_exits.items()
-            if k in listed or now - (v.ended_at or now) <= window
-        }
+        """Bounded by the runs listed: only a listed run is observed again (its crash
+        was recorded by the check that read its zombie)."""
+        self._death_exits = {k: v for k, v in self._death_exits.items() if k in listed}

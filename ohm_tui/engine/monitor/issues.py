@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import time
 from typing import Any
 
 from ohm_tui.engine import timeutil
@@ -157,6 +159,17 @@ class IssueSteps(Deaths):
         self._orch_scan = (table, found)
         return found
 
+    def _heartbeat_age(self, mark: float, value: float, now: float) -> float:
+        """Age of the loop's heartbeat ``value`` (written as ``mark``): its wall-clock age
+        when first seen, then the monotonic time since. A wall-clock jump moves the
+        heartbeat already written and ``now`` apart by an hour: no freeze from that, and
+        none hidden for an hour either."""
+        mono = time.monotonic()
+        seen = self._heartbeat_seen
+        if seen is None or seen[0] != mark:
+            seen = self._heartbeat_seen = (mark, max(0.0, now - value), mono)
+        return seen[1] + (mono - seen[2])
+
     def _orchestrator_issues(
         self, table: dict[int, RawProc], now: float
     ) -> tuple[list[Issue], float | None]:
@@ -171,6 +184,11 @@ class IssueSteps(Deaths):
             loop.problem == "file is missing" or loop.last_update is None
         )
         loop_arg = None if absent else loop
+        if loop_arg is not None and loop_arg.last_update is not None:
+            # A new write is a new mtime (a future time reads as "now" on every read).
+            mark = loop_arg.mtime if loop_arg.mtime is not None else loop_arg.last_update
+            age = self._heartbeat_age(mark, loop_arg.last_update, now)
+            loop_arg = dataclasses.replace(loop_arg, last_update=now - age)
         hb_age: float | None = None
         hb = self.config.heartbeat_log_path
         if hb is not None:

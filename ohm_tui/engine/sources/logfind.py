@@ -13,8 +13,9 @@ import fnmatch
 import itertools
 import os
 import re
+import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ohm_tui.engine.config import Config
@@ -30,25 +31,40 @@ class LogFinder:
         self._misses: dict[str, float] = {}
         self._listings: dict[str, tuple[tuple[int, int], _LogListing]] = {}
         self._pass: dict[str, _LogListing | None] | None = None
+        self._wanted: set[str] | None = None  # PIDs this pass looks up
 
     @contextlib.contextmanager
-    def one_pass(self) -> Iterator[None]:
-        """Within one check each folder is looked at once, settled or not."""
+    def one_pass(self, records: Iterable[AgentRecord] = ()) -> Iterator[None]:
+        """Within one check each folder is looked at once, settled or not. ``records``:
+        the runs this pass looks up. With a PID in the pattern, only names holding one
+        of their PIDs are kept: the folder may hold a log of every run ever made."""
         self._pass = {}
+        self._wanted = {str(r.pid) for r in records if r.key not in self._found}
         try:
             yield
         finally:
             self._pass = None
+            self._wanted = None
 
-    def _listing(self, directory: Path) -> _LogListing | None:
+    def _listing(self, directory: Path, wanted: set[str] | None = None) -> _LogListing | None:
         """One listing of a log directory serves every agent's ``agent_log_pattern``
         lookup; listed again only when the directory changed (a folder changed in the
-        last second is not cached: a log may still be appearing)."""
+        last second is not cached: a log may still be appearing). ``wanted``: keep
+        only names holding one of these runs of digits, for this pass alone."""
         key = str(directory)
         this_pass = self._pass
         if this_pass is not None and key in this_pass:
             return this_pass[key]  # one look per directory per check, settled or not
         listing: _LogListing | None = None
+        if wanted is not None:
+            try:
+                with os.scandir(directory) as entries:
+                    listing = _LogListing((e.name for e in entries), keep=wanted)
+            except OSError:
+                listing = None
+            if this_pass is not None:
+                this_pass[key] = listing
+            return listing
         try:
             st = os.stat(directory)
             sig = (st.st_ino, st.st_mtime_ns)
@@ -69,6 +85,22 @@ class LogFinder:
         """Keep what was found for the runs listed now only (a daemon must not grow)."""
         self._found = {k: v for k, v in self._found.items() if k in listed}
         self._misses = {k: v for k, v in self._misses.items() if k in listed}
+
+    def _newest_of_run(self, rec: AgentRecord, paths: list[Path]) -> str | None:
+        """The greatest path (as ``sorted(glob)[-1]``) that can be this run's log: not
+        one last written before the run started. PIDs wrap (32,768 on many hosts), and
+        a folder of every run's logs then holds an earlier process's log with this PID,
+        maybe with its traceback: never taken for this run's."""
+        tolerance = self.config.pid_start_tolerance
+        oldest = None if rec.started_at is None else rec.started_at - tolerance
+        for path in sorted(paths, reverse=True):
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and (oldest is None or st.st_mtime >= oldest):
+                return str(path)
+        return None
 
     def find(self, rec: AgentRecord) -> str | None:
         """Locate the log of an entry that names none, via ``agent_log_pattern`` (cached)."""
@@ -91,12 +123,14 @@ class LogFinder:
                 if any(ch in text for ch in "*?["):
                     # One listing and an index by PID, not a glob per agent: 1,000
                     # globs over a 1,000-file folder took seconds.
-                    listing = self._listing(base.parent)
                     hint = _pid_hint(pattern, rec.pid)
-                    hit = listing.last_match(base.name, hint) if listing else None
-                    found = str(base.parent / hit) if hit else None
-                elif base.is_file():
-                    found = str(base)
+                    wanted = self._wanted
+                    keep = wanted if hint is not None and wanted and hint in wanted else None
+                    listing = self._listing(base.parent, keep)
+                    hits = listing.matches(base.name, hint) if listing else []
+                    found = self._newest_of_run(rec, [base.parent / h for h in hits])
+                else:
+                    found = self._newest_of_run(rec, [base])
         if found is not None:
             self._found[rec.key] = found
             self._misses.pop(rec.key, None)
@@ -113,22 +147,25 @@ class _LogListing:
 
     __slots__ = ("by_digits", "names")
 
-    def __init__(self, names: list[str]) -> None:
-        self.names = names
+    def __init__(self, names: Iterable[str], keep: set[str] | None = None) -> None:
+        self.names: list[str] = []
         self.by_digits: dict[str, list[str]] = {}
         for name in names:
-            for run in _DIGIT_RUN.findall(name):
+            runs = _DIGIT_RUN.findall(name)
+            if keep is not None and keep.isdisjoint(runs):
+                continue  # no PID looked up now: memory stays with the runs listed
+            self.names.append(name)
+            for run in runs:
                 self.by_digits.setdefault(run, []).append(name)
 
-    def last_match(self, pattern: str, digits: str | None) -> str | None:
-        """The greatest name matching the glob ``pattern`` (as ``sorted(glob)[-1]``).
+    def matches(self, pattern: str, digits: str | None) -> list[str]:
+        """The names matching the glob ``pattern``.
 
         ``digits``: a run of digits every matching name holds (see ``_pid_hint``),
         so only names holding it are tried.
         """
         pool = self.names if digits is None else self.by_digits.get(digits, [])
-        hits = [n for n in pool if _glob_match(n, pattern)]
-        return max(hits) if hits else None
+        return [n for n in pool if _glob_match(n, pattern)]
 
 
 def _glob_match(name: str, pattern: str) -> bool:

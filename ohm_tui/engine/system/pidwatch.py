@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from ohm_tui.engine import timeutil
 from ohm_tui.engine.system.procs import read_proc, same_start
 from ohm_tui.engine.system.signals import pidfd_open
 
@@ -222,7 +223,7 @@ class PidWatcher:
                 log.exception("pid watcher wait failed")
                 time.sleep(self._poll_interval)
                 continue
-            now = time.time()
+            now = timeutil.now()  # the death's wall time, from the engine's one clock
             fired: list[_Watch] = []
             with self._lock:
                 if self._closed:
