@@ -138,7 +138,7 @@ class Watches(IssueSteps):
         if json_source is None:
             return rec
         try:  # parsed again only if it changed since read (a storm of deaths reads it once)
-            view = self._last_view = json_source.read_view()
+            view = self._last_view = json_source.read_view(racy_reread=False)
         except statefile.StateFileError:
             return rec
         for fresh in view.agents:

@@ -36,12 +36,14 @@ class AgentStateSource(Source):
     def owns(self, rec: AgentRecord) -> bool:
         return rec.source in ("real", "ohm")
 
-    def read_view(self) -> statefile.AgentStateView:
+    def read_view(self, *, racy_reread: bool = True) -> statefile.AgentStateView:
         """The state file, parsed again only when it changed: parsing 1,000 entries
         (a shlex split each) was most of a check's CPU time.
 
-        A file changed within the last second is always re-read: a rewrite in the
-        same clock tick can leave size and mtime as they were (git's "racy" case).
+        A file changed within the last second is re-read by a check (``racy_reread``):
+        a rewrite in the same clock tick can leave size and mtime as they were (git's
+        "racy" case). The death path passes ``False``: a storm of deaths right after
+        a rewrite must not parse the file once per death (the next check settles it).
         Raises ``StateFileError``.
         """
         try:
@@ -55,11 +57,11 @@ class AgentStateSource(Source):
             settled = time.time() - st.st_mtime > 1.0
         except OSError:
             sig, settled = None, False
-        if settled and sig == self._sig and self.view is not None:
+        if (settled or not racy_reread) and sig == self._sig and self.view is not None:
             return self.view
         self._sig = None
         view = statefile.read_agent_state_settled(self.path)  # a torn rewrite is read again
-        self._sig = sig
+        self.view, self._sig = view, sig
         return view
 
     def read(self, now: float) -> SourceRead:
