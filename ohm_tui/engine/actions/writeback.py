@@ -17,6 +17,11 @@ from ohm_tui.engine.model import (
 from ohm_tui.engine.sources import statefile, statewrite
 from ohm_tui.engine.sources.base import SourceWriteError
 from ohm_tui.engine.store import StoreError
+from ohm_tui.engine.system import exits
+
+# Seconds a write-back waits for the exit record of a run ohm started (the runner
+# writes it a moment after the death).
+EXIT_RECORD_WAIT = 0.5
 
 log = logging.getLogger("ohm.fixes")
 
@@ -36,6 +41,14 @@ class WriteBack(ActionBase):
                     crash = self.ctx.store.crash_by_key(old.key)
                     if crash is not None and crash.exit_code is not None:
                         old = dataclasses.replace(old, exit_code=crash.exit_code)
+                if old.exit_code is None and old.raw.get("respawned_by") == "ohm":
+                    # A run ohm started: its runner writes the exit code a moment after
+                    # the death, maybe after the crash was recorded. Never book it NULL.
+                    info = exits.wait_exit_info(
+                        self.cfg.exits_dir_path, old.pid, old.started_at, EXIT_RECORD_WAIT
+                    )
+                    if info is not None and info.exit_code is not None:
+                        old = dataclasses.replace(old, exit_code=info.exit_code)
                 self.ctx.sources.write_respawn(old, new, restarted=restarted)
             except (SourceWriteError, StoreError) as exc:
                 self.ctx.emit(
