@@ -17,7 +17,11 @@ from tests.faults.kit import MonitorFactory, Orchestrator, count, q
 from tests.helpers import wait_until
 
 STORM_WATCH = 5.0  # seconds of key presses from the storm's start (its busiest part)
-KEY_BOUND = 0.2  # seconds from key press to its action, during the storm
+# Seconds from key press to its action during the storm that still count as "the
+# console answers" (the fault this guards: 3.2 s frozen keys). How fast it answers is
+# the bench's figure 6 (key press), not a timed test: CI machines are shared and a
+# 0.2 s bound failed there on load alone.
+KEY_BOUND = 1.0
 CYCLE_BOUND = 2.0  # seconds one full check may take, lock waits included, mid-storm
 
 
