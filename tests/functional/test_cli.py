@@ -1035,7 +1035,8 @@ def test_demo_keeps_everything_inside_its_root(tmp_path: Path, era: int, keep: b
         assert state_dir.name == "data" and root.parent == tmp
         wait_until(lambda: any((root / "tickets").glob("BUG-*.md")), timeout=60)
         assert sorted(p.name for p in tmp.iterdir()) == [root.name]  # nothing beside it
-        assert sorted(p.name for p in (root / "tickets").iterdir())[0] == "BUG-001.md"
+        # (a ticket being written is a dot-file until it is renamed into place)
+        assert sorted(p.name for p in (root / "tickets").glob("BUG-*.md"))[0] == "BUG-001.md"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         reader.join(timeout=5)
