@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ohm_tui.demo.lifecycle_db import LIFECYCLE_COLUMNS
+
 INVOCATIONS_DDL = """
 CREATE TABLE IF NOT EXISTS claude_invocations (
     invocation_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -64,32 +66,9 @@ CREATE INDEX IF NOT EXISTS idx_invocations_session ON claude_invocations(session
 CREATE INDEX IF NOT EXISTS idx_stream_messages_invocation ON claude_stream_messages(invocation_id);
 """
 
-LIFECYCLE_DDL = """
-CREATE TABLE IF NOT EXISTS agent_lifecycle (
-    agent_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    pid INTEGER NOT NULL,
-    agent_type TEXT NOT NULL,
-    task_id TEXT NOT NULL,
-    task_type TEXT,
-    priority_number INTEGER,
-    spawned_at TEXT NOT NULL,
-    started_at TEXT,
-    completed_at TEXT,
-    status TEXT NOT NULL,
-    exit_code INTEGER,
-    duration_ms INTEGER,
-    idle_time_ms INTEGER,
-    command TEXT NOT NULL,
-    worktree_path TEXT,
-    worktree_branch TEXT,
-    merged_at TEXT,
-    cleaned_at TEXT,
-    merge_duration_ms INTEGER,
-    cleanup_duration_ms INTEGER,
-    error_message TEXT,
-    metadata TEXT
-);
-"""
+# The orchestrator's agent_lifecycle, as the demo's fake orchestrator writes it (the
+# earliest version: no output columns).
+LIFECYCLE_DDL = f"CREATE TABLE IF NOT EXISTS agent_lifecycle ({LIFECYCLE_COLUMNS});"
 
 THREAD_IDENT = 140_245_812_345_600  # a thread identifier, beyond any pid_max
 
