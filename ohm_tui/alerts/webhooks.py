@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import os
-import stat
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -24,7 +23,7 @@ from typing import Any
 from ohm_tui.alerts import http
 from ohm_tui.alerts.model import SEVERITY_RANK, Alert
 from ohm_tui.alerts.sender import Sender
-from ohm_tui.engine.config import check_file_trust
+from ohm_tui.engine.config import PrivateFileError, read_private_file
 
 GROUP_WINDOW = 2.0  # seconds from the first change to the message that carries it
 MIN_INTERVAL = 10.0  # seconds between two messages to one destination
@@ -40,23 +39,11 @@ class SecretError(ValueError):
 def read_secret(path: str | os.PathLike[str]) -> bytes:
     """The signing key in ``path``: refused when others could read or change the file.
     A ``whsec_`` secret (Standard Webhooks) is base64 after its prefix."""
-    p = Path(path).expanduser().absolute()
     try:
-        st = p.stat()
-    except OSError as exc:
-        raise SecretError(f"secret file {p}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise SecretError(f"secret file {p} is not a regular file")
-    try:
-        check_file_trust(p, "secret file", override="use a file only you can write")
-    except PermissionError as exc:
+        text = read_private_file(path, "secret file", MAX_SECRET_BYTES)
+    except PrivateFileError as exc:
         raise SecretError(str(exc)) from None
-    if st.st_mode & (stat.S_IRGRP | stat.S_IROTH):
-        raise SecretError(f"secret file {p} is readable by others (fix with: chmod 600 {p})")
-    data = p.read_bytes()[: MAX_SECRET_BYTES + 1]
-    if len(data) > MAX_SECRET_BYTES:
-        raise SecretError(f"secret file {p} is larger than {MAX_SECRET_BYTES} bytes")
-    text = data.decode("utf-8", "replace").strip()
+    p = Path(path).expanduser().absolute()
     if not text:
         raise SecretError(f"secret file {p} is empty")
     return secret_key(text)

@@ -536,3 +536,34 @@ def load_config(
     if extra:
         cfg = cfg.replace(**extra)
     return cfg
+
+
+class PrivateFileError(ValueError):
+    """A file of secrets (a token, a signing key) that cannot be used."""
+
+
+def read_private_file(path: str | os.PathLike[str], what: str, max_bytes: int) -> str:
+    """The stripped text of a file only its owner may read or write (a bearer token, a
+    webhook secret): refused when missing, not a regular file, loose, or too large.
+    Raises ``PrivateFileError`` naming the file and the fix."""
+    p = Path(path).expanduser().absolute()
+    try:
+        st = p.stat()
+    except OSError as exc:
+        raise PrivateFileError(f"{what} {p}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise PrivateFileError(f"{what} {p} is not a regular file")
+    try:
+        check_file_trust(p, what, override="use a file only you can write")
+    except PermissionError as exc:
+        raise PrivateFileError(str(exc)) from None
+    if st.st_mode & (stat.S_IRGRP | stat.S_IROTH):
+        who = "others" if st.st_mode & stat.S_IROTH else "group"
+        raise PrivateFileError(
+            f"{what} {p} is readable by {who}; refusing to use it (fix with: chmod 600 {p})"
+        )
+    with p.open("rb") as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise PrivateFileError(f"{what} {p} is larger than {max_bytes} bytes")
+    return data.decode("utf-8", "replace").strip()

@@ -10,11 +10,10 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from ohm_tui.engine.config import check_file_trust
+from ohm_tui.engine.config import PrivateFileError, read_private_file
 
 MAX_TOKEN_BYTES = 4096
 
@@ -70,27 +69,11 @@ def parse_listen(text: str) -> ListenAddress:
 
 def read_token_file(path: str | os.PathLike[str]) -> str:
     """The token in ``path``, refused when others could read or change the file."""
-    p = Path(path).expanduser().absolute()
     try:
-        st = p.stat()
-    except OSError as exc:
-        raise AccessError(f"token file {p}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise AccessError(f"token file {p} is not a regular file")
-    try:
-        check_file_trust(p, "token file", override="use a file only you can write")
-    except PermissionError as exc:
+        token = read_private_file(path, "token file", MAX_TOKEN_BYTES)
+    except PrivateFileError as exc:
         raise AccessError(str(exc)) from None
-    if st.st_mode & (stat.S_IRGRP | stat.S_IROTH):
-        who = "group" if st.st_mode & stat.S_IRGRP else "others"
-        raise AccessError(
-            f"token file {p} is readable by {who}; refusing to use it (fix with: chmod 600 {p})"
-        )
-    with p.open("rb") as fh:
-        data = fh.read(MAX_TOKEN_BYTES + 1)
-    if len(data) > MAX_TOKEN_BYTES:
-        raise AccessError(f"token file {p} is larger than {MAX_TOKEN_BYTES} bytes")
-    token = data.decode("utf-8", "replace").strip()
+    p = Path(path).expanduser().absolute()
     if len(token) < 16 or any(c.isspace() for c in token):
         raise AccessError(
             f"token file {p}: the token must be one word of at least 16 characters "
