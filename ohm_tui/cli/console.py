@@ -14,7 +14,7 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any, Protocol
 
-from ohm_tui.cli.context import EXIT_OK, EXIT_UNKNOWN, CliError, open_monitor
+from ohm_tui.cli.context import EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE, CliError, open_monitor
 from ohm_tui.cli.fleet import fleet_hosts
 from ohm_tui.cli.watch import listen_overrides, start_alerting, start_endpoint
 from ohm_tui.fleet.hosts import Host
@@ -133,7 +133,9 @@ def cmd_console(args: argparse.Namespace) -> int:
     overrides = listen_overrides(args)
     with ExitSignals() as signals:
         try:
-            with open_monitor(args, read_only=read_only, overrides=overrides) as monitor:
+            with open_monitor(
+                args, read_only=read_only, overrides=overrides, sources_or_exit=EXIT_USAGE
+            ) as monitor:
                 # Only when asked on the command line: a config's listen is ohm watch's
                 # port, and a console opened beside that watch must not fight for it.
                 server = start_endpoint(monitor, "ohm console") if args_listen(args) else None

@@ -15,9 +15,11 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ohm_tui.cli import output as out
-from ohm_tui.cli.context import EXIT_OK, CliError, open_monitor
+from ohm_tui.cli.context import EXIT_OK, CliError, build_config, open_monitor, require_data_dir
+from ohm_tui.engine.config import Config
 from ohm_tui.engine.model import Event
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
+from ohm_tui.engine.sources import registry
 
 if TYPE_CHECKING:
     from ohm_tui.alerts.service import AlertService
@@ -169,7 +171,40 @@ def cmd_watch(args: argparse.Namespace) -> int:
         overrides["health_check_interval"] = args.interval
     if args.no_fix:
         overrides["auto_fix"] = False
-    with StopSignals() as stop, open_monitor(args, overrides=overrides) as monitor:
+    with StopSignals() as stop:
+        if not wait_for_sources(build_config(args, overrides), stop):
+            out.emit("ohm watch: stopped")
+            return EXIT_OK
+        return watch_with(args, overrides, stop)
+
+
+SOURCE_POLL = 1.0  # seconds between looks for the orchestrator's first state
+
+
+def wait_for_sources(cfg: Config, stop: StopSignals) -> bool:
+    """Wait, writing nothing, until the data directory holds some orchestrator state.
+
+    ``ohm watch`` may start before the orchestrator (a systemd unit ordered first, a
+    reboot): waiting is what it should do, but creating ohm's database in a directory
+    that is not the orchestrator's (a typo) would leave litter and show "healthy".
+    False when a stop signal came first."""
+    require_data_dir(cfg)
+    if registry.any_present(cfg):
+        return True
+    out.emit(
+        f"ohm watch: no orchestrator state in {cfg.data_dir} yet "
+        f"(looked for {registry.looked_for(cfg)}); waiting for it (stop with Ctrl-C)"
+    )
+    while not stop.event.wait(SOURCE_POLL):
+        if registry.any_present(cfg):
+            out.emit("ohm watch: orchestrator state found")
+            return True
+    return False
+
+
+def watch_with(args: argparse.Namespace, overrides: dict[str, Any], stop: StopSignals) -> int:
+    """Watch a directory known to hold the orchestrator's state, until a stop signal."""
+    with open_monitor(args, overrides=overrides) as monitor:
         cfg = monitor.config
         fixing = "on" if monitor.auto_fix else "off"
         server = start_endpoint(monitor)

@@ -1005,6 +1005,54 @@ def test_check_on_a_directory_that_is_not_an_orchestrators_is_unknown_and_writes
     assert list(stray.iterdir()) == []
 
 
+def test_console_on_a_directory_that_is_not_an_orchestrators_is_refused_untouched(
+    tmp_path: Path,
+) -> None:
+    stray = tmp_path / "x"
+    stray.mkdir()
+    proc = run_cli("console", "--data-dir", str(stray), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "no orchestrator state found" in proc.stderr
+    assert list(stray.iterdir()) == []
+
+
+def test_watch_waits_for_the_orchestrator_writing_nothing_until_it_comes(
+    tmp_path: Path,
+) -> None:
+    """``ohm watch`` started before the orchestrator (a unit ordered first) waits, says
+    so, and creates no database until the orchestrator's state appears."""
+    root = tmp_path / "later"
+    data = root / "data"
+    data.mkdir(parents=True)
+    watch = Watch(data, tmp_path)
+    try:
+        wait_until(lambda: watch.has("no orchestrator state in", "waiting"), timeout=20)
+        assert list(data.iterdir()) == []
+        assert watch.proc.poll() is None
+        make_state_dir(root)
+        wait_until(lambda: watch.has("ohm watch: watching"), timeout=20)
+        wait_until((data / "orchestrator.db").exists, timeout=20)
+        rc, err = watch.stop()
+        assert rc == 0, err
+        assert "Traceback" not in err
+    finally:
+        watch.kill()
+
+
+def test_watch_stopped_while_waiting_exits_cleanly(tmp_path: Path) -> None:
+    data = tmp_path / "empty"
+    data.mkdir()
+    watch = Watch(data, tmp_path)
+    try:
+        wait_until(lambda: watch.has("waiting"), timeout=20)
+        rc, err = watch.stop()
+        assert rc == 0, err
+        assert watch.has("ohm watch: stopped")
+        assert list(data.iterdir()) == []
+    finally:
+        watch.kill()
+
+
 @pytest.mark.parametrize(("era", "keep"), [(1, False), (2, True), (3, False)])
 def test_demo_keeps_everything_inside_its_root(tmp_path: Path, era: int, keep: bool) -> None:
     """The demo lays out a whole orchestrator root (``data/`` + ``tickets/``) in its
