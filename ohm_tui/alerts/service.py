@@ -9,6 +9,7 @@ events only wake it early. Sending happens on each receiver's own thread.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -21,7 +22,9 @@ from ohm_tui.alerts.webhooks import SecretError, WebhookDestination, read_secret
 from ohm_tui.engine.config import Config, ConfigError
 from ohm_tui.engine.model import Event, EventKind
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
+from ohm_tui.engine.monitor.base import FIXER_LEASE
 from ohm_tui.engine.store import Store, StoreError
+from ohm_tui.engine.system import procs
 
 log = logging.getLogger("ohm.alerts")
 
@@ -172,10 +175,34 @@ class AlertService:
                 batch = [*self.book.firing.values(), *self._recent_ended.values()]
                 self.alertmanager.submit(batch, now)
             self._last_sent = now
+        if (started or ended) and self.destinations and self._another_fixer(now):
+            # A console opened beside `ohm watch` sees the same issues: the monitor
+            # holding the fixer lease tells people, once (Alertmanager dedups itself).
+            started, ended = [], []
         for d in self.destinations:
             if started or ended:
                 d.add(started, ended, now)
             d.tick(now)
+
+    def _another_fixer(self, now: float) -> bool:
+        """Does another live monitor hold this data dir's fixer lease?"""
+        try:
+            holder = self._read_store().lease_holder(FIXER_LEASE)
+        except StoreError as exc:
+            log.debug("alerts: cannot read the fixer lease: %s", exc)
+            return False  # unknown: rather a message twice than none
+        if holder is None or holder["holder_pid"] is None:
+            return False
+        pid, created = int(holder["holder_pid"]), float(holder["holder_create_time"] or 0.0)
+        if pid == os.getpid() or float(holder["expires_ts"]) <= now:
+            return False
+        return procs.is_running(pid, created)
+
+    def _read_store(self) -> Store:
+        """ohm's own read-only connection (never the engine's, never under its lock)."""
+        if self._reader is None:
+            self._reader = Store.open_readonly(self.monitor.config.database_path)
+        return self._reader
 
     def _root_causes(self, report: Any) -> dict[int, str]:
         """Root causes of crash issues, read once per crash through ohm's own
@@ -196,9 +223,7 @@ class AlertService:
 
     def _read_cause(self, crash_id: int) -> str | None:
         try:
-            if self._reader is None:
-                self._reader = Store.open_readonly(self.monitor.config.database_path)
-            row = self._reader.get_crash(crash_id)
+            row = self._read_store().get_crash(crash_id)
         except StoreError as exc:
             log.debug("alerts: cannot read crash %s: %s", crash_id, exc)
             return None

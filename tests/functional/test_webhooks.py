@@ -200,3 +200,48 @@ def test_the_console_sends_too(data: Path, tmp_path: Path, receiver: Receiver) -
         assert "Traceback" not in run.text
     finally:
         run.close()
+
+
+def test_a_console_beside_ohm_watch_does_not_send_the_same_alert_again(
+    data: Path, tmp_path: Path, receiver: Receiver
+) -> None:
+    """Two writable monitors on one data dir see the same issues; only the one holding
+    the fixer lease (here ``ohm watch``) tells the webhook."""
+    import subprocess
+    import sys
+
+    (data / "ohm.toml").write_text(
+        f'orchestrator_match = ["ohm-no-orchestrator-{tmp_path.name}"]\n'
+        "health_check_interval = 0.2\nlease_ttl = 30\n"
+        f'[[notify]]\nurl = "{receiver.url}"\nformat = "slack"\n'
+    )
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "ohm_tui", "watch", "--data-dir", str(data)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: len(receiver.snapshot()) >= 1, timeout=30)  # watch: firing
+        console = OrchestratorHealthMonitor(str(data / "ohm.toml"), name="console")
+        service = AlertService(console, window=0.1, min_interval=0.1, backoff=0.05)
+        service.start()
+        try:
+            console.start()
+            wait_until(lambda: service.book.firing, timeout=10)  # the console sees it too
+            _loop(data, 0.0)  # resolves: watch sends "resolved"
+            wait_until(lambda: "RESOLVED" in "".join(_texts(receiver)), timeout=20)
+            wait_until(lambda: not service.book.firing and not any(service.queued()), timeout=10)
+        finally:
+            service.stop()
+            console.close()
+        lines = "\n".join(_texts(receiver)).splitlines()
+        assert sum(x.startswith("FIRING") for x in lines) == 1, lines
+        assert sum(x.startswith("RESOLVED") for x in lines) == 1, lines
+    finally:
+        watch.terminate()
+        watch.wait(timeout=20)
+
+
+def _texts(receiver: Receiver) -> list[str]:
+    return [json.loads(m.body)["text"] for m in receiver.snapshot()]
