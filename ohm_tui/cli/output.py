@@ -52,11 +52,7 @@ def bug_label(number: int | None) -> str:
 
 
 def agent_label(agent_type: str | None, pid: int | None) -> str:
-    if agent_type and pid is not None:
-        return f"{clean(agent_type)} [{pid}]"
-    if agent_type:
-        return clean(agent_type)
-    return DASH if pid is None else f"[{pid}]"
+    return fmt.agent_label(clean(agent_type) if agent_type else None, pid)
 
 
 def emit(text: str = "") -> None:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import humanize
 
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.model import AgentView, CrashRow, ended_text, format_bug_number
+from ohm_tui.engine.model import AgentView, CrashRow, ended_text, format_bug_number, is_process_id
 
 DASH = "-"  # an unknown value in a table cell
 UNKNOWN = "unknown"  # an unknown value in a sentence ("last poll unknown")
@@ -111,6 +111,15 @@ def agent_pid(agent: AgentView) -> str:
     """The PID column, in both faces. A session (era 3) is a thread of the orchestrator:
     its "PID" is a 15-digit thread id that names no process, so it reads ``session``."""
     return "session" if agent.source == "session" else str(agent.pid)
+
+
+def agent_label(agent_type: str | None, pid: int | None) -> str:
+    """``architect [4242]``; a session's thread id names no process: ``architect (session)``."""
+    if pid is not None and not is_process_id(pid):
+        return f"{agent_type or 'agent'} (session)"
+    if agent_type and pid is not None:
+        return f"{agent_type} [{pid}]"
+    return agent_type or (DASH if pid is None else f"[{pid}]")
 
 
 def agent_status(agent: AgentView, now: float) -> str:

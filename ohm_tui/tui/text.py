@@ -86,6 +86,7 @@ crash_action = fmt.crash_action
 log_message = fmt.log_message
 agent_status = fmt.agent_status
 agent_pid = fmt.agent_pid
+agent_label = fmt.agent_label
 agent_uptime = fmt.agent_uptime
 
 

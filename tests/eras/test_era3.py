@@ -107,6 +107,9 @@ def test_era3_sessions_failures_stuck_stale_and_children(
     assert "Overloaded" in (crashes["impl-1"].error_message or "")
     assert "timed out" in (crashes["status-1"].error_message or "")
     assert crashes["status-1"].error_type == "ClaudeTimeout"
+    # No traceback in a failed call: its cause is named from the API's error.
+    assert "overloaded (HTTP 529)" in (crashes["impl-1"].root_cause or "")
+    assert "ran past its timeout" in (crashes["status-1"].root_cause or "")
     for c in crashes.values():
         assert c.action_taken == NOT_RESPAWNED
         assert c.error_type != "ProcessGone"

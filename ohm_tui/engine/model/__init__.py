@@ -20,7 +20,14 @@ from ohm_tui.engine.model.enums import (
     Status,
 )
 from ohm_tui.engine.model.lifecycle import TRANSITIONS, IllegalTransition, Lifecycle, advance
-from ohm_tui.engine.model.naming import agent_key, session_key, slug, split_command, task_key
+from ohm_tui.engine.model.naming import (
+    agent_key,
+    is_process_id,
+    session_key,
+    slug,
+    split_command,
+    task_key,
+)
 from ohm_tui.engine.model.observation import ExitInfo, Liveness, Observation
 from ohm_tui.engine.model.process import STATE_NAMES, RawProc
 from ohm_tui.engine.model.records import (
@@ -87,6 +94,7 @@ __all__ = [
     "ended_text",
     "exit_code_text",
     "format_bug_number",
+    "is_process_id",
     "parse_bug_number",
     "session_key",
     "signal_name",

@@ -8,6 +8,15 @@ import shlex
 
 _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 
+# Above any PID Linux hands out (pid_max is at most 2**22): a bigger "pid" is a
+# thread id (an era-3 session), which names no process.
+PID_LIMIT = 2**31
+
+
+def is_process_id(pid: int | None) -> bool:
+    """Could ``pid`` name a process? False for a session's thread id (and for 0/None)."""
+    return pid is not None and 0 < pid < PID_LIMIT
+
 
 def agent_key(pid: int, started_at: float | None) -> str:
     """One run of an agent: ``"<pid>@<int(started_at)>"``; PIDs alone are reused."""

@@ -18,7 +18,7 @@ import sqlite3
 from ohm_tui.engine.config import Config
 from ohm_tui.engine.model import AgentRecord, CrashInfo, Issue, Observation, RawProc, SessionHealth
 from ohm_tui.engine.sources import calls as inv
-from ohm_tui.engine.sources import logparse, logtail
+from ohm_tui.engine.sources import claude_errors, logparse, logtail
 from ohm_tui.engine.sources import sqlite as db
 from ohm_tui.engine.sources.base import Source, SourceKind, SourceRead
 from ohm_tui.engine.system import procs
@@ -189,6 +189,8 @@ def _failed(
         )
         first = logtail.sanitize(text).strip().splitlines()
         info.error_message = (first[-1] if first else "session failed")[:500]
+    if not info.root_cause:
+        info.root_cause = claude_errors.root_cause(health.failure_status, text)
     info.fingerprint = info.fingerprint or logparse.fingerprint(
         info.error_type, [], f"{rec.agent_type}:{info.error_message}"
     )

@@ -27,7 +27,7 @@ def summary_text(crash: CrashRow) -> Text:
         out.append_text(text.literal(crash.error_message))
     rows: list[tuple[str, object]] = [
         ("when", f"{when} ({text.ago(crash.crashed_at)})"),
-        ("agent", f"{crash.agent_type} PID {crash.agent_pid} ({crash.agent_key})"),
+        ("agent", f"{text.agent_label(crash.agent_type, crash.agent_pid)} ({crash.agent_key})"),
         ("task", crash.task_id or "-"),
         ("exit code", exit_code_text(crash.exit_code)),
         ("action", action_text(crash)),
@@ -44,7 +44,7 @@ def summary_text(crash: CrashRow) -> Text:
 def crash_title(crash: CrashRow) -> str:
     """Whose crash this is. Not the database row id: "Crash #192" when 24 crashes
     are on record would be a number that means nothing (retention prunes rows)."""
-    return f"Crash of {text.clean(crash.agent_type)} [{crash.agent_pid}]"
+    return f"Crash of {text.clean(text.agent_label(crash.agent_type, crash.agent_pid))}"
 
 
 def section(title: str, body: Text) -> Text:
