@@ -11,15 +11,14 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any, Protocol
 
 from ohm_tui.cli.context import EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE, CliError, open_monitor
 from ohm_tui.cli.fleet import fleet_hosts
+from ohm_tui.cli.signals import SignalScope
 from ohm_tui.cli.watch import listen_overrides, start_alerting, start_endpoint
 from ohm_tui.fleet.hosts import Host
-
-_EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class ConsoleApp(Protocol):
@@ -41,7 +40,7 @@ class ConsoleApp(Protocol):
 AppFactory = Callable[..., ConsoleApp]  # make_app(monitor, read_only=..., demo=...)
 
 
-class ExitSignals:
+class ExitSignals(SignalScope):
     """SIGINT, SIGTERM and SIGHUP end the console, the demo and its processes cleanly.
 
     - While the console runs, the first signal asks the app to quit the way ``q``
@@ -56,11 +55,10 @@ class ExitSignals:
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.app: ConsoleApp | None = None
-        self.received: signal.Signals | None = None
         self._asked = False
         self._cleaning = False
-        self._previous: dict[signal.Signals, Any] = {}
 
     def cleaning_up(self) -> None:
         self._cleaning = True
@@ -75,22 +73,6 @@ class ExitSignals:
             threading.Thread(target=_ask_exit, args=(app,), daemon=True).start()
             return
         raise KeyboardInterrupt(self.received.name)
-
-    def __enter__(self) -> ExitSignals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in _EXIT_SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-        self._previous.clear()
 
 
 def _ask_exit(app: ConsoleApp) -> None:

@@ -11,11 +11,12 @@ import argparse
 import os
 import signal
 import threading
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ohm_tui.cli import output as out
 from ohm_tui.cli.context import EXIT_OK, CliError, build_config, open_monitor, require_data_dir
+from ohm_tui.cli.signals import STOP_SIGNALS, SignalScope
 from ohm_tui.engine.config import Config
 from ohm_tui.engine.model import Event
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
@@ -25,41 +26,17 @@ if TYPE_CHECKING:
     from ohm_tui.alerts.service import AlertService
     from ohm_tui.web.server import WebServer
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-
-class StopSignals:
-    """While active, the stop signals set ``event`` instead of killing the process.
-
-    Previous handlers are restored on exit, so ``main()`` can be called from
-    tests (or embedded) without leaving handlers behind.
-    """
+class StopSignals(SignalScope):
+    """While active, the stop signals set ``event`` instead of killing the process."""
 
     def __init__(self, signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> None:
-        self.signals = signals
+        super().__init__(signals)
         self.event = threading.Event()
-        self.received: signal.Signals | None = None
-        self._previous: dict[signal.Signals, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.received = signal.Signals(signum)
+        super()._handle(signum, frame)
         self.event.set()
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.signals:
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-        self._previous.clear()
 
 
 def format_event(event: Event) -> str:

@@ -33,7 +33,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -222,6 +222,21 @@ def _exit_status(code: int) -> str:
     if code < 0 or code in (128 + signal.SIGTERM, 128 + signal.SIGKILL):
         return "killed"
     return "failed"
+
+
+def stop_children(children: Iterable[Child]) -> None:
+    """SIGTERM every agent, then SIGKILL what is left after ``SHUTDOWN_GRACE`` (both eras)."""
+    children = list(children)
+    for child in children:
+        with contextlib.suppress(ProcessLookupError):
+            child.popen.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + SHUTDOWN_GRACE
+    for child in children:
+        try:
+            child.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.popen.kill()
+            child.popen.wait()
 
 
 class Orchestrator:
@@ -517,16 +532,7 @@ class Orchestrator:
 
     def shutdown(self) -> None:
         self.log.info("Shutting down: stopping %d agents", len(self.children))
-        for child in self.children.values():
-            with contextlib.suppress(ProcessLookupError):
-                child.popen.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + SHUTDOWN_GRACE
-        for child in self.children.values():
-            try:
-                child.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.popen.kill()
-                child.popen.wait()
+        stop_children(self.children.values())
         ended = [(c, c.popen.returncode) for c in self.children.values()]
         self.children.clear()
         with contextlib.suppress(OSError):

@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import threading
@@ -33,6 +32,7 @@ from ohm_tui.demo.orchestrator import (
     Orchestrator,
     PlannedAgent,
     _exit_status,
+    stop_children,
 )
 
 CLAUDE = Path(__file__).with_name("claude")
@@ -107,16 +107,8 @@ class LifecycleOrchestrator(Orchestrator):
 
     def shutdown(self) -> None:
         self.log.info("Shutting down: stopping %d agents", len(self.children))
+        stop_children(self.children.values())
         for child in self.children.values():
-            with contextlib.suppress(ProcessLookupError):
-                child.popen.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + SHUTDOWN_GRACE
-        for child in self.children.values():
-            try:
-                child.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.popen.kill()
-                child.popen.wait()
             with contextlib.suppress(OSError):
                 self.db.kill(child.planned.task)
         self.children.clear()
