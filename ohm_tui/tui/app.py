@@ -30,9 +30,17 @@ from ohm_tui.tui import text
 from ohm_tui.tui.commands import OhmCommands
 from ohm_tui.tui.dashboard import DashboardScreen
 from ohm_tui.tui.help_sections import help_sections
-from ohm_tui.tui.messages import BugFormRequested, EngineEvent, SnapshotReady
+from ohm_tui.tui.messages import (
+    BugFormRequested,
+    EngineEvent,
+    PauseRequested,
+    RefreshRequested,
+    SnapshotReady,
+)
 from ohm_tui.tui.screens.bug_form import draft_from_agent, draft_from_crash
 from ohm_tui.tui.screens.help import HelpScreen
+from ohm_tui.tui.state import ConsoleState
+from ohm_tui.tui.stylesheet import css_path
 
 # Every engine event (a crash, a respawn...) refreshes at once; this timer only
 # ages the clocks on screen, so it can be slow: over SSH each redraw costs bytes.
@@ -48,12 +56,6 @@ CRITICAL_KINDS = {
     "restart_failed",
     "critical",
 }
-
-
-def css_path() -> Path:
-    """The installed copy (the wheel force-includes it here) or the repository's top-level one."""
-    installed = Path(__file__).with_name("styles.tcss")
-    return installed if installed.is_file() else Path(__file__).parents[2] / "styles.tcss"
 
 
 def is_critical(event: Event) -> bool:
@@ -85,16 +87,18 @@ class OhmApp(App[int]):
     ) -> None:
         super().__init__()
         self.monitor = monitor
-        self.read_only = read_only or monitor.read_only
         self.demo = demo
         # A demo's state dir is a fresh temp path nobody typed: the header and ``?``
         # show it (a DemoSession has ``state_dir`` and ``root``; read, never typed on).
-        self.demo_dir: str | None = _path_of(demo, "state_dir")
-        self.demo_root: str | None = _path_of(demo, "root")
-        self.dashboard = DashboardScreen()
-        self.snapshot: Snapshot | None = None
-        self.paused = False
-        self.engine_error: str | None = None
+        self.state = ConsoleState(
+            monitor,
+            read_only=read_only or monitor.read_only,
+            demo=demo is not None,
+            demo_dir=_path_of(demo, "state_dir"),
+            demo_root=_path_of(demo, "root"),
+        )
+        """What the screens draw: they get this, never the App."""
+        self.dashboard = DashboardScreen(self.state)
         self.engine_started = False
         self._collecting = False
         self._again = False
@@ -109,6 +113,43 @@ class OhmApp(App[int]):
         """Snapshots rendered so far (tests wait on it instead of sleeping)."""
         self.skipped_refreshes = 0
         """Refreshes skipped because the console was paused or a modal was open."""
+
+    # The state's fields, read (and in tests and the bench, set) on the App as before.
+    @property
+    def read_only(self) -> bool:
+        return self.state.read_only
+
+    @property
+    def demo_dir(self) -> str | None:
+        return self.state.demo_dir
+
+    @property
+    def demo_root(self) -> str | None:
+        return self.state.demo_root
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        return self.state.snapshot
+
+    @snapshot.setter
+    def snapshot(self, snapshot: Snapshot | None) -> None:
+        self.state.snapshot = snapshot
+
+    @property
+    def paused(self) -> bool:
+        return self.state.paused
+
+    @paused.setter
+    def paused(self, paused: bool) -> None:
+        self.state.paused = paused
+
+    @property
+    def engine_error(self) -> str | None:
+        return self.state.engine_error
+
+    @engine_error.setter
+    def engine_error(self, error: str | None) -> None:
+        self.state.engine_error = error
 
     def get_default_screen(self) -> DashboardScreen:
         return self.dashboard
@@ -180,6 +221,12 @@ class OhmApp(App[int]):
         self.dashboard.show_header()
         if not paused:
             self.request_refresh()
+
+    def on_pause_requested(self, message: PauseRequested) -> None:
+        self.set_paused(message.paused)
+
+    def on_refresh_requested(self, message: RefreshRequested) -> None:
+        self.request_refresh()
 
     def _blocked(self) -> bool:
         return self.paused or self.screen is not self.dashboard
@@ -273,7 +320,7 @@ class OhmApp(App[int]):
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        self.push_screen(HelpScreen(help_sections(self)))
+        self.push_screen(HelpScreen(help_sections(self, self.state)))
 
     def on_bug_form_requested(self, message: BugFormRequested) -> None:
         config = self.monitor.config

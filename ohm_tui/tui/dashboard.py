@@ -7,7 +7,7 @@ their own ``q`` / ``c`` / ``b``) never trigger a fix on the overview behind them
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -27,7 +27,7 @@ from ohm_tui.tui.bugs_panel import BugsPanel
 from ohm_tui.tui.commands import PaletteEntry
 from ohm_tui.tui.header import HeaderState, HeaderStrip
 from ohm_tui.tui.layout import Panes
-from ohm_tui.tui.messages import ActionDone
+from ohm_tui.tui.messages import ActionDone, PauseRequested, RefreshRequested
 from ohm_tui.tui.screens.agent_detail import AgentDetailScreen
 from ohm_tui.tui.screens.bug_detail import BugDetailScreen
 from ohm_tui.tui.screens.bug_form import (
@@ -39,10 +39,8 @@ from ohm_tui.tui.screens.bug_form import (
 from ohm_tui.tui.screens.confirm import ConfirmScreen
 from ohm_tui.tui.screens.crash_detail import CrashDetailScreen
 from ohm_tui.tui.screens.issues import IssuesScreen
+from ohm_tui.tui.state import ConsoleState
 from ohm_tui.tui.timeline_panel import TimelinePanel
-
-if TYPE_CHECKING:
-    from ohm_tui.tui.app import OhmApp
 
 # Changes, by what the read-only toast calls them ("read-only: respawn is disabled").
 MUTATING = {
@@ -215,15 +213,13 @@ class DashboardScreen(Screen[None]):
         PaletteEntry("Help", "Show every key", "app.help"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, state: ConsoleState) -> None:
         super().__init__(id="dashboard")
+        self.state = state
+        """What this screen draws (the App writes it; see ``ohm_tui.tui.state``)."""
         self.ready = False
-        self._had_agent = False
         """True once the panels exist: frames that arrive earlier wait for it."""
-
-    @property
-    def ohm(self) -> OhmApp:
-        return cast("OhmApp", self.app)
+        self._had_agent = False
 
     def compose(self) -> ComposeResult:
         yield HeaderStrip(id="header")
@@ -238,8 +234,8 @@ class DashboardScreen(Screen[None]):
         self.query_one("#agents-table", DataTable).focus()
         self.ready = True
         self.show_header()
-        if self.ohm.snapshot is not None:
-            self.show_snapshot(self.ohm.snapshot)
+        if self.state.snapshot is not None:
+            self.show_snapshot(self.state.snapshot)
 
     # -- rendering ----------------------------------------------------------
     def show_snapshot(self, snapshot: Snapshot) -> None:
@@ -258,24 +254,24 @@ class DashboardScreen(Screen[None]):
     def show_header(self) -> None:
         if not self.ready:
             return
-        app = self.ohm
-        errors = [app.engine_error] if app.engine_error else []
+        state = self.state
+        errors = [state.engine_error] if state.engine_error else []
         self.query_one(HeaderStrip).show(
             HeaderState(
-                snapshot=app.snapshot,
-                paused=app.paused,
-                read_only=app.read_only,
-                auto_fix=app.monitor.auto_fix,
-                demo=app.demo is not None,
-                demo_dir=app.demo_dir,
-                freeze_threshold=app.monitor.config.orchestrator_freeze_threshold,
+                snapshot=state.snapshot,
+                paused=state.paused,
+                read_only=state.read_only,
+                auto_fix=state.monitor.auto_fix,
+                demo=state.demo,
+                demo_dir=state.demo_dir,
+                freeze_threshold=state.monitor.config.orchestrator_freeze_threshold,
                 errors=errors,
             )
         )
 
     def on_screen_resume(self, event: ScreenResume) -> None:
         # Back from a modal or a detail screen: catch up at once.
-        self.ohm.request_refresh()
+        self.post_message(RefreshRequested())
 
     # -- selection ----------------------------------------------------------
     @property
@@ -318,7 +314,7 @@ class DashboardScreen(Screen[None]):
 
     def why_not(self, action: str) -> str | None:
         """Why ``action`` cannot run now (its key is greyed out), or ``None`` if it can."""
-        if action in MUTATING and self.ohm.read_only:
+        if action in MUTATING and self.state.read_only:
             return f"read-only: {MUTATING[action]} is disabled"
         if action in NEEDS_AGENT and self.target_agent is None:
             what = action if action != "log" else "the log"
@@ -357,8 +353,8 @@ class DashboardScreen(Screen[None]):
 
     def action_details(self) -> None:
         panel = self.focused_panel() or "agents"
-        monitor = self.ohm.monitor
-        read_only = self.ohm.read_only
+        monitor = self.state.monitor
+        read_only = self.state.read_only
         if panel == "timeline":
             crash = self.query_one(TimelinePanel).selected
             if crash is not None:
@@ -375,14 +371,14 @@ class DashboardScreen(Screen[None]):
     def action_log(self) -> None:
         agent = self.target_agent
         if agent is not None:
-            self.app.push_screen(AgentDetailScreen(self.ohm.monitor, agent, log_only=True))
+            self.app.push_screen(AgentDetailScreen(self.state.monitor, agent, log_only=True))
 
     def action_issues(self) -> None:
-        self.app.push_screen(IssuesScreen(self.ohm.snapshot, read_only=self.ohm.read_only))
+        self.app.push_screen(IssuesScreen(self.state))
 
     def selected_issue(self) -> Issue | None:
         """The issue of the selected agent row or crash row (what ``a`` acknowledges)."""
-        snapshot = self.ohm.snapshot
+        snapshot = self.state.snapshot
         if snapshot is None:
             return None
         issues = snapshot.report.issues
@@ -413,7 +409,7 @@ class DashboardScreen(Screen[None]):
             )
             return
         ref = issue.issue_id or acks.issue_id(issue)
-        monitor = self.ohm.monitor
+        monitor = self.state.monitor
 
         def ack() -> ActionResult:
             done = monitor.acknowledge(ref)
@@ -439,10 +435,10 @@ class DashboardScreen(Screen[None]):
         self.notify(f"Agents sorted by {label}", timeout=2)
 
     def action_pause(self) -> None:
-        self.ohm.set_paused(not self.ohm.paused)
+        self.post_message(PauseRequested(not self.state.paused))
 
     def action_toggle_auto_fix(self) -> None:
-        monitor = self.ohm.monitor
+        monitor = self.state.monitor
         monitor.auto_fix = not monitor.auto_fix
         self.notify(f"Auto-fix {'ON' if monitor.auto_fix else 'OFF'}")
         self.show_header()
@@ -455,7 +451,7 @@ class DashboardScreen(Screen[None]):
         agent = self.target_agent
         if agent is None:
             return
-        monitor = self.ohm.monitor
+        monitor = self.state.monitor
 
         def confirm(plan: RespawnPlan) -> None:
             # A live agent is a restart: the plan stops it first, and the dialog says so.
@@ -478,7 +474,7 @@ class DashboardScreen(Screen[None]):
         agent = self.target_agent
         if agent is None:
             return
-        monitor = self.ohm.monitor
+        monitor = self.state.monitor
         grace = monitor.config.stop_grace_period
         body = Text(f"Stop {agent.agent_type} PID {agent.pid}")
         body.append(f" (task {text.clean(agent.task_id or '-')})?\n\n")
@@ -493,7 +489,7 @@ class DashboardScreen(Screen[None]):
         )
 
     def action_clean_zombies(self) -> None:
-        monitor = self.ohm.monitor
+        monitor = self.state.monitor
 
         def confirm(plan: list[str]) -> None:
             if not plan:
@@ -514,7 +510,7 @@ class DashboardScreen(Screen[None]):
         self._prepare("clean_zombies", monitor.plan_zombie_cleanup, confirm)
 
     def action_file_bug(self) -> None:
-        config = self.ohm.monitor.config
+        config = self.state.monitor.config
         draft = BugDraft(assigned_to=config.default_assignee)
         panel = self.focused_panel()
         if panel == "timeline":
@@ -526,10 +522,10 @@ class DashboardScreen(Screen[None]):
         self.open_bug_form(draft)
 
     def open_bug_form(self, draft: BugDraft) -> None:
-        if self.ohm.read_only:
+        if self.state.read_only:
             self.notify(self.why_not("file_bug") or "", severity="warning", markup=False)
             return
-        monitor = self.ohm.monitor
+        monitor = self.state.monitor
 
         def filed(result: BugDraft | None) -> None:
             if result is None:
@@ -592,4 +588,4 @@ class DashboardScreen(Screen[None]):
             severity="information" if result.ok else "error",
             markup=False,
         )
-        self.ohm.request_refresh()
+        self.post_message(RefreshRequested())

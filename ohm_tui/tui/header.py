@@ -121,7 +121,8 @@ def _metrics_line(state: HeaderState) -> Line:
     if poll is None:
         out.append(Chip("poll unknown", "$text-muted", 19))
     elif poll > state.freeze_threshold:
-        out.append(Chip(f"poll {text.seconds_ago(poll)} (frozen)", "bold $text-error", 19))
+        # Frozen is an alarm: its age is exact (a freeze threshold may be under a minute).
+        out.append(Chip(f"poll {text.exact_seconds_ago(poll)} (frozen)", "bold $text-error", 19))
     else:
         out.append(Chip(f"poll {text.seconds_ago(poll)}", "", 19))
     out.append(Chip(f"{report.active_agents} active", "", 9))

@@ -21,6 +21,7 @@ from ohm_tui.tui.screens.confirm import ConfirmScreen
 from ohm_tui.tui.screens.crash_detail import CrashDetailScreen
 from ohm_tui.tui.screens.help import HelpRow, HelpSection
 from ohm_tui.tui.screens.issues import IssuesScreen
+from ohm_tui.tui.state import ConsoleState
 from ohm_tui.tui.timeline_panel import CrashTable
 
 BUILTIN_ROWS: list[HelpRow] = [
@@ -44,27 +45,26 @@ def rows(app: App[Any], bindings: Iterable[BindingType]) -> list[HelpRow]:
     return out
 
 
-def watching(app: App[Any]) -> list[HelpRow]:
+def watching(state: ConsoleState) -> list[HelpRow]:
     """What this console watches: the state dir (a demo's is a temp path nobody typed)."""
-    monitor = getattr(app, "monitor", None)
-    data_dir = getattr(getattr(monitor, "config", None), "data_dir", None)
+    data_dir = state.monitor.config.data_dir
     out: list[HelpRow] = []
     if data_dir:
         out.append(("state dir", str(Path(data_dir).expanduser().absolute()), ""))
-    root = getattr(app, "demo_root", None)
+    root = state.demo_root
     if root:
         what = f"a temporary root {root}: data/ and tickets/"
         out.append(("demo", what, "removed on quit unless --keep"))
     return out
 
 
-def help_sections(app: App[Any]) -> list[HelpSection]:
-    """Every binding of every screen, grouped by screen."""
+def help_sections(app: App[Any], state: ConsoleState) -> list[HelpSection]:
+    """Every binding of every screen, grouped by screen (keys as ``app`` displays them)."""
     overview: list[HelpRow] = []
     for row in rows(app, DashboardScreen.BINDINGS) + rows(app, app.BINDINGS) + BUILTIN_ROWS:
         if all(row[:2] != seen[:2] for seen in overview):  # ``?`` is bound on both
             overview.append(row)
-    where = watching(app)
+    where = watching(state)
     return [
         *([("Watching", where)] if where else []),
         ("Overview", overview),

@@ -44,3 +44,15 @@ class BugFormRequested(Message):
 
     crash: CrashRow | None = None
     agent: AgentView | None = None
+
+
+@dataclass
+class RefreshRequested(Message):
+    """A screen asks the App for a fresh snapshot now (back from a modal, a fix done)."""
+
+
+@dataclass
+class PauseRequested(Message):
+    """A screen asks the App to pause (or resume) live refresh."""
+
+    paused: bool

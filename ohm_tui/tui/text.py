@@ -16,7 +16,7 @@ from typing import Any
 from rich.style import Style
 from rich.text import Text
 
-from ohm_tui.engine import fmt
+from ohm_tui.engine import fmt, timeutil
 from ohm_tui.engine.sources.logtail import sanitize
 
 # A second layer after the engine's sanitize. ESC-introduced sequences: CSI,
@@ -72,10 +72,11 @@ def _first_line(text: str) -> str:
     return ""
 
 
-# Times, sizes and counts read the same in both faces: one formatter (engine/fmt.py).
-ago = fmt.ago
-seconds_ago = fmt.seconds_ago
-duration = fmt.duration
+# Times, sizes and counts read the same in both faces: one formatter (engine/fmt.py),
+# except that the console does not count ages and uptimes up second by second (below).
+exact_ago = fmt.ago
+exact_seconds_ago = fmt.seconds_ago
+exact_duration = fmt.duration
 size = fmt.size
 percent = fmt.percent
 rate = fmt.rate
@@ -88,6 +89,34 @@ agent_status = fmt.agent_status
 agent_pid = fmt.agent_pid
 agent_label = fmt.agent_label
 agent_uptime = fmt.agent_uptime
+
+
+COARSE_BELOW = 60.0
+"""Ages and uptimes under this many seconds are drawn as one value, "just now" and
+"<1 minute", instead of "4 seconds" ticking to "6 seconds" at every frame: each tick
+repainted a whole table, most of what an idle console wrote to an SSH terminal.
+From a minute up the words (``2 minutes``) change once a minute or less anyway."""
+JUST_NOW = "just now"
+UNDER_A_MINUTE = "<1 minute"
+
+
+def ago(ts: float | None, at: float | None = None) -> str:
+    """``"3 minutes ago"``; ``"just now"`` under a minute (see ``COARSE_BELOW``)."""
+    age = timeutil.age(ts, at)
+    return JUST_NOW if age is not None and age < COARSE_BELOW else fmt.ago(ts, at)
+
+
+def seconds_ago(age: float | None) -> str:
+    """``"3 minutes ago"`` for an age in seconds; ``"just now"`` under a minute."""
+    return JUST_NOW if age is not None and 0 <= age < COARSE_BELOW else fmt.seconds_ago(age)
+
+
+def duration(seconds: float | None) -> str:
+    """A clock-driven length (an uptime, time left): ``"4 minutes"``; ``"<1 minute"``
+    under a minute. Fixed lengths (a histogram bucket) use ``exact_duration``."""
+    if seconds is not None and 0 <= seconds < COARSE_BELOW:
+        return UNDER_A_MINUTE
+    return fmt.duration(seconds)
 
 
 def set_border_title(widget: Any, title: str) -> None:

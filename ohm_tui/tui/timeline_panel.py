@@ -123,7 +123,7 @@ class TimelinePanel(Vertical):
             spark.data = histogram
         total = sum(snapshot.crash_histogram)
         peak = max(snapshot.crash_histogram, default=0)
-        caption = f"crashes per {text.duration(snapshot.histogram_bucket_seconds)}"
+        caption = f"crashes per {text.exact_duration(snapshot.histogram_bucket_seconds)}"
         caption += f" (peak {peak}) · newest at the bottom"
         label = self.query_one("#crash-spark-label", Static)
         if getattr(label, "_ohm_caption", None) != caption:  # unchanged: no repaint
@@ -135,7 +135,7 @@ class TimelinePanel(Vertical):
         self._cell_cache.keep_only(self.crashes)
         self.table.sync([(str(c.crash_id), self._cached_cells(c, now)) for c in ordered])
         if histogram:
-            window = text.duration(len(histogram) * snapshot.histogram_bucket_seconds)
+            window = text.exact_duration(len(histogram) * snapshot.histogram_bucket_seconds)
             self._title_counts = f" ({total} in {window})"
         else:
             self._title_counts = f" ({len(snapshot.crashes)} shown)"

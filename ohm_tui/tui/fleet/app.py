@@ -27,13 +27,13 @@ from ohm_tui.fleet import commands
 from ohm_tui.fleet.hosts import Host
 from ohm_tui.fleet.snapshot import FleetPoller, FleetSnapshot, HostView
 from ohm_tui.tui import text
-from ohm_tui.tui.app import css_path
 from ohm_tui.tui.fleet import rows
 from ohm_tui.tui.fleet.bug_screen import FleetBugScreen
 from ohm_tui.tui.fleet.command_screen import CommandScreen
 from ohm_tui.tui.fleet.header import header_text
 from ohm_tui.tui.keyed_table import KeyedTable
 from ohm_tui.tui.screens.crash_detail import CrashDetailScreen
+from ohm_tui.tui.stylesheet import css_path
 
 POLL_INTERVAL = 2.0
 PANELS = {"agents": "#fleet-agents", "timeline": "#fleet-crashes", "bugs": "#fleet-bugs"}

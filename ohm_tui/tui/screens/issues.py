@@ -8,7 +8,7 @@ dimmed and marked "acked by X until …", never hidden.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from rich.text import Text
 from textual import work
@@ -24,10 +24,8 @@ from ohm_tui.engine.model import Ack, Issue, Snapshot
 from ohm_tui.tui import text
 from ohm_tui.tui.keyed_table import KeyedTable
 from ohm_tui.tui.messages import SnapshotReady
+from ohm_tui.tui.state import ConsoleState
 from ohm_tui.tui.tones import tone
-
-if TYPE_CHECKING:
-    from ohm_tui.tui.app import OhmApp
 
 COLUMNS: list[tuple[str, str]] = [
     ("Status", "severity"),
@@ -78,15 +76,13 @@ class IssuesScreen(ModalScreen[None]):
         Binding("escape,q,i", "close", "Close", id="issues.close", tooltip="Back to the overview"),
     ]
 
-    def __init__(self, snapshot: Snapshot | None, *, read_only: bool = False) -> None:
+    def __init__(self, state: ConsoleState) -> None:
         super().__init__(classes="dialog-screen")
-        self.snapshot = snapshot
-        self.read_only = read_only
+        self.monitor = state.monitor
+        self.snapshot = state.snapshot
+        """The snapshot shown: the console's newest when opened, then the one after each ack."""
+        self.read_only = state.read_only
         self.issues: dict[str, Issue] = {}
-
-    @property
-    def ohm(self) -> OhmApp:
-        return cast("OhmApp", self.app)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="issues-dialog") as dialog:
@@ -142,7 +138,7 @@ class IssuesScreen(ModalScreen[None]):
         if issue is None or self.read_only:
             return
         ref = issue.issue_id or acks.issue_id(issue)
-        monitor = self.ohm.monitor
+        monitor = self.monitor
         self._run(lambda: monitor.acknowledge(ref), f"Acknowledged: {headline.words(issue)}")
 
     def action_unack(self) -> None:
@@ -150,7 +146,7 @@ class IssuesScreen(ModalScreen[None]):
         if issue is None or issue.ack is None or self.read_only:
             return
         ref = issue.issue_id or acks.issue_id(issue)
-        monitor = self.ohm.monitor
+        monitor = self.monitor
         self._run(lambda: monitor.unacknowledge(ref), f"Took back: {headline.words(issue)}")
 
     @work(thread=True, exit_on_error=False, group="actions", description="acknowledge")
@@ -158,7 +154,7 @@ class IssuesScreen(ModalScreen[None]):
         """Write the ack off the UI thread, then show the status it makes at once."""
         try:
             change()
-            snapshot = self.ohm.monitor.snapshot()
+            snapshot = self.monitor.snapshot()
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             self.app.call_from_thread(self.notify, message, severity="error", markup=False)
