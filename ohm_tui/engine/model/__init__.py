@@ -12,16 +12,29 @@ from ohm_tui.engine.model.enums import (
     PRIORITIES,
     PRIORITY_RANK,
     STATUS_ORDER,
-    AgentStatus,
     EventKind,
     IssueType,
     Priority,
     Source,
     Status,
 )
-from ohm_tui.engine.model.lifecycle import TRANSITIONS, IllegalTransition, Lifecycle, advance
+from ohm_tui.engine.model.lifecycle import (
+    ENDED,
+    FIX_STATE_OF,
+    LIVE,
+    TRANSITIONS,
+    AgentStatus,
+    FixState,
+    IllegalTransition,
+    Lifecycle,
+    Liveness,
+    advance,
+    ended_state,
+    shown_status,
+    task_phase,
+)
 from ohm_tui.engine.model.naming import agent_key, session_key, slug, split_command, task_key
-from ohm_tui.engine.model.observation import ExitInfo, Liveness, Observation
+from ohm_tui.engine.model.observation import ExitInfo, Observation
 from ohm_tui.engine.model.process import STATE_NAMES, RawProc
 from ohm_tui.engine.model.records import (
     Ack,
@@ -48,6 +61,9 @@ from ohm_tui.engine.model.records import (
 )
 
 __all__ = [
+    "ENDED",
+    "FIX_STATE_OF",
+    "LIVE",
     "OPERATOR_STOPS",
     "PRIORITIES",
     "PRIORITY_RANK",
@@ -67,6 +83,7 @@ __all__ = [
     "Event",
     "EventKind",
     "ExitInfo",
+    "FixState",
     "HealthReport",
     "IllegalTransition",
     "Issue",
@@ -84,13 +101,16 @@ __all__ = [
     "Status",
     "advance",
     "agent_key",
+    "ended_state",
     "ended_text",
     "exit_code_text",
     "format_bug_number",
     "parse_bug_number",
     "session_key",
+    "shown_status",
     "signal_name",
     "slug",
     "split_command",
     "task_key",
+    "task_phase",
 ]

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
-from ohm_tui.engine.model import CrashInfo, CrashRow, HealthReport
+from ohm_tui.engine.model import CrashInfo, CrashRow, FixState, HealthReport
 from ohm_tui.engine.store.base import FIX_STATES
 from ohm_tui.engine.store.database import Database
 from ohm_tui.engine.store.rows import (
@@ -108,7 +108,7 @@ class CrashRepository(Database):
         cwd: str | None,
         source: str,
         action_taken: str | None = None,
-        fix_state: str = "pending",
+        fix_state: str = FixState.PENDING,
     ) -> tuple[int, bool]:
         """Record one crashed run once: a second call for the same run returns its id."""
         if fix_state not in FIX_STATES:
@@ -281,7 +281,7 @@ class CrashRepository(Database):
         *,
         action_taken: str,
         respawned: bool | None = None,
-        fix_state: str = "done",
+        fix_state: str = FixState.DONE,
     ) -> None:
         if fix_state not in FIX_STATES:
             raise ValueError(f"fix_state must be one of {', '.join(FIX_STATES)}: {fix_state!r}")
