@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 
 from ohm_tui.engine.config import Config
 from ohm_tui.engine.model import (
@@ -45,7 +44,7 @@ class InvocationsSource(Source):
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self.path = inv.path_in(config.path("."))
-        self._conn: sqlite3.Connection | None = None
+        self._reader = inv.CallsReader(self.path)
         self.calls: list[inv.Invocation] = []
 
     @classmethod
@@ -58,18 +57,13 @@ class InvocationsSource(Source):
     def read(self, now: float) -> SourceRead:
         out = SourceRead()
         try:
-            if self._conn is None:
-                self._conn = db.connect_ro(self.path)
-            self.calls = inv.recent(self._conn)
-        except sqlite3.Error as exc:
-            self.close()
-            out.error = f"{self.path}: {inv.TABLE} unreadable ({exc})"
+            self.calls = self._reader.recent()
+        except inv.InvocationsError as exc:
+            out.error = f"{self.path}: {inv.TABLE} unreadable ({exc.problem})"
         return out
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._reader.close()
 
 
 def _norm(agent_type: str) -> str:
