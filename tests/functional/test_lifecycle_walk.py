@@ -8,13 +8,16 @@ import contextlib
 import logging
 import os
 import re
+import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from ohm_tui import OrchestratorHealthMonitor
-from ohm_tui.engine.model import EventKind, Lifecycle
+from ohm_tui.engine.model import EventKind, FixState, Lifecycle
+from ohm_tui.engine.store import Store
 from tests.helpers import wait_until
 
 # Prints, lives a moment (so it is seen running), then fails.
@@ -87,3 +90,33 @@ def test_a_crashing_agent_walks_running_crashed_respawning_running_given_up(
         (L.CRASHED, L.GIVEN_UP),
     ]
     assert "refused" not in caplog.text
+
+
+def test_fix_states_written_by_an_older_ohm_read_and_move_as_before(tmp_path: Path) -> None:
+    """Rows an older ohm wrote (its bare words) are read, claimed and released through
+    ``FixState``: the stored words did not change, so no migration."""
+    path = tmp_path / "data" / "orchestrator.db"
+    Store(path).close()
+    with closing(sqlite3.connect(path)) as conn:
+        for n, state in enumerate(("pending", "claimed", "done", "skipped"), 1):
+            conn.execute(
+                "INSERT INTO agent_crashes (agent_pid, agent_type, crashed_at, crashed_ts, "
+                "agent_key, fix_state, fix_claimed_by, fix_claimed_ts) "
+                "VALUES (?, 'worker', '2026-01-01T00:00:00', ?, ?, ?, ?, ?)",
+                (n, 1000.0 + n, f"{n}@1000", state, "old:1:1" if state == "claimed" else None, 1.0),
+            )
+        conn.commit()
+    with Store(path) as store:
+        (pending,) = store.pending_crashes()
+        assert pending.agent_key == "1@1000" and pending.fix_state == FixState.PENDING
+        assert [c[0] for c in store.claimed_crashes()] == [2]
+        assert store.release_stale_claims(100.0) == 1  # the old claimer's claim comes back
+        assert sorted(c.agent_key for c in store.pending_crashes()) == ["1@1000", "2@1000"]
+        assert store.claim_crash(pending.crash_id, "new:1:1")
+        got = {c.agent_key: c.fix_state for c in store.list_crashes()}
+    assert got == {
+        "1@1000": FixState.CLAIMED,
+        "2@1000": FixState.PENDING,
+        "3@1000": FixState.DONE,
+        "4@1000": FixState.SKIPPED,
+    }
