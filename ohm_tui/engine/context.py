@@ -8,17 +8,20 @@ never reach into the monitor (no back-references, no private attributes).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ohm_tui.engine.config import Config
-from ohm_tui.engine.model import Event, Observation
+from ohm_tui.engine.model import Event, IllegalTransition, Lifecycle, Observation, advance
 from ohm_tui.engine.notify import Notifier
 from ohm_tui.engine.sources.registry import SourceSet
 from ohm_tui.engine.sources.statefile import AgentStateView
 from ohm_tui.engine.store import Store
+
+log = logging.getLogger("ohm.lifecycle")
 
 
 class EventSink(Protocol):
@@ -44,6 +47,28 @@ class EngineContext:
     @property
     def store(self) -> Store:
         return self.open_store()
+
+    def move(
+        self, current: Lifecycle, target: Lifecycle, message: str, **fields: Any
+    ) -> Event | None:
+        """The one way an agent run's lifecycle moves: checked by ``advance``, then told
+        by its event. ``None`` when the move has no event of its own, could not be
+        stored, or was refused.
+
+        An illegal move is refused and logged as an error, never raised: the state it
+        starts from is ohm's own reading of a live system, so a wrong one is a bug of
+        ours that must not abort a check or a respawn pass half-way (other crashes still
+        to handle), and nothing is recorded that did not happen. A refused marker (a
+        stop) is not acted on, exactly as one that could not be stored.
+        """
+        who = fields.get("agent_key") or fields.get("agent_pid") or "?"
+        try:
+            kind = advance(current, target)
+        except IllegalTransition as exc:
+            log.error("refused for %s: %s (%s)", who, exc, message)
+            return None
+        log.debug("%s: %s -> %s", who, current, target)
+        return None if kind is None else self.emit(kind, message, **fields)
 
 
 @dataclass(slots=True)

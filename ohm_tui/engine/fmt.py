@@ -15,7 +15,15 @@ from datetime import datetime, timedelta
 import humanize
 
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.model import AgentView, CrashRow, ended_text, format_bug_number, is_process_id
+from ohm_tui.engine.model import (
+    LIVE,
+    AgentView,
+    CrashRow,
+    Lifecycle,
+    ended_text,
+    format_bug_number,
+    is_process_id,
+)
 
 DASH = "-"  # an unknown value in a table cell
 UNKNOWN = "unknown"  # an unknown value in a sentence ("last poll unknown")
@@ -104,7 +112,7 @@ def clock(ts: float) -> str:
 
 
 # Agents whose process is there: only these have an uptime.
-LIVE_STATUSES = frozenset({"running", "stalled", "zombie"})
+LIVE_STATUSES = LIVE  # model.lifecycle
 
 
 def agent_pid(agent: AgentView) -> str:
@@ -124,7 +132,7 @@ def agent_label(agent_type: str | None, pid: int | None) -> str:
 
 def agent_status(agent: AgentView, now: float) -> str:
     """An agent's status as people read it, in both faces: ``respawning in 4s``, ``given up``."""
-    if agent.status == "respawning" and agent.next_respawn_at is not None:
+    if agent.status == Lifecycle.RESPAWNING and agent.next_respawn_at is not None:
         return f"respawning in {max(0, round(agent.next_respawn_at - now))}s"
     label = agent.status.replace("_", " ")
     ended = ended_text(agent.exit_code) if agent.status not in LIVE_STATUSES else None

@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import Input
 
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.model import AgentView
+from ohm_tui.engine.model import LIVE, AgentView, Lifecycle
 from ohm_tui.engine.sources.invocations import format_usd
 from ohm_tui.tui import text
 from ohm_tui.tui.keyed_table import CellCache, KeyedTable
@@ -32,19 +32,19 @@ COLUMNS: list[tuple[str, str]] = [
 
 # Problems first in the default order, so a crash is never below the fold.
 STATUS_RANK: dict[str, int] = {
-    "crashed": 0,
-    "given_up": 1,
-    "respawn_failed": 1,
-    "respawning": 2,
-    "zombie": 3,
-    "stalled": 4,
-    "stale": 5,
-    "running": 6,
-    "completed": 7,
-    "killed": 8,
+    Lifecycle.CRASHED: 0,
+    Lifecycle.GIVEN_UP: 1,
+    Lifecycle.RESPAWN_FAILED: 1,
+    Lifecycle.RESPAWNING: 2,
+    Lifecycle.ZOMBIE: 3,
+    Lifecycle.STALLED: 4,
+    Lifecycle.STALE: 5,
+    Lifecycle.RUNNING: 6,
+    Lifecycle.COMPLETED: 7,
+    Lifecycle.KILLED: 8,
 }
 
-LIVE_STATUSES = {"running", "stalled", "zombie"}
+LIVE_STATUSES = LIVE
 # Text columns that narrow (to this width at least) so numbers and units are never cut.
 # Cut in this order (least dear first): past every floor, the type goes to a few
 # letters before the task does.

@@ -12,6 +12,8 @@ from rich.style import Style
 from textual.app import App
 from textual.color import Color, ColorParseError
 
+from ohm_tui.engine.model import Lifecycle
+
 PRIORITY_TONES: dict[str, str] = {
     "Critical": "text-error",
     "High": "text-warning",
@@ -20,16 +22,16 @@ PRIORITY_TONES: dict[str, str] = {
 }
 
 STATUS_TONES: dict[str, str] = {
-    "running": "text-success",
-    "completed": "",
-    "killed": "",
-    "crashed": "text-error",
-    "given_up": "text-error",
-    "respawn_failed": "text-error",
-    "zombie": "text-warning",
-    "stalled": "text-warning",
-    "stale": "text-warning",
-    "respawning": "text-primary",
+    Lifecycle.RUNNING: "text-success",
+    Lifecycle.COMPLETED: "",
+    Lifecycle.KILLED: "",
+    Lifecycle.CRASHED: "text-error",
+    Lifecycle.GIVEN_UP: "text-error",
+    Lifecycle.RESPAWN_FAILED: "text-error",
+    Lifecycle.ZOMBIE: "text-warning",
+    Lifecycle.STALLED: "text-warning",
+    Lifecycle.STALE: "text-warning",
+    Lifecycle.RESPAWNING: "text-primary",
 }
 
 

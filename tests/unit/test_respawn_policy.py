@@ -6,7 +6,7 @@ import pytest
 
 from ohm_tui.engine.actions.policy import Decision, RespawnPolicy
 from ohm_tui.engine.config import load_config
-from ohm_tui.engine.model import EventKind, IllegalTransition, Lifecycle, RespawnState, advance
+from ohm_tui.engine.model import RespawnState
 
 POLICY = RespawnPolicy(
     max_attempts=3, backoff_base=10.0, backoff_factor=2.0, flap_window=300.0, flap_threshold=3
@@ -100,41 +100,3 @@ def test_split_command_falls_back_on_unbalanced_quotes(text: str | None, argv: l
     from ohm_tui.engine.model import split_command
 
     assert split_command(text) == argv
-
-
-L = Lifecycle
-
-
-@pytest.mark.parametrize(
-    ("current", "target", "kind"),
-    [
-        (L.CRASHED, L.RUNNING, EventKind.RESPAWNED),
-        (L.CRASHED, L.GIVEN_UP, EventKind.GAVE_UP),
-        (L.CRASHED, L.RESPAWN_FAILED, EventKind.RESPAWN_FAILED),
-        (L.RESPAWN_FAILED, L.RUNNING, EventKind.RESPAWNED),
-        (L.GIVEN_UP, L.RUNNING, EventKind.RESPAWNED),
-        (L.RUNNING, L.STOPPING, EventKind.STOPPED_BY_OPERATOR),
-        (L.RUNNING, L.RESTARTING, EventKind.RESTARTED_BY_OPERATOR),
-        (L.RESTARTING, L.RUNNING, EventKind.RESPAWNED),
-        (L.ENDED, L.RUNNING, EventKind.RESPAWNED),
-    ],
-)
-def test_allowed_transitions_are_told_by_their_event(
-    current: Lifecycle, target: Lifecycle, kind: EventKind
-) -> None:
-    assert advance(current, target) is kind
-
-
-@pytest.mark.parametrize(
-    ("current", "target"),
-    [
-        (L.GIVEN_UP, L.GIVEN_UP),  # given up once
-        (L.RUNNING, L.GIVEN_UP),  # only a crash is given up on
-        (L.RUNNING, L.RUNNING),  # a live run is never respawned
-        (L.STOPPING, L.RUNNING),  # a stop is not a restart
-        (L.ENDED, L.GIVEN_UP),
-    ],
-)
-def test_other_transitions_are_refused(current: Lifecycle, target: Lifecycle) -> None:
-    with pytest.raises(IllegalTransition):
-        advance(current, target)

@@ -14,7 +14,7 @@ from ohm_tui.engine.model import (
     CrashRow,
     Event,
     Lifecycle,
-    advance,
+    Liveness,
     split_command,
     task_key,
 )
@@ -38,9 +38,8 @@ class ActionBase:
     def move(
         self, current: Lifecycle, target: Lifecycle, message: str, **fields: Any
     ) -> Event | None:
-        """The one way a run's lifecycle moves: the transition is checked (``advance``),
-        then recorded as its event (``None`` when it could not be stored)."""
-        return self.ctx.emit(advance(current, target), message, **fields)
+        """Move a run's lifecycle (``EngineContext.move``: checked, then its event)."""
+        return self.ctx.move(current, target, message, **fields)
 
     @property
     def cfg(self) -> Config:
@@ -72,7 +71,7 @@ class ActionBase:
             other = obs.record
             if (
                 other.key != rec.key
-                and obs.liveness == "alive"
+                and obs.liveness == Liveness.ALIVE
                 and task_key(other.agent_type, other.task_id)
                 == task_key(rec.agent_type, rec.task_id)
                 and self.is_running(other)
@@ -99,6 +98,6 @@ class ActionBase:
             cwd=crash.cwd,
             log_file=crash.log_file,
             started_at=None,
-            status="crashed",
+            status=Lifecycle.CRASHED,
             exit_code=crash.exit_code,
         )

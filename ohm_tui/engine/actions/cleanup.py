@@ -11,6 +11,8 @@ from ohm_tui.engine.actions.base import STALE_SOURCES, ActionBase
 from ohm_tui.engine.fmt import count
 from ohm_tui.engine.model import (
     ActionResult,
+    FixState,
+    Liveness,
     Observation,
 )
 from ohm_tui.engine.sources import statefile, statewrite
@@ -29,7 +31,9 @@ class Cleanup(ActionBase):
         (a pending respawn moves its own entry when it writes the new PID back)."""
         out = []
         for o in observations:
-            if not (o.stale_entry and o.record.source in STALE_SOURCES and o.liveness != "alive"):
+            if not (
+                o.stale_entry and o.record.source in STALE_SOURCES and o.liveness != Liveness.ALIVE
+            ):
                 continue
             if o.record.source in ("real", "ohm") and not self.state.state_ok:
                 continue  # a file ohm cannot read now is never written
@@ -40,7 +44,7 @@ class Cleanup(ActionBase):
                     row = self.ctx.store.crash_by_key(o.record.key)
                 except StoreError:
                     continue
-                if row is None or row.fix_state in ("pending", "claimed"):
+                if row is None or row.fix_state in (FixState.PENDING, FixState.CLAIMED):
                     continue
             out.append(o)
         return out
@@ -56,7 +60,7 @@ class Cleanup(ActionBase):
                 f"to {where}: {o.reason}"
             )
         for o in observations:
-            if (o.zombie or o.liveness == "zombie") and o.raw is not None:
+            if (o.zombie or o.liveness == Liveness.ZOMBIE) and o.raw is not None:
                 whose = (
                     "reap (ohm's own child)"
                     if o.raw.ppid == os.getpid()
@@ -105,7 +109,7 @@ class Cleanup(ActionBase):
                     )
                 ):
                     continue  # alive after all: never touch a live entry
-                if o.liveness == "not_running":
+                if o.liveness == Liveness.NOT_RUNNING:
                     status = r.status  # the orchestrator's own word: completed, killed...
                 elif o.exit_code in (0, None) and not o.is_crash:
                     status = "completed"

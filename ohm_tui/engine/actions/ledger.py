@@ -14,6 +14,8 @@ from ohm_tui.engine.model import (
     AgentView,
     CrashRow,
     Issue,
+    Lifecycle,
+    Liveness,
     Observation,
     signal_name,
     task_key,
@@ -158,7 +160,7 @@ class RespawnLedger(ActionBase):
         since = now - self.cfg.retention_days * 86400.0
         live: dict[str, float] = {}
         for o in observations:
-            if o.liveness == "alive":
+            if o.liveness == Liveness.ALIVE:
                 tk = task_key(o.record.agent_type, o.record.task_id)
                 started = (o.raw.start_time if o.raw else None) or o.record.started_at or 0.0
                 live[tk] = max(live.get(tk, 0.0), started)
@@ -218,7 +220,7 @@ class RespawnLedger(ActionBase):
         for tk, (st, crash) in self.given_up.items():
             if crash is None or any(
                 v.key == crash.agent_key
-                or (v.status == "given_up" and task_key(v.agent_type, v.task_id) == tk)
+                or (v.status == Lifecycle.GIVEN_UP and task_key(v.agent_type, v.task_id) == tk)
                 for v in shown
             ):
                 continue
@@ -231,7 +233,7 @@ class RespawnLedger(ActionBase):
                     pid=crash.agent_pid,
                     agent_type=crash.agent_type,
                     task_id=crash.task_id,
-                    status="given_up",
+                    status=Lifecycle.GIVEN_UP,
                     source=self.record_from_crash(crash).source,
                     started_at=None,
                     cpu_percent=None,
@@ -254,7 +256,7 @@ class RespawnLedger(ActionBase):
         return {
             task_key(o.record.agent_type, o.record.task_id)
             for o in self.state.observations.values()
-            if o.liveness != "alive"
+            if o.liveness != Liveness.ALIVE
         }
 
     def respawn_status(self, rec: AgentRecord) -> tuple[int, bool, float | None]:

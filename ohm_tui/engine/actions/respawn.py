@@ -18,11 +18,14 @@ from ohm_tui.engine.config import check_file_trust
 from ohm_tui.engine.context import CheckState, EngineContext
 from ohm_tui.engine.fmt import count
 from ohm_tui.engine.model import (
+    FIX_STATE_OF,
     ActionResult,
     AgentRecord,
     CrashRow,
+    FixState,
     Lifecycle,
     agent_key,
+    ended_state,
     slug,
     task_key,
 )
@@ -68,7 +71,7 @@ class Respawner(ActionBase):
         store.release_stale_claims(now - max(60.0, 2 * self.cfg.health_check_interval))
         if only is not None:
             one = store.get_crash(only)
-            pending = [one] if one is not None and one.fix_state == "pending" else []
+            pending = [one] if one is not None and one.fix_state == FixState.PENDING else []
         else:
             pending = store.pending_crashes()
             ids = {c.crash_id for c in pending}
@@ -117,18 +120,27 @@ class Respawner(ActionBase):
         # (wall time only says how much was left then), so a wall-clock jump neither
         # freezes it for an hour nor ends it at once.
         left = crash.crashed_at + self.policy.backoff(st.attempts) - now
+        waiting = crash.crash_id in self._due_mono  # already RESPAWNING (this process saw it)
         due_mono = self._due_mono.setdefault(crash.crash_id, time.monotonic() + left)
         wait = due_mono - time.monotonic()
         if wait > 0:
             st.next_allowed_ts = now + wait
             store.save_respawn_state(st)
             store.finish_crash(
-                crash.crash_id, action_taken=f"respawning in {wait:.0f}s", fix_state="pending"
+                crash.crash_id,
+                action_taken=f"respawning in {wait:.0f}s",
+                fix_state=FIX_STATE_OF[Lifecycle.RESPAWNING],
             )
+            if not waiting:
+                self.move(Lifecycle.CRASHED, Lifecycle.RESPAWNING, "", agent_key=rec.key)
             self._next_due = due_mono if self._next_due is None else min(self._next_due, due_mono)
             return None
         self._due_mono.pop(crash.crash_id, None)
-        return self._respawn(rec, crash=crash, st=st, manual=False)
+        return self._respawn(rec, crash=crash, st=st, manual=False, waited=waiting)
+
+    def _phase(self, crash: CrashRow) -> Lifecycle:
+        """A pending crash's run: waiting out its backoff (seen so here), or just crashed."""
+        return Lifecycle.RESPAWNING if crash.crash_id in self._due_mono else Lifecycle.CRASHED
 
     def _give_up(
         self, crash: CrashRow, st: RespawnState, rec: AgentRecord, why: str
@@ -142,7 +154,7 @@ class Respawner(ActionBase):
         msg = f"gave up on {rec.agent_type} {rec.task_id or ''} after {tries}: {why}"
         store.finish_crash(crash.crash_id, action_taken="gave up", respawned=False)
         self.move(
-            Lifecycle.CRASHED,
+            self._phase(crash),
             Lifecycle.GIVEN_UP,
             msg.strip(),
             agent_key=rec.key,
@@ -191,21 +203,23 @@ class Respawner(ActionBase):
         st: RespawnState,
         manual: bool,
         restarted: bool = False,
+        waited: bool = False,
     ) -> ActionResult:
         store = self.ctx.store
         now = timeutil.now()
         crash_id = crash.crash_id if crash else None
         attempt = st.attempts + 1
-        # Where this run's lifecycle stands: a crash being handled, a run just
-        # stopped for a restart, a task given up on, or a run that ended otherwise.
+        # Where this run's lifecycle stands: a crash being handled (maybe after its
+        # backoff), a run just killed for a restart, a task given up on, or a run that
+        # ended otherwise (as its source says).
         before = (
-            Lifecycle.CRASHED
+            (Lifecycle.RESPAWNING if waited else Lifecycle.CRASHED)
             if crash is not None
-            else Lifecycle.RESTARTING
+            else Lifecycle.KILLED
             if restarted
             else Lifecycle.GIVEN_UP
             if st.given_up
-            else Lifecycle.ENDED
+            else ended_state(rec.status, rec.exit_code)
         )
         label = (
             "restart"

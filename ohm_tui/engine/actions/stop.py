@@ -76,13 +76,18 @@ class Stopper(ActionBase):
             msg += " (PID now belongs to another process: not signalled)"
         elif outcome == "still_running":
             msg += " (still there after SIGKILL; it will not die)"
+        marker = Lifecycle.RESTARTING if restart else Lifecycle.STOPPING
         with self.ctx.lock:
-            if not restart or not ok:
+            if not alive:  # nothing moved: the report of a stop of a run already gone
+                if not restart or not ok:
+                    self.ctx.emit(EventKind.STOPPED, msg, **fields)
+            elif ok:  # killed on purpose: ``stopped`` for a stop, nothing for a restart
+                self.move(marker, Lifecycle.KILLED, msg, **fields)
+                if not restart and rec.source in ("real", "ohm"):
+                    self._book_stopped(rec)
+            else:  # the report, then the marker cancelled: the run goes on
                 self.ctx.emit(EventKind.STOPPED, msg, **fields)
-            if alive and not ok:
-                self.ctx.emit(EventKind.STOP_FAILED, f"{who} was not stopped", **fields)
-            elif alive and not restart and rec.source in ("real", "ohm"):
-                self._book_stopped(rec)
+                self.move(marker, Lifecycle.RUNNING, f"{who} was not stopped", **fields)
         return ActionResult(ok, "stop", msg, agent_key=rec.key)
 
     def _book_stopped(self, rec: AgentRecord) -> None:

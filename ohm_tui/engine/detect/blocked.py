@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from ohm_tui.engine.model import Issue, Observation
+from ohm_tui.engine.model import Issue, Liveness, Observation
 from ohm_tui.engine.system import kernel
 
 CONSECUTIVE_CHECKS = 2  # one sighting may be a reader that is merely slow
@@ -41,7 +41,7 @@ class OutputBlockWatch:
         found: list[Issue] = []
         for obs in observations:
             raw = obs.raw
-            if obs.liveness != "alive" or raw is None or raw.state != "S":
+            if obs.liveness != Liveness.ALIVE or raw is None or raw.state != "S":
                 continue
             if obs.cpu_percent is not None and obs.cpu_percent >= IDLE_CPU_PERCENT:
                 continue

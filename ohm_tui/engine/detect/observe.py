@@ -10,6 +10,7 @@ from ohm_tui.engine.model import (
     AgentRecord,
     CrashInfo,
     ExitInfo,
+    Liveness,
     Observation,
     RawProc,
 )
@@ -63,7 +64,7 @@ def observe(
     )
     mtime = log_mtime(record.log_file)
     if alive and raw is not None and raw.state != "Z":
-        return Observation(record, "alive", raw=raw, log_mtime=mtime)
+        return Observation(record, Liveness.ALIVE, raw=raw, log_mtime=mtime)
     zombie = raw if alive and raw is not None else None
     if zombie is not None and exit_info is None and listed_running:
         # A zombie is dead. Its exit status is still in /proc until its parent reaps
@@ -88,7 +89,7 @@ def observe(
     )
     if zombie is not None:
         obs.raw, obs.zombie = zombie, True
-        if not obs.reason or obs.liveness == "not_running":
+        if not obs.reason or obs.liveness == Liveness.NOT_RUNNING:
             obs.reason = "process is a zombie (exited, not reaped by its parent)"
     return obs
 
@@ -118,7 +119,7 @@ def _observe_dead(
         # news. Still listed among the active agents, it is a stale entry.
         return Observation(
             record,
-            "not_running",
+            Liveness.NOT_RUNNING,
             exit_code=exit_code,
             died_at=died_at,
             log_mtime=mtime,
@@ -137,7 +138,7 @@ def _observe_dead(
     if exit_code == 0 and not has_tb:
         return Observation(
             record,
-            "ended_ok",
+            Liveness.ENDED_OK,
             exit_code=0,
             died_at=died_at,
             log_mtime=mtime,
@@ -167,7 +168,7 @@ def _observe_dead(
         )
     return Observation(
         record,
-        "dead",
+        Liveness.DEAD,
         exit_code=exit_code,
         died_at=died_at,
         crash=info if is_crash else None,

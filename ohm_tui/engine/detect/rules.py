@@ -14,6 +14,7 @@ from ohm_tui.engine.config import Config
 from ohm_tui.engine.fmt import count
 from ohm_tui.engine.model import (
     Issue,
+    Liveness,
     Observation,
 )
 from ohm_tui.engine.sources.statefile import LoopState
@@ -26,7 +27,7 @@ def _start(obs: Observation, default: float) -> float:
 
 def stalled(obs: Observation, config: Config, now: float) -> bool:
     """Alive, silent and idle: the agent waiting at a ``[y/N]`` prompt."""
-    if obs.liveness != "alive" or obs.raw is None:
+    if obs.liveness != Liveness.ALIVE or obs.raw is None:
         return False
     if now - obs.raw.start_time < config.stalled_after:
         return False
@@ -69,7 +70,7 @@ def agent_issues(observations: list[Observation], config: Config, now: float) ->
             # Crashes are shown as crashes; a zombie waits for its parent's next cycle
             # (lingering ones are reported by the monitor); cleanup still tidies both.
             stale.append(obs)
-        if obs.liveness == "alive":
+        if obs.liveness == Liveness.ALIVE:
             if r.task_id:
                 by_task[r.task_id].append(obs)
             if stalled(obs, config, now):

@@ -12,14 +12,27 @@ from ohm_tui.engine.model.enums import (
     PRIORITIES,
     PRIORITY_RANK,
     STATUS_ORDER,
-    AgentStatus,
     EventKind,
     IssueType,
     Priority,
     Source,
     Status,
 )
-from ohm_tui.engine.model.lifecycle import TRANSITIONS, IllegalTransition, Lifecycle, advance
+from ohm_tui.engine.model.lifecycle import (
+    ENDED,
+    FIX_STATE_OF,
+    LIVE,
+    TRANSITIONS,
+    AgentStatus,
+    FixState,
+    IllegalTransition,
+    Lifecycle,
+    Liveness,
+    advance,
+    ended_state,
+    shown_status,
+    task_phase,
+)
 from ohm_tui.engine.model.naming import (
     agent_key,
     is_process_id,
@@ -28,7 +41,7 @@ from ohm_tui.engine.model.naming import (
     split_command,
     task_key,
 )
-from ohm_tui.engine.model.observation import ExitInfo, Liveness, Observation
+from ohm_tui.engine.model.observation import ExitInfo, Observation
 from ohm_tui.engine.model.process import STATE_NAMES, RawProc
 from ohm_tui.engine.model.records import (
     Ack,
@@ -55,6 +68,9 @@ from ohm_tui.engine.model.records import (
 )
 
 __all__ = [
+    "ENDED",
+    "FIX_STATE_OF",
+    "LIVE",
     "OPERATOR_STOPS",
     "PRIORITIES",
     "PRIORITY_RANK",
@@ -74,6 +90,7 @@ __all__ = [
     "Event",
     "EventKind",
     "ExitInfo",
+    "FixState",
     "HealthReport",
     "IllegalTransition",
     "Issue",
@@ -91,14 +108,17 @@ __all__ = [
     "Status",
     "advance",
     "agent_key",
+    "ended_state",
     "ended_text",
     "exit_code_text",
     "format_bug_number",
     "is_process_id",
     "parse_bug_number",
     "session_key",
+    "shown_status",
     "signal_name",
     "slug",
     "split_command",
     "task_key",
+    "task_phase",
 ]

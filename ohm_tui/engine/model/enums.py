@@ -15,20 +15,6 @@ STATUS_ORDER: dict[str, int] = {"healthy": 0, "degraded": 1, "critical": 2}
 # spawns, an agent_lifecycle row (era 2), or an in-process session row (era 3).
 Source = Literal["real", "ohm", "ohm_spawned", "lifecycle", "session"]
 
-# Agent statuses shown to people (console column, CLI).
-AgentStatus = Literal[
-    "running",
-    "crashed",
-    "respawning",
-    "given_up",
-    "zombie",
-    "stalled",
-    "completed",
-    "killed",
-    "stale",
-    "respawn_failed",  # crashed, and its respawn could not start: nothing runs the task
-]
-
 
 class IssueType(StrEnum):
     """What a health check can find. A ``StrEnum``: members are the strings the
@@ -64,6 +50,7 @@ class EventKind(StrEnum):
     # cancels the marker above, so a later real crash of that run is a crash.
     STOP_FAILED = "stop_failed"
     STOPPED = "stopped"
+    CRASHED = "crashed"  # a run died with a failure (its crash row has the details)
     RESPAWNED = "respawned"
     RESPAWN_FAILED = "respawn_failed"
     GAVE_UP = "gave_up"  # no more automatic respawns for this task

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
+from ohm_tui.engine.model.lifecycle import Liveness
 from ohm_tui.engine.model.process import RawProc
 from ohm_tui.engine.model.records import AgentRecord, CrashInfo
 
-Liveness = Literal["alive", "zombie", "dead", "ended_ok", "not_running"]
+__all__ = ["ExitInfo", "Liveness", "Observation"]
 
 
 @dataclass(slots=True)

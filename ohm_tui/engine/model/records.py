@@ -14,7 +14,8 @@ import signal
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ohm_tui.engine.model.enums import AgentStatus, Source, Status
+from ohm_tui.engine.model.enums import Source, Status
+from ohm_tui.engine.model.lifecycle import AgentStatus
 
 
 @dataclass(slots=True)

@@ -21,6 +21,7 @@ from ohm_tui.engine.model import (
     HealthReport,
     Issue,
     IssueType,
+    Liveness,
     Observation,
     RawProc,
     Status,
@@ -193,7 +194,7 @@ class Check(Watches):
                 watched=rec.key in self._alive_keys,
             )
             self._remember_death(obs)
-        if obs.liveness == "alive" and obs.raw is not None:
+        if obs.liveness == Liveness.ALIVE and obs.raw is not None:
             obs.cpu_percent = self._cpu.sample(obs.raw, time.monotonic())
             run.alive_now.append(rec.key)
             self._alive_keys.add(rec.key)
@@ -202,11 +203,11 @@ class Check(Watches):
             self._create_times.setdefault(rec.key, obs.raw.start_time)
             if rec.key not in self._proc_cwds and not rec.cwd:
                 self._remember_cwd(rec.key, rec.pid)
-        elif obs.liveness == "dead" and rec.key in self._alive_keys:
+        elif obs.liveness == Liveness.DEAD and rec.key in self._alive_keys:
             self._dead_since.setdefault(rec.key, now)
             if obs.died_at is None:
                 obs.died_at = self._dead_since[rec.key]
-        if not self._state_ok and self._from_state_file(rec) and obs.liveness != "alive":
+        if not self._state_ok and self._from_state_file(rec) and obs.liveness != Liveness.ALIVE:
             # Last good view of a file we cannot read: show, never act.
             obs.is_crash = False
             obs.stale_entry = False
@@ -306,7 +307,7 @@ class Check(Watches):
         self._annotate_crash_issues(issues)
         self._apply_acks(issues, run.now, run.store is not None)
         status: Status = acks.rollup(issues)  # acknowledged issues do not make the status
-        active = sum(1 for o in run.observations if o.liveness == "alive")
+        active = sum(1 for o in run.observations if o.liveness == Liveness.ALIVE)
         return HealthReport(
             status=status,
             issues=issues,

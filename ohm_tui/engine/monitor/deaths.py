@@ -10,6 +10,9 @@ from ohm_tui.engine.model import (
     OPERATOR_STOPS,
     AgentRecord,
     ExitInfo,
+    FixState,
+    Lifecycle,
+    Liveness,
     Observation,
 )
 from ohm_tui.engine.monitor.base import OPERATOR_STOP_LOOKBACK, MonitorBase, _ohm_record
@@ -85,7 +88,7 @@ class Deaths(MonitorBase):
                 cwd=rec.cwd or rec.worktree_path or self._proc_cwds.get(rec.key),
                 source=rec.source,
                 action_taken=None if actionable else skipped,
-                fix_state="pending" if actionable else "skipped",
+                fix_state=FixState.PENDING if actionable else FixState.SKIPPED,
             )
         except StoreError as exc:
             log.warning("could not record crash of %s: %s", rec.key, exc)
@@ -101,8 +104,9 @@ class Deaths(MonitorBase):
                 msg += f": {info.error_type}"
                 if info.error_message:
                     msg += f": {info.error_message}"
-            self.event(
-                "crashed",
+            self.context.move(
+                Lifecycle.RUNNING,
+                Lifecycle.CRASHED,
                 msg[:500],
                 agent_key=rec.key,
                 agent_pid=rec.pid,
@@ -118,7 +122,7 @@ class Deaths(MonitorBase):
         for obs in observations:
             rec = obs.record
             ex = exits.get(rec.pid)
-            if ex is None or obs.liveness == "alive":
+            if ex is None or obs.liveness == Liveness.ALIVE:
                 continue
             try:
                 if self.store.ohm_agent(rec.key) is not None:
@@ -136,7 +140,11 @@ class Deaths(MonitorBase):
 
     def _remember_death(self, obs: Observation) -> None:
         """Keep the exit code read from an agent's zombie: after the reap it is gone."""
-        if obs.zombie and obs.exit_code is not None and obs.liveness in ("dead", "ended_ok"):
+        if (
+            obs.zombie
+            and obs.exit_code is not None
+            and obs.liveness in (Liveness.DEAD, Liveness.ENDED_OK)
+        ):
             rec = obs.record
             self._death_exits.setdefault(
                 rec.key, ExitInfo(rec.pid, rec.started_at, obs.died_at, obs.exit_code)

@@ -13,8 +13,11 @@ from ohm_tui.engine.detect import rules as detect
 from ohm_tui.engine.fmt import count
 from ohm_tui.engine.model import (
     AgentRecord,
+    FixState,
     Issue,
     IssueType,
+    Lifecycle,
+    Liveness,
     Observation,
     RawProc,
     task_key,
@@ -65,7 +68,7 @@ class IssueSteps(Deaths):
             return []
         running: dict[str, float] = {}
         for o in observations:
-            if o.liveness == "alive":
+            if o.liveness == Liveness.ALIVE:
                 tk = task_key(o.record.agent_type, o.record.task_id)
                 started = o.record.started_at or 0.0
                 running[tk] = max(running.get(tk, 0.0), started)
@@ -103,7 +106,7 @@ class IssueSteps(Deaths):
         issues = []
         for obs in observations:
             rec = obs.record
-            if obs.liveness != "alive" or not rec.log_file:
+            if obs.liveness != Liveness.ALIVE or not rec.log_file:
                 continue
             offset = self._log_offsets.get(rec.key)
             try:
@@ -296,14 +299,15 @@ class IssueSteps(Deaths):
                     cwd=None,
                     source=agent_status.SOURCE,
                     action_taken=issue.action_taken,
-                    fix_state="skipped",
+                    fix_state=FixState.SKIPPED,
                 )
             except StoreError as exc:
                 self._write_error = self._write_error or str(exc)
                 continue
             if created:
-                self.event(
-                    "crashed",
+                self.context.move(
+                    Lifecycle.RUNNING,
+                    Lifecycle.CRASHED,
                     f"{st.agent_type} crashed (team daemon): {issue.error}"[:500],
                     agent_key=st.key,
                     agent_pid=st.pid,

@@ -9,15 +9,17 @@ from ohm_tui.engine import timeutil
 from ohm_tui.engine.detect import rules as detect
 from ohm_tui.engine.model import (
     AgentRecord,
-    AgentStatus,
     AgentView,
     BugRow,
     CrashRow,
     Event,
     IssueType,
+    Lifecycle,
+    Liveness,
     Observation,
     Snapshot,
     parse_bug_number,
+    shown_status,
     signal_name,
 )
 from ohm_tui.engine.monitor.base import _opt_text, failure_reason
@@ -78,7 +80,7 @@ class Views(Check):
             )
             shown = {o.record.log_file for o in self._observations.values()}
             self._last_lines = {p: v for p, v in self._last_lines.items() if p in shown}
-            agents.sort(key=lambda a: (a.status != "running", a.agent_type, a.pid))
+            agents.sort(key=lambda a: (a.status != Lifecycle.RUNNING, a.agent_type, a.pid))
             cost = self.cost.last
             if cost is not None:
                 by_task = cost.tasks()
@@ -138,7 +140,7 @@ class Views(Check):
                     pid=crash.agent_pid,
                     agent_type=crash.agent_type,
                     task_id=crash.task_id,
-                    status="respawn_failed",
+                    status=Lifecycle.RESPAWN_FAILED,
                     source=rec.source,
                     started_at=None,
                     cpu_percent=None,
@@ -160,28 +162,25 @@ class Views(Check):
         rec = obs.record
         respawns, given_up, next_at = self.fixer.respawn_status(rec)
         reason: str | None = None
-        status: AgentStatus
-        if obs.liveness == "alive":
-            status = "running"
-            stuck = rec.session is not None and rec.session.stuck_for is not None
-            if stuck or detect.stalled(obs, self.config, timeutil.now()):
-                status = "stalled"
-        elif obs.liveness == "zombie":
-            status = "zombie"
-        elif obs.liveness == "not_running" and rec.status == "killed":
-            status = "killed"  # stopped on purpose by the orchestrator
-        elif obs.liveness in ("ended_ok", "not_running"):
-            status = "completed" if (obs.exit_code in (0, None)) else "crashed"
-        elif obs.is_crash:
-            status = "given_up" if given_up else ("respawning" if next_at else "crashed")
-        else:
-            status = "stale"
+        alive = obs.liveness == Liveness.ALIVE
+        stuck = rec.session is not None and rec.session.stuck_for is not None
         failed = self._failed_respawns.get(rec.key)
-        if failed is not None and obs.liveness != "alive":
-            status = "respawn_failed"
+        stopped = bool(self._operator_stopped.get(rec.key))
+        status = shown_status(
+            obs.liveness,
+            record_status=rec.status,
+            exit_code=obs.exit_code,
+            is_crash=obs.is_crash,
+            stalled=alive and (stuck or detect.stalled(obs, self.config, timeutil.now())),
+            given_up=given_up,
+            next_respawn_at=next_at,
+            respawn_failed=failed is not None,
+            operator_stopped=stopped,
+        )
+        if failed is not None and not alive:
             reason = failure_reason(str(failed.get("message") or "respawn failed"))
-        elif obs.liveness != "alive" and self._operator_stopped.get(rec.key):
-            status, reason = "completed", "stopped by operator"
+        elif stopped and not alive:
+            reason = "stopped by operator"
         last_line = self._last_log_line(rec.log_file) if rec.log_file else None
         return AgentView(
             key=rec.key,
@@ -192,7 +191,7 @@ class Views(Check):
             source=rec.source,
             started_at=obs.raw.start_time if obs.raw else rec.started_at,
             cpu_percent=obs.cpu_percent,
-            rss_bytes=obs.raw.rss_bytes if obs.raw and obs.liveness == "alive" else None,
+            rss_bytes=obs.raw.rss_bytes if obs.raw and obs.liveness == Liveness.ALIVE else None,
             respawns=respawns,
             max_respawns=self.config.max_respawn_attempts,
             next_respawn_at=next_at,

@@ -10,6 +10,7 @@ from ohm_tui.engine.detect import observe
 from ohm_tui.engine.model import (
     ActionResult,
     AgentRecord,
+    Liveness,
     Observation,
 )
 from ohm_tui.engine.monitor.base import _ohm_record
@@ -45,11 +46,11 @@ class Watches(IssueSteps):
 
     def _adopt(self, rec: AgentRecord) -> Observation:
         """Observe and watch an agent ohm has just started."""
-        obs = Observation(rec, "alive")
+        obs = Observation(rec, Liveness.ALIVE)
         raw = procs.read_proc(rec.pid)
         obs.raw = raw
         if raw is None:
-            obs.liveness = "dead"
+            obs.liveness = Liveness.DEAD
         self._observations[rec.key] = obs
         self._alive_keys.add(rec.key)
         watched = False
@@ -65,7 +66,11 @@ class Watches(IssueSteps):
             return
         watching = w.watching()
         for key, obs in list(self._observations.items()):
-            if obs.liveness == "alive" and obs.record.pid not in watching and obs.raw is not None:
+            if (
+                obs.liveness == Liveness.ALIVE
+                and obs.record.pid not in watching
+                and obs.raw is not None
+            ):
                 rec = obs.record
                 if not w.watch(rec.pid, obs.raw.start_time, self._make_death_cb(key)):
                     # It died between the check and now: handle it now, not a cycle later.
@@ -115,7 +120,7 @@ class Watches(IssueSteps):
             self._remember_death(new)
             self._observations[key] = new
             if not new.is_crash or new.crash is None:
-                if new.liveness == "ended_ok" and ex is not None:
+                if new.liveness == Liveness.ENDED_OK and ex is not None:
                     self._ingest_exits([new], {rec.pid: ex})
                 self.wake()  # let the next full check settle it (grace, cleanup)
                 return

@@ -29,21 +29,23 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal
-from urllib.parse import quote
 
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.model import CostRow, CostSummary, Issue
+from ohm_tui.engine.sources import calls
+from ohm_tui.engine.sources import sqlite as db
+from ohm_tui.engine.sources.calls import InvocationsError
+from ohm_tui.engine.sources.calls import open_ro as open_invocations
 
 log = logging.getLogger("ohm.sources.invocations")
 
-INVOCATIONS_DB = "claude_invocations.db"  # in the state directory, beside orchestrator.db
-TABLE = "claude_invocations"
-BUSY_TIMEOUT = 0.5  # the writer's commits are one short UPDATE; a check must not wait long
+INVOCATIONS_DB = calls.FILE
+TABLE = calls.TABLE
 RUNS_LIMIT = 5000  # newest agent_lifecycle rows considered for task attribution
 SLACK = 5.0  # seconds of clock slack between the two databases' writers
 LOCKED_GRACE = 60.0  # a lock held this long is a problem worth an issue
@@ -73,75 +75,9 @@ _COLUMNS = (
 )
 
 
-class InvocationsError(Exception):
-    """``claude_invocations.db`` cannot be read.
-
-    ``kind``: missing, locked, corrupt, no_table, other.
-    """
-
-    def __init__(self, path: Path, problem: str, kind: str = "other") -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = path
-        self.problem = problem
-        self.kind = kind
-
-
 def invocations_path(data_dir: str | os.PathLike[str]) -> Path:
-    """Where the orchestrator keeps its invocations, inside its state directory."""
-    return Path(data_dir).expanduser() / INVOCATIONS_DB
-
-
-def _error(path: Path, exc: sqlite3.Error) -> InvocationsError:
-    text = str(exc)
-    low = text.lower()
-    if "locked" in low or "busy" in low:
-        return InvocationsError(
-            path, "database is locked by another process (figures return once it is free)", "locked"
-        )
-    if "not a database" in low or "malformed" in low or "corrupt" in low:
-        return InvocationsError(path, f"not a readable SQLite database ({text})", "corrupt")
-    return InvocationsError(path, text, "other")
-
-
-def _connect_ro(path: Path, *, immutable: bool = False) -> sqlite3.Connection:
-    uri = "file:" + quote(str(path.resolve())) + "?mode=ro" + ("&immutable=1" if immutable else "")
-    return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT, isolation_level=None)
-
-
-def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})")}
-
-
-def open_invocations(path: Path) -> sqlite3.Connection:
-    """A read-only connection to ``claude_invocations.db``; ``InvocationsError`` when unusable.
-
-    Never creates the file (``mode=ro``); a directory without write access (no
-    ``-shm`` possible) is read as an immutable snapshot instead.
-    """
-    if not path.exists():
-        raise InvocationsError(path, "file is missing", "missing")
-    if not path.is_file():
-        raise InvocationsError(path, "is not a file", "other")
-    for immutable in (False, True):
-        try:
-            conn = _connect_ro(path, immutable=immutable)
-        except sqlite3.Error as exc:
-            raise _error(path, exc) from None
-        try:
-            if TABLE not in {
-                str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            }:
-                conn.close()
-                raise InvocationsError(path, f"has no {TABLE} table", "no_table")
-            return conn
-        except sqlite3.OperationalError as exc:
-            conn.close()
-            if immutable or "unable to open" not in str(exc).lower():
-                raise _error(path, exc) from None
-        except sqlite3.Error as exc:
-            conn.close()
-            raise _error(path, exc) from None
-    raise InvocationsError(path, "cannot be opened", "other")  # pragma: no cover
+    """Where the orchestrator keeps its invocations (``calls.path_in``)."""
+    return calls.path_in(data_dir)
 
 
 def _rows_sql(present: set[str]) -> str:
@@ -197,8 +133,8 @@ def _load_runs(lifecycle_db: Path | None, since: float) -> list[Run]:
     if lifecycle_db is None or not lifecycle_db.is_file():
         return []
     try:
-        with closing(_connect_ro(lifecycle_db)) as conn:
-            present = _columns(conn, "agent_lifecycle")
+        with closing(calls.connect_ro(lifecycle_db)) as conn:
+            present = set(db.columns(conn, "agent_lifecycle"))
             if not {"task_id", "agent_type"} <= present:
                 return []
             wanted = (
@@ -245,7 +181,7 @@ def _query(
     conn: sqlite3.Connection, path: Path, by: str, since: float, until: float
 ) -> list[CostRow]:
     try:
-        present = _columns(conn, TABLE)
+        present = calls.table_columns(conn)
         if "invoked_at" not in present and "completed_at" not in present:
             raise InvocationsError(path, f"{TABLE} has no invoked_at/completed_at column", "other")
         order = "k" if by == "hour" else "cost DESC, k"
@@ -260,7 +196,7 @@ def _query(
         first = _first_rowid(conn, since - MAX_CALL_SECONDS) if "invoked_at" in present else 0
         rows = conn.execute(sql, (first, since, until)).fetchall()
     except sqlite3.Error as exc:
-        raise _error(path, exc) from None
+        raise calls.classify(path, exc) from None
     return [
         CostRow(
             key=(float(k) if by == "hour" else str(k)) if k is not None else None,
@@ -299,15 +235,6 @@ def _first_rowid(conn: sqlite3.Connection, since: float) -> int:
     return lo
 
 
-@contextmanager
-def _opened(path: Path) -> Iterator[sqlite3.Connection]:
-    conn = open_invocations(path)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
 def read_invocations(
     db_path: Path,
     since_epoch: float,
@@ -322,12 +249,12 @@ def read_invocations(
     biggest spend first (by hour: oldest hour first). Raises ``InvocationsError``.
     """
     until = timeutil.now() if until_epoch is None else until_epoch
-    with _opened(db_path) as conn:
+    with calls.opened(db_path) as conn:
         if by == "task":
             try:
                 _fill_runs(conn, _load_runs(lifecycle_db, since_epoch))
             except sqlite3.Error as exc:
-                raise _error(db_path, exc) from None
+                raise calls.classify(db_path, exc) from None
         return _query(conn, db_path, by, since_epoch, until)
 
 
@@ -355,13 +282,13 @@ def cost_summary(
 ) -> CostSummary:
     """The figures a face shows: the last hour, and the window by type and by task."""
     since = now - window
-    with _opened(db_path) as conn:
+    with calls.opened(db_path) as conn:
         by_type = _query(conn, db_path, "type", since, now)
         hour = _query(conn, db_path, "all", now - 3600.0, now)
         try:
             _fill_runs(conn, _load_runs(lifecycle_db, since))
         except sqlite3.Error as exc:
-            raise _error(db_path, exc) from None
+            raise calls.classify(db_path, exc) from None
         by_task = _query(conn, db_path, "task", since, now)
     return CostSummary(
         database=str(db_path),

@@ -13,10 +13,17 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 
 from ohm_tui.engine.config import Config
-from ohm_tui.engine.model import AgentRecord, CrashInfo, Issue, Observation, RawProc, SessionHealth
+from ohm_tui.engine.model import (
+    AgentRecord,
+    CrashInfo,
+    Issue,
+    Liveness,
+    Observation,
+    RawProc,
+    SessionHealth,
+)
 from ohm_tui.engine.sources import calls as inv
 from ohm_tui.engine.sources import claude_errors, logparse, logtail
 from ohm_tui.engine.sources import sqlite as db
@@ -37,7 +44,7 @@ class InvocationsSource(Source):
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self.path = inv.path_in(config.path("."))
-        self._conn: sqlite3.Connection | None = None
+        self._reader = inv.CallsReader(self.path)
         self.calls: list[inv.Invocation] = []
 
     @classmethod
@@ -50,18 +57,13 @@ class InvocationsSource(Source):
     def read(self, now: float) -> SourceRead:
         out = SourceRead()
         try:
-            if self._conn is None:
-                self._conn = db.connect_ro(self.path)
-            self.calls = inv.recent(self._conn)
-        except sqlite3.Error as exc:
-            self.close()
-            out.error = f"{self.path}: {inv.TABLE} unreadable ({exc})"
+            self.calls = self._reader.recent()
+        except inv.InvocationsError as exc:
+            out.error = f"{self.path}: {inv.TABLE} unreadable ({exc.problem})"
         return out
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._reader.close()
 
 
 def _norm(agent_type: str) -> str:
@@ -148,11 +150,11 @@ def observe(rec: AgentRecord, config: Config, now: float) -> Observation:
     if rec.status not in ("running", "spawned"):
         if rec.status == "failed" or health.failure_status is not None:
             return _failed(rec, health, ended_at or now, now, config, alive=False)
-        return Observation(rec, "not_running", exit_code=rec.exit_code)
+        return Observation(rec, Liveness.NOT_RUNNING, exit_code=rec.exit_code)
     if rec.raw.get("superseded"):
         return Observation(
             rec,
-            "dead",
+            Liveness.DEAD,
             stale_entry=True,
             reason=f"stale: a newer row of task {rec.task_id} has finished",
         )
@@ -160,7 +162,7 @@ def observe(rec: AgentRecord, config: Config, now: float) -> Observation:
     if rec.raw.get("closed_as_started") and health.invocations == 0 and quiet:
         return Observation(
             rec,
-            "dead",
+            Liveness.DEAD,
             stale_entry=True,
             reason=f"stale: task {rec.task_id} was closed as this session started, "
             "and it never called claude (its thread failed at once)",
@@ -169,7 +171,7 @@ def observe(rec: AgentRecord, config: Config, now: float) -> Observation:
         health.open_since is None or (health.failure_at or 0) >= health.open_since
     ):
         return _failed(rec, health, health.failure_at or now, now, config, alive=True)
-    return Observation(rec, "alive", reason="session running")
+    return Observation(rec, Liveness.ALIVE, reason="session running")
 
 
 def _failed(
@@ -197,7 +199,7 @@ def _failed(
     reason = f"claude call {health.failure_status}" if health.failure_status else "row failed"
     return Observation(
         rec,
-        "dead",
+        Liveness.DEAD,
         died_at=when,
         crash=info,
         is_crash=True,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from ohm_tui.engine.model import PRIORITIES
+from ohm_tui.engine.model import PRIORITIES, FixState
 
 T = TypeVar("T")
 
 OPEN_STATUSES: tuple[str, ...] = ("open", "analyzing", "in_progress", "testing")
 BUG_STATUSES: tuple[str, ...] = (*OPEN_STATUSES, "resolved", "closed")
 BUG_PRIORITIES: tuple[str, ...] = PRIORITIES
-FIX_STATES: tuple[str, ...] = ("pending", "claimed", "done", "skipped")
+FIX_STATES: tuple[str, ...] = tuple(FixState)  # the stored words, defined in model.lifecycle
 
 # Text from agents can be huge; keep rows bounded.
 MAX_TEXT = 256 * 1024

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
-from ohm_tui.engine.model import CrashInfo, CrashRow, HealthReport
+from ohm_tui.engine.model import CrashInfo, CrashRow, FixState, HealthReport
 from ohm_tui.engine.store.base import FIX_STATES
 from ohm_tui.engine.store.database import Database
 from ohm_tui.engine.store.rows import (
@@ -21,6 +21,9 @@ from ohm_tui.engine.store.rows import (
 )
 from ohm_tui.engine.timeutil import iso_utc
 from ohm_tui.engine.timeutil import now as _now
+
+# The stored words of the two fix states SQL selects on (model.lifecycle.FixState).
+_PENDING, _CLAIMED = FixState.PENDING.value, FixState.CLAIMED.value
 
 
 class CrashRepository(Database):
@@ -108,7 +111,7 @@ class CrashRepository(Database):
         cwd: str | None,
         source: str,
         action_taken: str | None = None,
-        fix_state: str = "pending",
+        fix_state: str = FixState.PENDING,
     ) -> tuple[int, bool]:
         """Record one crashed run once: a second call for the same run returns its id."""
         if fix_state not in FIX_STATES:
@@ -256,7 +259,7 @@ class CrashRepository(Database):
 
     def pending_crashes(self) -> list[CrashRow]:
         rows = self._rows(
-            f"SELECT {_CRASH_FULL} FROM agent_crashes WHERE fix_state='pending' "
+            f"SELECT {_CRASH_FULL} FROM agent_crashes WHERE fix_state='{_PENDING}' "
             "ORDER BY crashed_ts, crash_id"
         )
         return [_crash_row(r) for r in rows]
@@ -267,8 +270,8 @@ class CrashRepository(Database):
 
         def run(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
-                "UPDATE agent_crashes SET fix_state='claimed', fix_claimed_by=?, fix_claimed_ts=? "
-                "WHERE crash_id=? AND fix_state='pending'",
+                f"UPDATE agent_crashes SET fix_state='{_CLAIMED}', fix_claimed_by=?, "
+                f"fix_claimed_ts=? WHERE crash_id=? AND fix_state='{_PENDING}'",
                 (claimer, ts, crash_id),
             )
             return cur.rowcount == 1
@@ -281,7 +284,7 @@ class CrashRepository(Database):
         *,
         action_taken: str,
         respawned: bool | None = None,
-        fix_state: str = "done",
+        fix_state: str = FixState.DONE,
     ) -> None:
         if fix_state not in FIX_STATES:
             raise ValueError(f"fix_state must be one of {', '.join(FIX_STATES)}: {fix_state!r}")
@@ -308,7 +311,7 @@ class CrashRepository(Database):
         """``(crash_id, claimed_by, claimed_ts)`` of every crash being fixed right now."""
         rows = self._rows(
             "SELECT crash_id, fix_claimed_by, fix_claimed_ts FROM agent_crashes "
-            "WHERE fix_state='claimed'"
+            f"WHERE fix_state='{_CLAIMED}'"
         )
         return [(int(r[0]), r[1], _opt_float(r[2])) for r in rows]
 
@@ -317,8 +320,8 @@ class CrashRepository(Database):
 
         def run(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
-                "UPDATE agent_crashes SET fix_state='pending', fix_claimed_by=NULL, "
-                "fix_claimed_ts=NULL WHERE crash_id=? AND fix_state='claimed' "
+                f"UPDATE agent_crashes SET fix_state='{_PENDING}', fix_claimed_by=NULL, "
+                f"fix_claimed_ts=NULL WHERE crash_id=? AND fix_state='{_CLAIMED}' "
                 "AND fix_claimed_by=?",
                 (crash_id, claimer),
             )
@@ -348,8 +351,8 @@ class CrashRepository(Database):
 
         def run(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
-                "UPDATE agent_crashes SET fix_state='pending', fix_claimed_by=NULL, "
-                "fix_claimed_ts=NULL WHERE fix_state='claimed' AND "
+                f"UPDATE agent_crashes SET fix_state='{_PENDING}', fix_claimed_by=NULL, "
+                f"fix_claimed_ts=NULL WHERE fix_state='{_CLAIMED}' AND "
                 "COALESCE(fix_claimed_ts, 0) < ?",
                 (older_than_ts,),
             )

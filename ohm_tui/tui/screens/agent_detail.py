@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
-from ohm_tui.engine.model import AgentView, Event, exit_code_text
+from ohm_tui.engine.model import AgentView, Event, EventKind, exit_code_text
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from ohm_tui.tui import text
 
@@ -71,7 +71,7 @@ def session_log_text(agent: AgentView, events: list[Event]) -> list[str]:
     ]
     if agent.reason:
         lines.append(f"Last call: {text.one_line(text.clean(agent.reason), 200)}")
-    failed = [e for e in events if e.kind == "crashed"]
+    failed = [e for e in events if e.kind == EventKind.CRASHED]
     if failed:
         newest = failed[-1]
         message = text.one_line(text.clean(newest.message), 300)
