@@ -12,7 +12,7 @@ from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from ohm_tui.engine.monitor.checkengine import CheckEngine
 from ohm_tui.engine.monitor.events import EventBus
 from ohm_tui.engine.monitor.loop import EngineLoop
-from ohm_tui.engine.monitor.loopstate import LoopState
+from ohm_tui.engine.monitor.loopstate import EngineLoopState
 from ohm_tui.engine.monitor.operations import Operations
 from ohm_tui.engine.monitor.views import ReadModel
 
@@ -122,7 +122,7 @@ def test_no_part_of_the_monitor_can_reach_the_facade(tmp_path: Path) -> None:
 
 def test_the_facade_inherits_nothing_and_each_part_is_a_small_class() -> None:
     assert OrchestratorHealthMonitor.__mro__ == (OrchestratorHealthMonitor, object)
-    for part in (ReadModel, EngineLoop, Operations, LoopState, EventBus):
+    for part in (ReadModel, EngineLoop, Operations, EngineLoopState, EventBus):
         assert part.__mro__ == (part, object), part
     for cls in (OrchestratorHealthMonitor, ReadModel, EngineLoop, Operations, CheckEngine):
         lines = len(inspect.getsourcelines(cls)[0])

@@ -32,7 +32,7 @@ from ohm_tui.engine.model import (
     split_command,
 )
 from ohm_tui.engine.monitor.events import EventBus
-from ohm_tui.engine.monitor.loopstate import LoopState
+from ohm_tui.engine.monitor.loopstate import EngineLoopState
 from ohm_tui.engine.notify import Notifier
 from ohm_tui.engine.sources import statefile
 from ohm_tui.engine.sources.invocations import CostTracker, invocations_path
@@ -110,7 +110,7 @@ class MonitorBase:
         self._last_status: Status | None = None
         self._events = EventBus(lambda: self.store, lambda: self._store)
         # Shared with the background loop (``loop.EngineLoop``): wake-ups, the watcher.
-        self.loop_state = LoopState()
+        self.loop_state = EngineLoopState()
         self._is_fixer = False
         self.notifier = Notifier(self.config)
         self.context = EngineContext(

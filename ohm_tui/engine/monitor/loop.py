@@ -1,6 +1,6 @@
 """Background mode: the engine thread, the pid watcher's fast death path, wake-ups.
 
-``EngineLoop`` holds the check engine and the ``LoopState`` it shares with it (the
+``EngineLoop`` holds the check engine and the ``EngineLoopState`` it shares with it (the
 wake-up signal, the watcher, the thread); never the façade.
 """
 
@@ -14,7 +14,7 @@ from ohm_tui.engine import timeutil
 from ohm_tui.engine.config import Config
 from ohm_tui.engine.monitor.base import EVENT_CHECK_GAP
 from ohm_tui.engine.monitor.checkengine import CheckEngine
-from ohm_tui.engine.monitor.loopstate import LoopState
+from ohm_tui.engine.monitor.loopstate import EngineLoopState
 from ohm_tui.engine.system import spawner
 from ohm_tui.engine.system.pidwatch import PidWatcher
 
@@ -25,7 +25,7 @@ class EngineLoop:
     """Background mode: the engine thread, the pid watcher's fast death path, wake-ups."""
 
     def __init__(
-        self, check: CheckEngine, state: LoopState, lock: threading.RLock, config: Config
+        self, check: CheckEngine, state: EngineLoopState, lock: threading.RLock, config: Config
     ) -> None:
         self._check = check
         self._state = state

@@ -13,7 +13,7 @@ import threading
 from ohm_tui.engine.system.pidwatch import PidWatcher
 
 
-class LoopState:
+class EngineLoopState:
     """The wake-up signal, the pid watcher and the thread of the background loop."""
 
     def __init__(self) -> None:
