@@ -110,10 +110,8 @@ class Operations:
             running = self._check.fixer.is_running(rec)
             if not running:
                 result = self._check.fixer.manual_respawn(rec)
-        if running:
-            result = self._check.fixer.restart(
-                rec
-            )  # outside the lock: the stop waits a grace period
+        if running:  # outside the lock: the stop waits a grace period
+            result = self._check.fixer.restart(rec)
         if result.ok and result.agent_key:
             with self._lock:  # watched (and counted as the task's live run) at once
                 self._check.adopt_spawned(result.agent_key)
