@@ -32,6 +32,7 @@ from ohm_tui.engine.model import (
     split_command,
 )
 from ohm_tui.engine.monitor.events import EventBus
+from ohm_tui.engine.monitor.loopstate import EngineLoopState
 from ohm_tui.engine.notify import Notifier
 from ohm_tui.engine.sources import statefile
 from ohm_tui.engine.sources.invocations import CostTracker, invocations_path
@@ -95,7 +96,6 @@ class MonitorBase:
         self._log_inodes: dict[str, int | None] = {}
         self._write_error: str | None = None  # first failed history write of this check
         self._logs = LogFinder(self.config)
-        self._last_lines: dict[str, tuple[tuple[int, int, int], str | None]] = {}
         self._orch_scan: tuple[dict[int, RawProc], list[int]] | None = None
         # First sight of each zombie (pid, start time): only a lingering one is news.
         self._zombie_since: dict[tuple[int, float], float] = {}
@@ -109,12 +109,8 @@ class MonitorBase:
         self.last_check_seconds: float | None = None  # how long the last check took
         self._last_status: Status | None = None
         self._events = EventBus(lambda: self.store, lambda: self._store)
-        self._watcher: PidWatcher | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._check_wanted = False  # a wake-up asked for a full check
-        self._last_check_at = float("-inf")  # when the last full check ran (epoch)
+        # Shared with the background loop (``loop.EngineLoop``): wake-ups, the watcher.
+        self.loop_state = EngineLoopState()
         self._is_fixer = False
         self.notifier = Notifier(self.config)
         self.context = EngineContext(
@@ -203,8 +199,7 @@ class MonitorBase:
         """Ask the background loop for a full check soon. However many ask, and however
         often (a crash storm asks dozens of times a second), it runs at most one
         event-driven check every ``EVENT_CHECK_GAP`` seconds."""
-        self._check_wanted = True
-        self._wake.set()
+        self.loop_state.wake()
 
     def is_fixer(self) -> bool:
         """Take or renew the fixer lease: only one monitor per data dir fixes at a time."""
@@ -227,7 +222,12 @@ class MonitorBase:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self.loop_state.running
+
+    @property
+    def _watcher(self) -> PidWatcher | None:
+        """The pid watcher of background mode (``None`` otherwise)."""
+        return self.loop_state.watcher
 
     def _remember_cwd(self, key: str, pid: int) -> None:
         cwd = procs.read_cwd(pid)

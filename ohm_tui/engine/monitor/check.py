@@ -110,7 +110,7 @@ class Check(Watches):
         """The check as a pipeline: each step reads and adds to one ``CheckRun``."""
         with self._lock:
             run = CheckRun(now=timeutil.now(), record=record)
-            self._last_check_at = run.now
+            self.loop_state.last_check_at = run.now
             self._open_history(run)
             self._gather_runs(run)
             self._observe_runs(run)
@@ -226,8 +226,6 @@ class Check(Watches):
         self._dead_since = {k: v for k, v in self._dead_since.items() if k in listed}
         self._log_offsets = {k: v for k, v in self._log_offsets.items() if k in listed}
         self._log_inodes = {k: v for k, v in self._log_inodes.items() if k in listed}
-        logs = {r.log_file for r in run.records if r.log_file}
-        self._last_lines = {k: v for k, v in self._last_lines.items() if k in logs}
         self._logs.forget_unlisted(listed)
         self.fixer.forget_unlisted(listed)
         self._cpu.forget_missing({(o.raw.pid, o.raw.start_time) for o in run.observations if o.raw})

@@ -1,63 +1,70 @@
-"""Background mode: the engine thread, the pid watcher's fast death path, wake-ups."""
+"""Background mode: the engine thread, the pid watcher's fast death path, wake-ups.
+
+``EngineLoop`` holds the check engine and the ``EngineLoopState`` it shares with it (the
+wake-up signal, the watcher, the thread); never the façade.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
 
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.model import (
-    Event,
-    HealthReport,
-)
-from ohm_tui.engine.monitor.base import EVENT_CHECK_GAP, FIXER_LEASE
-from ohm_tui.engine.monitor.views import Views
-from ohm_tui.engine.store import StoreError
+from ohm_tui.engine.config import Config
+from ohm_tui.engine.monitor.base import EVENT_CHECK_GAP
+from ohm_tui.engine.monitor.checkengine import CheckEngine
+from ohm_tui.engine.monitor.loopstate import EngineLoopState
 from ohm_tui.engine.system import spawner
 from ohm_tui.engine.system.pidwatch import PidWatcher
 
 log = logging.getLogger("ohm.monitor")
 
 
-class Loop(Views):
+class EngineLoop:
     """Background mode: the engine thread, the pid watcher's fast death path, wake-ups."""
+
+    def __init__(
+        self, check: CheckEngine, state: EngineLoopState, lock: threading.RLock, config: Config
+    ) -> None:
+        self._check = check
+        self._state = state
+        self._lock = lock
+        self.config = config
+        self._stop = threading.Event()
 
     def start(self) -> None:
         """Run checks, fixes and event-driven crash detection in background threads."""
+        state = self._state
         with self._lock:
-            if self._thread is not None:
+            if state.thread is not None:
                 return
             self._stop.clear()
             if self.config.event_detection:
-                self._watcher = PidWatcher()
-            self._thread = threading.Thread(target=self._loop, name="ohm-engine", daemon=True)
-            self._thread.start()
-            if self.auto_fix:
+                state.watcher = PidWatcher()
+            state.thread = threading.Thread(target=self._loop, name="ohm-engine", daemon=True)
+            state.thread.start()
+            if self._check.auto_fix:
                 spawner.prewarm()  # a spare runner waits, so the first respawn skips start-up
 
     def stop(self, timeout: float = 10.0) -> None:
+        state = self._state
         self._stop.set()
-        self._wake.set()
-        t = self._thread
+        state.signal.set()
+        t = state.thread
         if t is not None:
             t.join(timeout)
-        self._thread = None
-        if self._watcher is not None:
-            self._watcher.close()
-            self._watcher = None
-        if self._store is not None and self._is_fixer:
-            with contextlib.suppress(StoreError):
-                self._store.release_lease(FIXER_LEASE, self._holder)
-            self._is_fixer = False
+        state.thread = None
+        if state.watcher is not None:
+            state.watcher.close()
+            state.watcher = None
+        self._check.release_fixer_lease()
         # The warm spare runner holds no agent: it must not outlive the monitor.
         spawner.shutdown_spares()
 
     def _event_check_in(self) -> float:
         """Seconds until an event-driven check may run (0: now)."""
-        elapsed = timeutil.now() - self._last_check_at
+        elapsed = timeutil.now() - self._state.last_check_at
         if elapsed < 0:  # the clock went back: do not wait for it to catch up
             return 0.0
         return max(0.0, EVENT_CHECK_GAP - elapsed)
@@ -65,76 +72,68 @@ class Loop(Views):
     def _loop(self) -> None:
         """Scheduled checks every ``health_check_interval``; between them, deaths and
         due respawns take their fast paths, and wake-ups coalesce into one check."""
+        check, state = self._check, self._state
         last_prune = 0.0
         first = True
         next_scheduled = time.monotonic()
         while not self._stop.is_set():
-            self._wake.clear()
-            if self.fixer.restart_pending:
-                self._check_wanted = True  # a restart is verified by checks
+            state.signal.clear()
+            if check.fixer.restart_pending:
+                state.check_wanted = True  # a restart is verified by checks
             try:
                 if time.monotonic() >= next_scheduled or (
-                    self._check_wanted and self._event_check_in() == 0.0
+                    state.check_wanted and self._event_check_in() == 0.0
                 ):
-                    self._check_wanted = False
+                    state.check_wanted = False
                     next_scheduled = time.monotonic() + self.config.health_check_interval
                     self._cycle(first)
                     first = False
-                    if timeutil.now() - last_prune > 3600 and self._is_fixer:
+                    if timeutil.now() - last_prune > 3600 and check.holds_fixer_lease:
                         last_prune = timeutil.now()
-                        self.store.prune(older_than=last_prune - self.config.retention_days * 86400)
+                        check.store.prune(
+                            older_than=last_prune - self.config.retention_days * 86400
+                        )
                 else:
-                    due = self.fixer.respawn_due_in()
-                    if self.auto_fix and due is not None and due <= 0:
+                    due = check.fixer.respawn_due_in()
+                    if check.auto_fix and due is not None and due <= 0:
                         self._respawn_due()
                 spawner.reap_children()
             except Exception as exc:  # the engine must outlive any one bad cycle
                 log.exception("health cycle failed")
-                self.event("engine_error", f"health cycle failed: {exc}"[:500])
-            self._wake.wait(self._sleep_for(next_scheduled))
+                check.event("engine_error", f"health cycle failed: {exc}"[:500])
+            state.signal.wait(self._sleep_for(next_scheduled))
 
     def _sleep_for(self, next_scheduled: float) -> float:
         """Until the next scheduled check, allowed event-driven check or due respawn."""
         wait = next_scheduled - time.monotonic()
-        if self._check_wanted:
+        if self._state.check_wanted:
             wait = min(wait, self._event_check_in())
-        due = self.fixer.respawn_due_in() if self.auto_fix else None
+        due = self._check.fixer.respawn_due_in() if self._check.auto_fix else None
         if due is not None:
             wait = min(wait, max(0.05, due))
         return max(0.0, wait)
 
     def _cycle(self, first: bool) -> None:
         """One full check, then the fixes and bug reports it calls for."""
+        check = self._check
         with self._lock:
-            last = self._last_report
+            last = check.last_report
             if first and last is not None and timeutil.now() - last.checked_at < 1.0:
                 # A face's first snapshot checked a moment ago: a second full
                 # check now would only compete with its first paint.
                 report = last
             else:
-                report = self.check()
-        if self.auto_fix:
-            self.auto_fix_issues(report)
-            self.report_bugs_if_any(report)
-        self._arm_watches()
+                report = check.check()
+        if check.auto_fix:
+            check.auto_fix_issues(report)
+            check.report_bugs_if_any(report)
+        check.arm_watches()
 
     def _respawn_due(self) -> None:
         """Fast path for respawns whose backoff has ended: no full check needed."""
+        check = self._check
         with self._lock:
-            if not self.is_fixer():
+            if not check.is_fixer():
                 return
-            self._adopt_respawns(self.fixer.handle_pending())
-            self._emit_new_events()
-
-    def add_listener(self, callback: Callable[[Event], None]) -> None:
-        """Call ``callback(event)`` (from an engine thread) for every new event."""
-        self._events.add_listener(callback)
-
-    def remove_listener(self, callback: Callable[[Event], None]) -> None:
-        self._events.remove_listener(callback)
-
-    @property
-    def last_report(self) -> HealthReport | None:
-        """The last check's report, read without the lock (one reference, swapped whole):
-        for senders that must never wait on, or slow, the engine."""
-        return self._last_report
+            check.adopt_respawns(check.fixer.handle_pending())
+            check.deliver_events()

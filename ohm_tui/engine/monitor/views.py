@@ -1,11 +1,17 @@
-"""Read models for the faces: the snapshot, agent views, crashes, events, bugs."""
+"""Read models for the faces: the snapshot, agent views, crashes, events, bugs.
+
+``ReadModel`` reads what the check engine saw (under the monitor's lock) and the
+database; it never acts. It holds the check engine, never the façade.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 
 from ohm_tui.engine import timeutil
+from ohm_tui.engine.config import Config
 from ohm_tui.engine.detect import rules as detect
 from ohm_tui.engine.model import (
     AgentRecord,
@@ -23,16 +29,26 @@ from ohm_tui.engine.model import (
     signal_name,
 )
 from ohm_tui.engine.monitor.base import _opt_text, failure_reason
-from ohm_tui.engine.monitor.check import Check
+from ohm_tui.engine.monitor.checkengine import CheckEngine
 from ohm_tui.engine.monitor.errors import UnknownAgentError, UnknownBugError
 from ohm_tui.engine.sources import logtail
 from ohm_tui.engine.store import StoreError
 
 log = logging.getLogger("ohm.monitor")
 
+LINE_CACHE_SLACK = 64  # last lines kept beyond the runs observed now (given-up, failed)
 
-class Views(Check):
+
+class ReadModel:
     """Read models for the faces: the snapshot, agent views, crashes, events, bugs."""
+
+    def __init__(self, check: CheckEngine, lock: threading.RLock, config: Config) -> None:
+        self._check = check
+        self._lock = lock
+        self.config = config
+        # Each shown log's last line, by path, with the stat it was read at (pruned to
+        # the logs shown by every snapshot).
+        self._last_lines: dict[str, tuple[tuple[int, int, int], str | None]] = {}
 
     def snapshot(
         self, *, crash_limit: int = 200, bug_limit: int = 200, record: bool = True
@@ -40,9 +56,10 @@ class Views(Check):
         """Everything a face draws, collected in one go (call from a worker thread).
         ``record=False``: a check that only looks, for read commands (see ``check``)."""
         with self._lock:
-            report = self._last_report
-            if report is None or (not self.running and timeutil.now() - report.checked_at > 1.0):
-                report = self.check(record=record)
+            check = self._check
+            report = check.last_report
+            if report is None or (not check.running and timeutil.now() - report.checked_at > 1.0):
+                report = check.check(record=record)
             errors: list[str] = []
             crashes: list[CrashRow] = []
             bugs: list[BugRow] = []
@@ -51,7 +68,7 @@ class Views(Check):
             bucket = timeutil.histogram_bucket(None)
             open_bugs = 0
             try:
-                store = self.store
+                store = check.store
                 crashes = store.list_crashes(limit=crash_limit)
                 bugs = store.list_bugs(status="all", limit=bug_limit)
                 events = store.list_events(limit=200)
@@ -69,19 +86,19 @@ class Views(Check):
                 open_bugs = store.count_open_bugs()
             except StoreError as exc:
                 errors.append(str(exc))
-            agents = [self._agent_view(o) for o in self._observations.values()]
+            agents = [self.agent_view(o) for o in check.observations.values()]
             agents += self._failed_respawn_views({a.key for a in agents})
-            agents += self.fixer.given_up_views(agents, self._last_log_line)
+            agents += check.fixer.given_up_views(agents, self._last_log_line)
             given_up = sum(
                 1
                 for i in report.issues
                 if i.type == IssueType.RESPAWN_FAILED
                 or (i.type == "agent_crash" and i.details.get("given_up"))
             )
-            shown = {o.record.log_file for o in self._observations.values()}
+            shown = {o.record.log_file for o in check.observations.values()}
             self._last_lines = {p: v for p, v in self._last_lines.items() if p in shown}
             agents.sort(key=lambda a: (a.status != Lifecycle.RUNNING, a.agent_type, a.pid))
-            cost = self.cost.last
+            cost = check.cost.last
             if cost is not None:
                 by_task = cost.tasks()
                 for agent in agents:
@@ -90,8 +107,8 @@ class Views(Check):
                         agent.cost_usd = spent.cost_usd
                         agent.input_tokens = spent.input_tokens
                         agent.output_tokens = spent.output_tokens
-            if self._store_error:
-                errors.append(self._store_error)
+            if check.store_error:
+                errors.append(check.store_error)
             return Snapshot(
                 report=report,
                 agents=agents,
@@ -101,9 +118,9 @@ class Views(Check):
                 crash_histogram=hist,
                 histogram_bucket_seconds=bucket,
                 open_bugs=open_bugs,
-                auto_fix=self.auto_fix,
-                is_fixer=self._is_fixer,
-                read_only=self.read_only,
+                auto_fix=check.auto_fix,
+                is_fixer=check.holds_fixer_lease,
+                read_only=check.read_only,
                 errors=errors,
                 cost=cost,
                 given_up=given_up,
@@ -121,6 +138,10 @@ class Views(Check):
         if hit is not None and hit[0] == sig:
             return hit[1]
         line = logtail.agent_last_line(logtail.tail_text(path, 4096))
+        if len(self._last_lines) >= len(self._check.observations) + LINE_CACHE_SLACK:
+            # Bounded by the runs listed now, also between snapshots (each prunes).
+            shown = {o.record.log_file for o in self._check.observations.values()}
+            self._last_lines = {p: v for p, v in self._last_lines.items() if p in shown}
         self._last_lines[path] = (sig, line)
         return line
 
@@ -128,12 +149,13 @@ class Views(Check):
         """Agents whose respawn could not start, after their entry left the state
         file: still shown (as ``respawn_failed``, with why) until the task runs again."""
         views = []
-        for key, row in self._failed_respawns.items():
+        fixer = self._check.fixer
+        for key, row in self._check.failed_respawns.items():
             crash: CrashRow | None = row.get("crash")
             if key in shown or crash is None:
                 continue
-            rec = self.fixer.record_from_crash(crash)
-            respawns, _given_up, _next = self.fixer.respawn_status(rec)
+            rec = fixer.record_from_crash(crash)
+            respawns, _given_up, _next = fixer.respawn_status(rec)
             views.append(
                 AgentView(
                     key=key,
@@ -158,14 +180,15 @@ class Views(Check):
             )
         return views
 
-    def _agent_view(self, obs: Observation) -> AgentView:
+    def agent_view(self, obs: Observation) -> AgentView:
+        """One run as the faces show it: its status (with why), respawns, last log line."""
         rec = obs.record
-        respawns, given_up, next_at = self.fixer.respawn_status(rec)
+        respawns, given_up, next_at = self._check.fixer.respawn_status(rec)
         reason: str | None = None
         alive = obs.liveness == Liveness.ALIVE
         stuck = rec.session is not None and rec.session.stuck_for is not None
-        failed = self._failed_respawns.get(rec.key)
-        stopped = bool(self._operator_stopped.get(rec.key))
+        failed = self._check.failed_respawns.get(rec.key)
+        stopped = bool(self._check.operator_stopped(rec.key))
         status = shown_status(
             obs.liveness,
             record_status=rec.status,
@@ -215,45 +238,47 @@ class Views(Check):
         task_id: str | None = None,
         limit: int | None = None,
     ) -> list[CrashRow]:
-        return self.store.list_crashes(
+        return self._check.store.list_crashes(
             since=since, agent_type=agent_type, task_id=task_id, limit=limit
         )
 
     def crash(self, crash_id: int) -> CrashRow | None:
-        return self.store.get_crash(crash_id)
+        return self._check.store.get_crash(crash_id)
 
     def events(self, since: float | None = None, limit: int = 200) -> list[Event]:
-        return self.store.list_events(since=since, limit=limit)
+        return self._check.store.list_events(since=since, limit=limit)
 
     def bugs(self, status: str = "open") -> list[BugRow]:
-        return self.store.list_bugs(status=status)
+        return self._check.store.list_bugs(status=status)
 
     def bug(self, number: int | str) -> BugRow:
         n = parse_bug_number(number)
-        row = self.store.get_bug(n)
+        row = self._check.store.get_bug(n)
         if row is None:
             raise UnknownBugError(f"unknown bug BUG-{n:03d}")
         return row
 
     def resolve_agent(self, agent: str | int) -> AgentRecord:
         """Find an agent by key, PID or task id (latest run)."""
+        check = self._check
         with self._lock:
-            if not self._observations:
-                self.check()
+            if not check.observations:
+                check.check()
+            observations = check.observations  # the check may have swapped it
             text = str(agent).strip()
-            if text in self._observations:
-                return self._observations[text].record
+            if text in observations:
+                return observations[text].record
             if text.isdigit():
                 pid = int(text)
-                for obs in self._observations.values():
+                for obs in observations.values():
                     if obs.record.pid == pid:
                         return obs.record
-            matches = [o.record for o in self._observations.values() if o.record.task_id == text]
+            matches = [o.record for o in observations.values() if o.record.task_id == text]
             if matches:
                 return max(matches, key=lambda r: r.started_at or 0.0)
-            for crash in self.store.list_crashes(limit=500):
+            for crash in check.store.list_crashes(limit=500):
                 if text in (crash.agent_key, str(crash.agent_pid), crash.task_id):
-                    return self.fixer.record_from_crash(crash)
+                    return check.fixer.record_from_crash(crash)
             raise UnknownAgentError(f"unknown agent {text!r} (give a PID, agent key or task id)")
 
     def agent_log_tail(self, agent_key: str, max_bytes: int = 65536) -> str:
