@@ -17,6 +17,7 @@ from textual.message import Message
 from textual.widgets import Input, Log, Static
 
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
+from ohm_tui.tui.agents_table import AgentsTable
 from ohm_tui.tui.app import OhmApp, make_app
 from ohm_tui.tui.commands import entries_for
 from ohm_tui.tui.dashboard import DashboardScreen
@@ -42,8 +43,10 @@ def console(monitor: OrchestratorHealthMonitor, **kw: Any) -> OhmApp:
     return app
 
 
-def table(app: OhmApp, table_id: str) -> KeyedTable:
-    return app.dashboard.query_one(f"#{table_id}", KeyedTable)
+def table(app: OhmApp, table_id: str) -> Any:
+    """A keyed table, or the agents table (the same ``keys`` / ``cell_text`` / cursor)."""
+    cls = AgentsTable if table_id == "agents-table" else KeyedTable
+    return app.dashboard.query_one(f"#{table_id}", cls)
 
 
 def rendered(widget: Any) -> str:

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from ohm_tui.tui.agents_table import AgentsTable
 from ohm_tui.tui.app import make_app
 from ohm_tui.tui.header import HeaderStrip
-from ohm_tui.tui.keyed_table import KeyedTable
 from tests.invocations_db import InvocationsDB
 from tests.tui.conftest import StateDir, wait_for
 
@@ -41,7 +41,7 @@ async def test_cost_column_and_header_figure(state_dir: StateDir, size: tuple[in
     app = make_app(state_dir.monitor())
     app.refresh_interval = 0.2
     async with app.run_test(size=size) as pilot:
-        agents = app.dashboard.query_one("#agents-table", KeyedTable)
+        agents = app.dashboard.query_one("#agents-table", AgentsTable)
         await wait_for(pilot, lambda: architect.key in agents.keys, message="architect row")
         await wait_for(pilot, lambda: agents.cell_text(architect.key, "cost") == "$0.75")
         assert agents.cell_text(developer.key, "cost") == "-"  # no call names impl-7
@@ -68,7 +68,7 @@ async def test_no_invocations_db_no_cost_chip(state_dir: StateDir) -> None:
     app = make_app(state_dir.monitor())
     app.refresh_interval = 0.2
     async with app.run_test(size=(120, 40)) as pilot:
-        agents = app.dashboard.query_one("#agents-table", KeyedTable)
+        agents = app.dashboard.query_one("#agents-table", AgentsTable)
         await wait_for(pilot, lambda: architect.key in agents.keys, message="architect row")
         assert agents.cell_text(architect.key, "cost") == "-"
         header = str(app.dashboard.query_one(HeaderStrip).content)
