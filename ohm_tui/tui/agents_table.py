@@ -193,17 +193,16 @@ class AgentsTable(ScrollView, can_focus=True):
             cursor = frame.index[old_key]
         else:  # its agent went: the cursor keeps its place
             cursor = min(self.cursor_row, max(0, count - 1))
-        if 0 <= self.cursor_row - top < view:
+        follow_cursor = 0 <= self.cursor_row - top < view
+        if follow_cursor:
             new_top = cursor - (self.cursor_row - top)
         elif old is not None and top < len(old.order):
             new_top = frame.index.get(old.order[top], top)
         else:
             new_top = top
         new_top = max(0, min(new_top, count - view)) if count > view else 0
-        if cursor < new_top:
-            new_top = cursor
-        elif cursor >= new_top + view:
-            new_top = cursor - view + 1
+        if follow_cursor:  # still on screen, even where the table got shorter
+            new_top = min(max(new_top, cursor - view + 1), cursor)
         before = self._drawn(old, top, view)
         old_widths = dict(self._widths)
         old_cursor = self.cursor_row

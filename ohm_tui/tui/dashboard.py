@@ -224,6 +224,7 @@ class DashboardScreen(Screen[None]):
         """True once the panels exist: frames that arrive earlier wait for it."""
         self.agents_model = AgentsModel()
         """The agents table's rows, built by the snapshot worker (``prepare``)."""
+        self._prepared: tuple[Snapshot, AgentsFrame] | None = None
 
     @property
     def ohm(self) -> OhmApp:
@@ -242,13 +243,18 @@ class DashboardScreen(Screen[None]):
         self.query_one("#agents-table").focus()
         self.ready = True
         self.show_header()
-        if self.ohm.snapshot is not None:
-            self.show_snapshot(self.ohm.snapshot)
+        snapshot = self.ohm.snapshot
+        if snapshot is not None:  # a frame that came before the panels: its rows are built
+            prepared = self._prepared
+            frame = prepared[1] if prepared is not None and prepared[0] is snapshot else None
+            self.show_snapshot(snapshot, frame)
 
     # -- rendering ----------------------------------------------------------
     def prepare(self, snapshot: Snapshot) -> AgentsFrame:
         """In the snapshot worker, off the UI thread: the agents table's rows and order."""
-        return self.agents_model.prepare(snapshot.agents, timeutil.now())
+        frame = self.agents_model.prepare(snapshot.agents, timeutil.now())
+        self._prepared = (snapshot, frame)
+        return frame
 
     def show_snapshot(self, snapshot: Snapshot, agents: AgentsFrame | None = None) -> None:
         """Render one snapshot into every panel (rows diffed, never rebuilt); ``agents``
