@@ -51,6 +51,7 @@ LAYOUT: dict[str, Column] = {
 RIGHT = {"cpu", "mem", "cost"}
 """Numbers line up on the right."""
 KEYS = [key for _, key in COLUMNS]
+UPTIME = KEYS.index("uptime")
 
 # Problems first in the default order, so a crash is never below the fold.
 STATUS_RANK: dict[str, int] = {
@@ -82,27 +83,37 @@ def cost_label(agent: AgentView) -> str:
     return "-" if agent.cost_usd is None else format_usd(agent.cost_usd)
 
 
-def shown_signature(agent: AgentView, now: float) -> tuple[object, ...]:
+def shown_signature(agent: AgentView, now: float) -> tuple[tuple[object, ...], str]:
     """What a row shows, cheaply: equal signatures draw the same row.
 
     Raw CPU and memory jitter every sample while the shown "13.8 MiB" and "0.0%"
     do not, so the signature holds the shown texts (from cached formatters), not
-    the raw numbers.
+    the raw numbers. The uptime is apart: it is what changes most (every second for
+    young agents), and a row whose uptime alone changed gets only that cell anew.
     """
-    up = uptime(agent, now)
-    return (
+    status = agent.status
+    live = status in LIVE_STATUSES
+    countdown = (
+        round(agent.next_respawn_at - now)
+        if status == "respawning" and agent.next_respawn_at is not None
+        else None
+    )  # what status_label shows, from its inputs: "respawning in 4s", "crashed (exit 1)"
+    rest = (
         agent.pid,
+        agent.source == "session",
         agent.agent_type,
         agent.task_id,
-        status_label(agent, now),
-        text.duration(up),
+        status,
+        None if live else agent.exit_code,
+        countdown,
         text.percent(agent.cpu_percent),
         text.size(agent.rss_bytes),
         agent.respawns,
         agent.max_respawns,
-        cost_label(agent),
+        agent.cost_usd,
         agent.reason or agent.last_log_line,
     )
+    return rest, text.duration(uptime(agent, now))
 
 
 def matches(agent: AgentView, needle: str, now: float) -> bool:
@@ -123,6 +134,9 @@ class SortKey:
     reverse: bool = False
     column: str = ""
     """The column whose label carries this sort's ▲ / ▼."""
+    live: bool = False
+    """The key moves while the row's text does not (raw CPU, memory, the clock):
+    computed at each sort; the others are computed once per row and kept with it."""
 
 
 SORTS: list[SortKey] = [
@@ -131,9 +145,11 @@ SORTS: list[SortKey] = [
         lambda a, n: (STATUS_RANK.get(a.status, 9), -(a.started_at or 0)),
         column="status",
     ),
-    SortKey("CPU", lambda a, n: (a.cpu_percent or 0.0,), reverse=True, column="cpu"),
-    SortKey("memory", lambda a, n: (a.rss_bytes or 0,), reverse=True, column="mem"),
-    SortKey("uptime", lambda a, n: (uptime(a, n) or 0.0,), reverse=True, column="uptime"),
+    SortKey("CPU", lambda a, n: (a.cpu_percent or 0.0,), reverse=True, column="cpu", live=True),
+    SortKey("memory", lambda a, n: (a.rss_bytes or 0,), reverse=True, column="mem", live=True),
+    SortKey(
+        "uptime", lambda a, n: (uptime(a, n) or 0.0,), reverse=True, column="uptime", live=True
+    ),
     SortKey("type", lambda a, n: (a.agent_type, a.task_id or ""), column="type"),
     SortKey("task", lambda a, n: (a.task_id or "", a.agent_type), column="task"),
     SortKey("respawns", lambda a, n: (a.respawns,), reverse=True, column="respawns"),
@@ -165,15 +181,22 @@ class ViewSpec:
         return DESCENDING if self.descending else ASCENDING
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, slots=True)
 class AgentRow:
-    """One agent as the table draws it: cleaned cell texts (never markup) and widths."""
+    """One agent as the table draws it: cleaned cell texts (never markup) and widths,
+    its filter text and its sort keys, built once while what it shows is unchanged.
+
+    ``agent`` is the newest record (the worker swaps it in; a reader on the UI thread
+    gets the one before or after, both drawing this same text).
+    """
 
     key: str
     agent: AgentView
     cells: tuple[str, ...]
     widths: tuple[int, ...]
     haystack: str
+    keys: tuple[tuple[object, ...] | None, ...]
+    """Each sort's key (``None`` for a live one, computed when sorting)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,8 +223,12 @@ def arrange(rows: dict[str, AgentRow], spec: ViewSpec, now: float) -> tuple[str,
     is exactly the other way round and refreshes never shuffle equal rows)."""
     needle = spec.filter.lower()
     shown = [row for row in rows.values() if not needle or needle in row.haystack]
-    order = spec.sort.key
-    shown.sort(key=lambda row: (order(row.agent, now), row.key), reverse=spec.descending)
+    index = spec.sort_index
+    if SORTS[index].live:
+        key = SORTS[index].key
+        shown.sort(key=lambda row: (key(row.agent, now), row.key), reverse=spec.descending)
+    else:
+        shown.sort(key=lambda row: (row.keys[index], row.key), reverse=spec.descending)
     return tuple(row.key for row in shown)
 
 
@@ -223,33 +250,54 @@ class AgentsModel:
 
     def __init__(self) -> None:
         self.spec = ViewSpec()
-        self._rows: dict[str, tuple[object, AgentRow]] = {}
+        self._rows: dict[str, tuple[tuple[tuple[object, ...], str], AgentRow]] = {}
+        self._last: AgentsFrame | None = None
         self._lock = threading.Lock()
 
     def prepare(self, agents: Sequence[AgentView], now: float) -> AgentsFrame:
+        """A frame for ``agents``. An idle fleet costs one signature per row: rows,
+        column widths and (for a sort on what rows show) the order are reused."""
         with self._lock:
             spec = self.spec
             cache = self._rows
-            fresh: dict[str, tuple[object, AgentRow]] = {}
+            fresh: dict[str, tuple[tuple[tuple[object, ...], str], AgentRow]] = {}
             rows: dict[str, AgentRow] = {}
+            changed = False  # a row built anew, or one gone: widths and order again
+            aged = False  # only uptimes changed: that column's width again
             for agent in agents:
                 signature = shown_signature(agent, now)
                 cached = cache.get(agent.key)
-                if cached is not None and cached[0] == signature:
-                    row = cached[1]
-                    if row.agent is not agent:  # same text, newer record (detail, actions)
-                        row = AgentRow(row.key, agent, row.cells, row.widths, row.haystack)
-                else:
+                if cached is None or cached[0][0] != signature[0]:
                     row = self._build(agent, now)
+                    changed = True
+                elif cached[0][1] != signature[1]:
+                    row = _aged(cached[1], agent, signature[1])
+                    aged = True
+                else:
+                    row = cached[1]
+                    row.agent = agent  # same text, newer record (detail, actions)
                 fresh[agent.key] = (signature, row)
                 rows[agent.key] = row
+            changed = changed or len(fresh) != len(cache)
             self._rows = fresh  # bounded by the agents listed now
-            naturals = tuple(
-                max((row.widths[i] for row in rows.values()), default=0) for i in range(len(KEYS))
-            )
-            has_cost = any(row.agent.cost_usd is not None for row in rows.values())
-            order = arrange(rows, spec, now)
-            return AgentsFrame(rows, order, spec, naturals, has_cost, now, _index(order))
+            last = self._last
+            if last is None or changed:
+                naturals = tuple(_widest(rows, i) for i in range(len(KEYS)))
+                has_cost = any(row.agent.cost_usd is not None for row in rows.values())
+            else:
+                naturals, has_cost = last.naturals, last.has_cost
+                if aged:
+                    naturals = tuple(
+                        _widest(rows, i) if i == UPTIME else n for i, n in enumerate(naturals)
+                    )
+            if last is not None and not changed and last.spec == spec and not spec.sort.live:
+                order, index = last.order, last.index
+            else:
+                order = arrange(rows, spec, now)
+                index = _index(order)
+            frame = AgentsFrame(rows, order, spec, naturals, has_cost, now, index)
+            self._last = frame
+            return frame
 
     def _build(self, agent: AgentView, now: float) -> AgentRow:
         up = uptime(agent, now)
@@ -260,7 +308,7 @@ class AgentsModel:
             text.one_line(text.clean(agent.agent_type), 40),
             text.one_line(text.clean(agent.task_id or "-"), 40),
             text.clean(status_label(agent, now)),
-            text.duration(up) if up is not None else "-",
+            text.duration(up),
             text.percent(agent.cpu_percent),
             text.size(agent.rss_bytes or None),
             f"{agent.respawns}/{agent.max_respawns}",
@@ -273,4 +321,16 @@ class AgentsModel:
             cells,
             tuple(cell_len(cell) for cell in cells),
             haystack(agent, now),
+            tuple(None if sort.live else sort.key(agent, now) for sort in SORTS),
         )
+
+
+def _aged(row: AgentRow, agent: AgentView, shown_uptime: str) -> AgentRow:
+    """``row`` with only its uptime anew (its sort keys do not depend on it)."""
+    cells = (*row.cells[:UPTIME], shown_uptime, *row.cells[UPTIME + 1 :])
+    widths = (*row.widths[:UPTIME], cell_len(shown_uptime), *row.widths[UPTIME + 1 :])
+    return AgentRow(row.key, agent, cells, widths, row.haystack, row.keys)
+
+
+def _widest(rows: dict[str, AgentRow], column: int) -> int:
+    return max((row.widths[column] for row in rows.values()), default=0)

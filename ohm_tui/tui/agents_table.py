@@ -402,4 +402,4 @@ def _same(a: AgentRow | None, b: AgentRow | None) -> bool:
     """Rows that draw the same text (cells are reused while unchanged)."""
     if a is None or b is None:
         return a is b
-    return a.cells is b.cells or (a.cells == b.cells and a.agent.status == b.agent.status)
+    return a.cells is b.cells or a.cells == b.cells
