@@ -219,7 +219,7 @@ class AgentsTable(ScrollView, can_focus=True):
             for line, (was, now) in enumerate(zip(before, after, strict=True)):
                 index = new_top + line
                 moved = (index == old_cursor) != (index == cursor)
-                if moved or not _same(was, now):
+                if moved or not self._same(was, now):
                     self.refresh_line(self.header_height + index)
         if self.cursor_key != old_key:
             self.post_message(self.Highlighted(self, self.cursor_key))
@@ -397,9 +397,11 @@ class AgentsTable(ScrollView, can_focus=True):
     def on_blur(self) -> None:
         self.refresh()
 
-
-def _same(a: AgentRow | None, b: AgentRow | None) -> bool:
-    """Rows that draw the same text (cells are reused while unchanged)."""
-    if a is None or b is None:
-        return a is b
-    return a.cells is b.cells or a.cells == b.cells
+    def _same(self, a: AgentRow | None, b: AgentRow | None) -> bool:
+        """Rows that draw the same text in the columns shown (a young agent's uptime
+        changes every second, but at 80 columns its column is not drawn)."""
+        if a is None or b is None:
+            return a is b
+        if a.cells is b.cells:
+            return True
+        return all(a.cells[i] == b.cells[i] for i in self._widths)  # the status is always shown

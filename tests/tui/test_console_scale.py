@@ -189,3 +189,37 @@ async def test_rows_are_built_off_the_ui_thread(state_dir: StateDir) -> None:
         table = app.dashboard.query_one("#agents-table", AgentsTable)
         await wait_for(pilot, lambda: app.frames >= 3 and table.row_count == 51, 30, "frames")
     assert threads and not any(threads), threads
+
+
+async def test_an_idle_table_draws_nothing_again(state_dir: StateDir) -> None:
+    """Refreshes that change nothing shown repaint no line of the agents table: over SSH
+    every repainted line is bytes. A young agent's uptime changes every second, but at
+    80 columns its column is not drawn."""
+    young = state_dir.start_agent("architect", "spec-20")
+    add_fleet(state_dir, FLEET)
+    app = console(state_dir.monitor())
+    async with app.run_test(size=SMALL) as pilot:
+        table = app.dashboard.query_one("#agents-table", AgentsTable)
+        await wait_for(pilot, lambda: table.row_count == FLEET + 1, 30, "rows")
+        assert "uptime" not in table.shown_columns and young.key == table.keys[0]
+        frames = app.frames
+        await wait_for(pilot, lambda: app.frames >= frames + 2, 30, "settled")
+        repaints: list[object] = []
+        refresh = table.refresh
+
+        def counting(*args: Any, **kw: Any) -> Any:
+            repaints.append(args)
+            return refresh(*args, **kw)
+
+        table.refresh = counting  # type: ignore[method-assign]
+        uptime = table.cell_text(young.key, "uptime")
+        frames = app.frames
+        await wait_for(
+            pilot,
+            lambda: app.frames >= frames + 3 and table.cell_text(young.key, "uptime") != uptime,
+            30,
+            "refreshes in which the young agent aged",
+        )
+        assert repaints == []
+        await pilot.press("down")  # the cursor moves: its two lines, nothing else
+        assert len(repaints) == 2
