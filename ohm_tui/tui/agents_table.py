@@ -218,9 +218,13 @@ class AgentsTable(ScrollView, can_focus=True):
             after = self._drawn(frame, new_top, view)
             for line, (was, now) in enumerate(zip(before, after, strict=True)):
                 index = new_top + line
-                moved = (index == old_cursor) != (index == cursor)
-                if moved or not self._same(was, now):
+                if (index == old_cursor) != (index == cursor):
                     self.refresh_line(self.header_height + index)
+                    continue
+                span = self._changed_span(was, now)
+                if span is not None:  # only the cells that changed: bytes on the wire
+                    x, width = span
+                    self.refresh(Region(x, self.header_height + line, width, 1))
         if self.cursor_key != old_key:
             self.post_message(self.Highlighted(self, self.cursor_key))
 
@@ -397,11 +401,19 @@ class AgentsTable(ScrollView, can_focus=True):
     def on_blur(self) -> None:
         self.refresh()
 
-    def _same(self, a: AgentRow | None, b: AgentRow | None) -> bool:
-        """Rows that draw the same text in the columns shown (a young agent's uptime
-        changes every second, but at 80 columns its column is not drawn)."""
+    def _changed_span(self, a: AgentRow | None, b: AgentRow | None) -> tuple[int, int] | None:
+        """Where two rows drawn on the same line differ, as (x, width); ``None`` when
+        they draw the same (a young agent's uptime changes every second, but at 80
+        columns its column is not drawn, and where it is, only that cell is sent)."""
         if a is None or b is None:
-            return a is b
+            return None if a is b else (0, self.size.width)
         if a.cells is b.cells:
-            return True
-        return all(a.cells[i] == b.cells[i] for i in self._widths)  # the status is always shown
+            return None
+        start, end = -1, -1
+        x = 1  # the space at the left edge
+        for index, width in self._widths.items():
+            if a.cells[index] != b.cells[index]:
+                start = x if start < 0 else start
+                end = x + width
+            x += width + len(GAP)
+        return None if start < 0 else (start, end - start)
