@@ -261,7 +261,7 @@ def large_fleet(sec: Section, orch: Orchestrator, data: Path, work: Path, quick:
         _large_fleet(sec, orch, data, work, quick)
     except Exception as exc:  # report it in the table; the figures before it stand
         note = f"{type(exc).__name__}: {exc}"
-        sec.rows.append(Row("12 console 5k", "5,000 agents", "-", "-", "0", "-", "error", note))
+        sec.rows.append(Row("6 console", "5,000 agents", "-", "-", "0", "-", "error", note))
 
 
 def _large_fleet(sec: Section, orch: Orchestrator, data: Path, work: Path, quick: bool) -> None:
@@ -274,7 +274,7 @@ def _large_fleet(sec: Section, orch: Orchestrator, data: Path, work: Path, quick
     label = f"{res['agent_rows']:,} agents, {CRASH_ROWS // 1000}k crashes, {BUGS:,} bugs, 80x24"
     sec.rows.append(
         stat_row(
-            "12 console 5k",
+            "6 console",
             f"key press handled, {label}",
             res["keys"],
             "ms",
@@ -287,7 +287,7 @@ def _large_fleet(sec: Section, orch: Orchestrator, data: Path, work: Path, quick
     apply = res["apply"]
     sec.rows.append(
         stat_row(
-            "12 console 5k",
+            "6 console",
             f"applying a snapshot on the UI thread, {label}",
             apply[1:] or apply,
             "ms",
@@ -302,7 +302,7 @@ def _large_fleet(sec: Section, orch: Orchestrator, data: Path, work: Path, quick
         procs.close()
     n = f"{idle['elapsed']:.0f} s"
     cpu = stat_row(
-        "12 console 5k",
+        "6 console",
         f"console idle (`ohm console`, 80x24 pty), {FLEET:,} agents: CPU of one core",
         idle["cpu_slices"],
         "%",
@@ -313,7 +313,7 @@ def _large_fleet(sec: Section, orch: Orchestrator, data: Path, work: Path, quick
     cpu.verdict = "met" if idle["cpu"] <= 3.0 else "NOT met"
     sec.rows.append(cpu)
     out = stat_row(
-        "12 console 5k",
+        "6 console",
         f"idle console at 80x24: bytes written to the terminal, {FLEET:,} agents",
         idle["kbps_slices"],
         "KB/s",
