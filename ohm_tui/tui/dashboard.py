@@ -220,7 +220,8 @@ class DashboardScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__(id="dashboard")
         self.ready = False
-        self._had_agent = False
+        self._had_agent = (False, False)
+        """(an agent to act on, it is a session): what r / k / l depend on, last shown."""
         """True once the panels exist: frames that arrive earlier wait for it."""
         self.agents_model = AgentsModel()
         """The agents table's rows, built by the snapshot worker (``prepare``)."""
@@ -269,9 +270,15 @@ class DashboardScreen(Screen[None]):
         self.query_one(BugsPanel).show_bugs(snapshot.bugs, snapshot.open_bugs, now)
         self.query_one(Panes).fit()
         self.show_header()
-        has_agent = self.target_agent is not None
-        if has_agent != self._had_agent:  # only then can r / k / l change state
-            self._had_agent = has_agent
+        self._refresh_agent_keys()
+
+    def _refresh_agent_keys(self) -> None:
+        """Grey out or enable r / k / l when what they depend on changed, and only then:
+        refreshing the bindings rebuilds the footer, tens of ms on every cursor move."""
+        agent = self.target_agent
+        state = (agent is not None, agent is not None and agent.source == "session")
+        if state != self._had_agent:
+            self._had_agent = state
             self.refresh_bindings()
 
     def show_header(self) -> None:
@@ -329,7 +336,7 @@ class DashboardScreen(Screen[None]):
     @on(DataTable.RowHighlighted)
     @on(AgentsTable.Highlighted)
     def _highlighted(self) -> None:
-        self.refresh_bindings()
+        self._refresh_agent_keys()
 
     @on(DataTable.RowSelected)
     @on(AgentsTable.Selected)

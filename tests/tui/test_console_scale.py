@@ -223,3 +223,30 @@ async def test_an_idle_table_draws_nothing_again(state_dir: StateDir) -> None:
         assert repaints == []
         await pilot.press("down")  # the cursor moves: its two lines, nothing else
         assert len(repaints) == 2
+
+
+async def test_moving_the_cursor_does_not_rebuild_the_footer(state_dir: StateDir) -> None:
+    """r / k / l are greyed out or not by the agent under the cursor; the footer is
+    rebuilt (tens of ms at 5,000 rows) only when that changes, not on every move."""
+    state_dir.start_agent("architect", "spec-20")
+    add_fleet(state_dir, 200)
+    app = console(state_dir.monitor())
+    async with app.run_test(size=SMALL) as pilot:
+        table = app.dashboard.query_one("#agents-table", AgentsTable)
+        await wait_for(pilot, lambda: table.row_count == 201, 30, "rows")
+        await pilot.pause()
+        rebuilt: list[object] = []
+        refresh_bindings = app.dashboard.refresh_bindings
+
+        def counting() -> None:
+            rebuilt.append(None)
+            refresh_bindings()
+
+        app.dashboard.refresh_bindings = counting  # type: ignore[method-assign]
+        await pilot.press("down", "down", "up", "pagedown", "end", "home")
+        assert table.cursor_row == 0 and rebuilt == []
+        assert app.dashboard.check_action("respawn", ()) is True
+        await pilot.press("3")  # the bug list: no agent to act on, r / k greyed out
+        assert app.dashboard.check_action("respawn", ()) is None
+        await pilot.press("1")
+        assert app.dashboard.check_action("respawn", ()) is True
