@@ -11,16 +11,35 @@ In process (headless, 120x40):
 
 End to end: ``ohm console`` on an 80x24 pty, from the process start to the first
 agent row on the terminal.
+
+At 5,000 agents (the same directory, 4,000 more agents started), at 80x24:
+- a key press, in process, measured as above;
+- the console idle: ``ohm console`` on an 80x24 pty, CPU of its process (its engine
+  included) and every byte it writes to the terminal, over one window after it has
+  painted and settled, as figure 5 measures 50 agents.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import BIN, Procs, Row, Section, fmt, stat_row
+from bench.common import (
+    BIN,
+    Orchestrator,
+    Procs,
+    Row,
+    Section,
+    cpu_between,
+    cpu_reading,
+    fmt,
+    rss_mb,
+    stat_row,
+    wait_until,
+)
 from bench.history import fill_bugs, fill_crashes
 from bench.ptyterm import PtyProgram
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
@@ -28,6 +47,8 @@ from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 CRASH_ROWS = 100_000
 BUGS = 1000
 KEYS = ["down", "down", "down", "up", "s", "s", "s", "2", "down", "3", "down", "1", "end", "home"]
+FLEET = 5000
+SLICE = 5.0
 
 
 def console_config(data: Path) -> dict[str, object]:
@@ -39,7 +60,9 @@ def console_config(data: Path) -> dict[str, object]:
     }
 
 
-async def _measure(data: Path, frames: int) -> dict[str, Any]:
+async def _measure(
+    data: Path, frames: int, size: tuple[int, int] = (120, 40), rows: int = 0
+) -> dict[str, Any]:
     from textual import events
 
     from ohm_tui.tui.app import make_app
@@ -50,16 +73,18 @@ async def _measure(data: Path, frames: int) -> dict[str, Any]:
     apply_ms: list[float] = []
     original = app.dashboard.show_snapshot
 
-    def timed_show(snapshot: Any) -> None:
+    def timed_show(*args: Any) -> None:
         s = time.perf_counter()
-        original(snapshot)
+        original(*args)
         apply_ms.append((time.perf_counter() - s) * 1000)
 
-    app.dashboard.show_snapshot = timed_show  # type: ignore[method-assign]
+    app.dashboard.show_snapshot = timed_show  # type: ignore[method-assign,assignment]
     result: dict[str, Any] = {}
     try:
-        async with app.run_test(size=(120, 40)) as pilot:
-            while app.frames < 1:
+        async with app.run_test(size=size) as pilot:
+            while app.frames < 1 or (
+                rows and (app.snapshot is None or len(app.snapshot.agents) < rows)
+            ):
                 await asyncio.sleep(0.002)
             await pilot._wait_for_screen()
             app.screen._on_timer_update()  # compose what changed now, not at the next tick
@@ -189,3 +214,112 @@ def large_history(sec: Section, data: Path, work: Path, quick: bool) -> None:
             + ("" if len(got) == len(paint) else f"; {len(paint) - len(got)} run(s) never painted"),
         )
     )
+
+
+def idle_console(procs: Procs, data: Path, work: Path, window: float) -> dict[str, Any]:
+    """CPU (% of one core, per 5 s slice and over the window) and terminal bytes of an
+    idle ``ohm console`` on an 80x24 pty, after it painted and settled."""
+    cwd = work / "console-cwd"
+    cwd.mkdir(exist_ok=True)
+    (cwd / "ohm.toml").write_text("auto_fix = false\n")  # as in console_config
+    term = PtyProgram(procs, [str(BIN / "ohm"), "console", "--data-dir", str(data)], cwd=str(cwd))
+    try:
+        wait_until(
+            lambda: any(term.first_time(n) is not None for n in (b"worker", b"builder")),
+            60,
+            "console painted",
+        )
+        time.sleep(5.0)  # first frames and the engine's first checks of 5,000 agents
+        slices: list[float] = []
+        byte_slices: list[float] = []
+        start = last = cpu_reading(term.pid)
+        t_start = t_last = time.perf_counter()
+        while time.perf_counter() - t_start < window - 1e-3:
+            time.sleep(min(SLICE, window - (time.perf_counter() - t_start)))
+            now = time.perf_counter()
+            reading = cpu_reading(term.pid)
+            slices.append(cpu_between(last, reading) / (now - t_last) * 100)
+            byte_slices.append(term.bytes_between(t_last, now) / (now - t_last) / 1000)
+            last, t_last = reading, now
+        elapsed = t_last - t_start
+        return {
+            "cpu": cpu_between(start, last) / elapsed * 100,
+            "cpu_slices": slices,
+            "kbps": term.bytes_between(t_start, t_last) / elapsed / 1000,
+            "kbps_slices": byte_slices,
+            "elapsed": elapsed,
+            "rss": rss_mb(term.pid),
+        }
+    finally:
+        term.close(procs)
+
+
+def large_fleet(sec: Section, orch: Orchestrator, data: Path, work: Path, quick: bool) -> None:
+    """Start agents up to 5,000 in ``data`` (after ``large_history``), then time the console
+    over them at 80x24: a key press in process, and the idle console on a pty."""
+    try:
+        _large_fleet(sec, orch, data, work, quick)
+    except Exception as exc:  # report it in the table; the figures before it stand
+        note = f"{type(exc).__name__}: {exc}"
+        sec.rows.append(Row("6 console", "5,000 agents", "-", "-", "0", "-", "error", note))
+
+
+def _large_fleet(sec: Section, orch: Orchestrator, data: Path, work: Path, quick: bool) -> None:
+    t0 = time.perf_counter()
+    state = data / "orchestrator" / "agent_state.json"
+    have = len(json.loads(state.read_text()).get("active_agents", {}))
+    orch.spawn_many(max(0, FLEET - have), "builder", ["sleep", "infinity"])
+    sec.notes.append(f"started {FLEET - have} more agents in {time.perf_counter() - t0:.1f} s")
+    res = asyncio.run(_measure(data, 4 if quick else 8, size=(80, 24), rows=FLEET))
+    label = f"{res['agent_rows']:,} agents, {CRASH_ROWS // 1000}k crashes, {BUGS:,} bugs, 80x24"
+    sec.rows.append(
+        stat_row(
+            "6 console",
+            f"key press handled, {label}",
+            res["keys"],
+            "ms",
+            100.0,
+            note="each key: "
+            + ", ".join(f"{k} {ms:.0f}" for k, ms in zip(KEYS, res["keys"], strict=False))
+            + " ms",
+        )
+    )
+    apply = res["apply"]
+    sec.rows.append(
+        stat_row(
+            "6 console",
+            f"applying a snapshot on the UI thread, {label}",
+            apply[1:] or apply,
+            "ms",
+            None,
+            note="frames after the first (the rows are built in the snapshot worker)",
+        )
+    )
+    procs = Procs()
+    try:
+        idle = idle_console(procs, data, work, 10.0 if quick else 30.0)
+    finally:
+        procs.close()
+    n = f"{idle['elapsed']:.0f} s"
+    cpu = stat_row(
+        "6 console",
+        f"console idle (`ohm console`, 80x24 pty), {FLEET:,} agents: CPU of one core",
+        idle["cpu_slices"],
+        "%",
+        3.0,
+        note=f"its engine included (a full check every 30 s); RSS {idle['rss']:.1f} MB",
+    )
+    cpu.median, cpu.n = fmt(idle["cpu"], "%"), n
+    cpu.verdict = "met" if idle["cpu"] <= 3.0 else "NOT met"
+    sec.rows.append(cpu)
+    out = stat_row(
+        "6 console",
+        f"idle console at 80x24: bytes written to the terminal, {FLEET:,} agents",
+        idle["kbps_slices"],
+        "KB/s",
+        2.0,
+        note="everything read from the pty master",
+    )
+    out.median, out.n = fmt(idle["kbps"], "KB/s"), n
+    out.verdict = "met" if idle["kbps"] <= 2.0 else "NOT met"
+    sec.rows.append(out)

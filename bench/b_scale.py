@@ -138,6 +138,7 @@ def run(work: Path, quick: bool) -> Section:
         )
 
         b_console.large_history(sec, data, work, quick)
+        b_console.large_fleet(sec, orch, data, work, quick)
     finally:
         orch.quit()
         procs.close()

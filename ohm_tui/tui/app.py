@@ -268,7 +268,9 @@ class OhmApp(App[int]):
         description="collect snapshot",
     )
     def _collect(self) -> None:
-        self.post_message(SnapshotReady(self.monitor.snapshot()))
+        snapshot = self.monitor.snapshot()
+        # The agents table's rows, cells and order are built here too, off the UI thread.
+        self.post_message(SnapshotReady(snapshot, self.dashboard.prepare(snapshot)))
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         if self._shutting_down():
@@ -288,7 +290,7 @@ class OhmApp(App[int]):
             cause = headline.headline(snapshot.report) or "see the header and the timeline"
             self._alert("critical", f"Health is CRITICAL: {text.clean(cause)}. a acknowledges it.")
         if self.dashboard.ready:  # else the dashboard draws it when it has mounted
-            self.dashboard.show_snapshot(snapshot)
+            self.dashboard.show_snapshot(snapshot, message.agents)
 
     @on(Worker.StateChanged)
     def _worker_state(self, event: Worker.StateChanged) -> None:

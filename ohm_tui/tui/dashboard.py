@@ -22,7 +22,9 @@ from ohm_tui.engine import timeutil
 from ohm_tui.engine.detect import acks, headline
 from ohm_tui.engine.model import ActionResult, AgentView, Issue, RespawnPlan, Snapshot
 from ohm_tui.tui import text
+from ohm_tui.tui.agents_model import AgentsFrame, AgentsModel
 from ohm_tui.tui.agents_panel import AgentsPanel
+from ohm_tui.tui.agents_table import AgentsTable
 from ohm_tui.tui.bugs_panel import BugsPanel
 from ohm_tui.tui.commands import PaletteEntry
 from ohm_tui.tui.header import HeaderState, HeaderStrip
@@ -219,36 +221,60 @@ class DashboardScreen(Screen[None]):
         """What this screen draws (the App writes it; see ``ohm_tui.tui.state``)."""
         self.ready = False
         """True once the panels exist: frames that arrive earlier wait for it."""
-        self._had_agent = False
+        self._had_agent = (False, False)
+        """(an agent to act on, it is a session): what r / k / l depend on, last shown."""
+        self.agents_model = AgentsModel()
+        """The agents table's rows, built by the snapshot worker (``prepare``)."""
+        self._prepared: tuple[Snapshot, AgentsFrame] | None = None
 
     def compose(self) -> ComposeResult:
         yield HeaderStrip(id="header")
         with Panes(id="panes"):
-            yield AgentsPanel(id="agents")
+            yield AgentsPanel(self.agents_model, id="agents")
             with Container(id="lower"):
                 yield TimelinePanel(id="timeline")
                 yield BugsPanel(id="bugs")
         yield Footer(compact=True, show_command_palette=False)  # ctrl+p is in the help
 
     def on_mount(self) -> None:
-        self.query_one("#agents-table", DataTable).focus()
+        self.query_one("#agents-table").focus()
         self.ready = True
         self.show_header()
-        if self.state.snapshot is not None:
-            self.show_snapshot(self.state.snapshot)
+        snapshot = self.state.snapshot
+        if snapshot is not None:  # a frame that came before the panels: its rows are built
+            prepared = self._prepared
+            frame = prepared[1] if prepared is not None and prepared[0] is snapshot else None
+            self.show_snapshot(snapshot, frame)
 
     # -- rendering ----------------------------------------------------------
-    def show_snapshot(self, snapshot: Snapshot) -> None:
-        """Render one snapshot into every panel (rows diffed, never rebuilt)."""
+    def prepare(self, snapshot: Snapshot) -> AgentsFrame:
+        """In the snapshot worker, off the UI thread: the agents table's rows and order."""
+        frame = self.agents_model.prepare(snapshot.agents, timeutil.now())
+        self._prepared = (snapshot, frame)
+        return frame
+
+    def show_snapshot(self, snapshot: Snapshot, agents: AgentsFrame | None = None) -> None:
+        """Render one snapshot into every panel (rows diffed, never rebuilt); ``agents``
+        is what ``prepare`` built for it in the worker."""
         now = timeutil.now()
-        self.query_one(AgentsPanel).show_agents(snapshot.agents, now)
+        panel = self.query_one(AgentsPanel)
+        if agents is None:
+            panel.show_agents(snapshot.agents, now)
+        else:
+            panel.show_frame(agents)
         self.query_one(TimelinePanel).show_snapshot(snapshot, now)
         self.query_one(BugsPanel).show_bugs(snapshot.bugs, snapshot.open_bugs, now)
         self.query_one(Panes).fit()
         self.show_header()
-        has_agent = self.target_agent is not None
-        if has_agent != self._had_agent:  # only then can r / k / l change state
-            self._had_agent = has_agent
+        self._refresh_agent_keys()
+
+    def _refresh_agent_keys(self) -> None:
+        """Grey out or enable r / k / l when what they depend on changed, and only then:
+        refreshing the bindings rebuilds the footer, tens of ms on every cursor move."""
+        agent = self.target_agent
+        state = (agent is not None, agent is not None and agent.source == "session")
+        if state != self._had_agent:
+            self._had_agent = state
             self.refresh_bindings()
 
     def show_header(self) -> None:
@@ -293,7 +319,7 @@ class DashboardScreen(Screen[None]):
             crash = self.query_one(TimelinePanel).selected
             if crash is None:
                 return None
-            return self.query_one(AgentsPanel).agents.get(crash.agent_key)
+            return self.query_one(AgentsPanel).agent(crash.agent_key)
         return self.selected_agent
 
     def focused_panel(self) -> str | None:
@@ -304,11 +330,13 @@ class DashboardScreen(Screen[None]):
         return None
 
     @on(DataTable.RowHighlighted)
+    @on(AgentsTable.Highlighted)
     def _highlighted(self) -> None:
-        self.refresh_bindings()
+        self._refresh_agent_keys()
 
     @on(DataTable.RowSelected)
-    def _selected(self, event: DataTable.RowSelected) -> None:
+    @on(AgentsTable.Selected)
+    def _selected(self, event: DataTable.RowSelected | AgentsTable.Selected) -> None:
         event.stop()
         self.action_details()
 
@@ -349,7 +377,7 @@ class DashboardScreen(Screen[None]):
 
     # -- navigation and views -----------------------------------------------
     def action_focus_panel(self, name: str) -> None:
-        self.query_one(PANELS[name], DataTable).focus()
+        self.query_one(PANELS[name]).focus()
 
     def action_details(self) -> None:
         panel = self.focused_panel() or "agents"

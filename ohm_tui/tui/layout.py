@@ -15,6 +15,8 @@ from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import DataTable
 
+from ohm_tui.tui.agents_table import AgentsTable
+
 MIN_PANEL = 4
 """Lines a panel keeps however little it holds (``min-height`` in styles.tcss)."""
 
@@ -54,7 +56,7 @@ def _even(total: int, count: int) -> list[int]:
 
 def wanted_height(panel: Widget) -> int:
     """Lines ``panel`` needs to show every row: its border, its other children, the table."""
-    table = panel.query_one(DataTable)
+    table = next(c for c in panel.children if isinstance(c, (DataTable, AgentsTable)))
     chrome = panel.styles.gutter.height
     for child in panel.children:
         if child is not table and child.display:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from ohm_tui.engine.model import ActionResult, AgentView, CrashRow, Event, Snapshot
+from ohm_tui.tui.agents_model import AgentsFrame
 
 
 @dataclass
@@ -18,6 +19,8 @@ class SnapshotReady(Message):
     """A freshly collected snapshot, to be rendered."""
 
     snapshot: Snapshot
+    agents: AgentsFrame | None = None
+    """The agents table built from it in the worker (``None``: build it when shown)."""
 
     def can_replace(self, message: Message) -> bool:
         # Only the newest frame matters: a queued older one is dropped.

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ohm_tui.engine.model import IssueType
+from ohm_tui.tui.agents_table import AgentsTable
 from ohm_tui.tui.app import OhmApp, make_app
 from ohm_tui.tui.header import HeaderStrip
 from ohm_tui.tui.keyed_table import KeyedTable
@@ -35,7 +36,7 @@ async def test_header_names_the_cause_and_a_acknowledges_the_selected_agents_iss
     app = console(state_dir)
     monitor = app.monitor
     async with app.run_test(size=SIZE) as pilot:
-        agents = app.dashboard.query_one("#agents-table", KeyedTable)
+        agents = app.dashboard.query_one("#agents-table", AgentsTable)
         await wait_for(pilot, lambda: agent.key in agents.keys, message="agent row")
         agent.crash()
         await wait_for(
@@ -75,7 +76,7 @@ async def test_a_with_nothing_selected_opens_the_issues_list_and_acks_a_crash_st
     app = console(state_dir, crash_storm_threshold=1)
     monitor = app.monitor
     async with app.run_test(size=SIZE) as pilot:
-        agents = app.dashboard.query_one("#agents-table", KeyedTable)
+        agents = app.dashboard.query_one("#agents-table", AgentsTable)
         await wait_for(pilot, lambda: {first.key, second.key} <= set(agents.keys), message="rows")
         first.crash()
         second.crash()

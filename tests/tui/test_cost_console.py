@@ -8,11 +8,12 @@ import time
 
 import pytest
 
+from ohm_tui.tui.agents_table import AgentsTable
 from ohm_tui.tui.app import make_app
 from ohm_tui.tui.header import HeaderStrip
-from ohm_tui.tui.keyed_table import KeyedTable
 from tests.invocations_db import InvocationsDB
 from tests.tui.conftest import StateDir, wait_for
+from tests.tui.test_console import rendered
 
 pytestmark = pytest.mark.usefixtures("far_from_utc")  # UTC+14: times read wrongly show
 
@@ -41,10 +42,13 @@ async def test_cost_column_and_header_figure(state_dir: StateDir, size: tuple[in
     app = make_app(state_dir.monitor())
     app.refresh_interval = 0.2
     async with app.run_test(size=size) as pilot:
-        agents = app.dashboard.query_one("#agents-table", KeyedTable)
+        agents = app.dashboard.query_one("#agents-table", AgentsTable)
         await wait_for(pilot, lambda: architect.key in agents.keys, message="architect row")
         await wait_for(pilot, lambda: agents.cell_text(architect.key, "cost") == "$0.75")
         assert agents.cell_text(developer.key, "cost") == "-"  # no call names impl-7
+        if size == (120, 40):  # with cost data the column is drawn where there is room
+            await pilot.pause()
+            assert "cost" in agents.shown_columns and "$0.75" in rendered(agents)
         header = str(app.dashboard.query_one(HeaderStrip).content)
         assert "$0.75/h" in header
         assert "over" not in header
@@ -68,8 +72,11 @@ async def test_no_invocations_db_no_cost_chip(state_dir: StateDir) -> None:
     app = make_app(state_dir.monitor())
     app.refresh_interval = 0.2
     async with app.run_test(size=(120, 40)) as pilot:
-        agents = app.dashboard.query_one("#agents-table", KeyedTable)
+        agents = app.dashboard.query_one("#agents-table", AgentsTable)
         await wait_for(pilot, lambda: architect.key in agents.keys, message="architect row")
         assert agents.cell_text(architect.key, "cost") == "-"
+        # No cost data at all: no Cost column full of dashes, even where there is room.
+        assert "cost" not in agents.shown_columns
+        assert "Cost" not in rendered(agents).splitlines()[0]
         header = str(app.dashboard.query_one(HeaderStrip).content)
         assert "$" not in header and "/h" not in header.replace("crashes/h", "")

@@ -9,6 +9,8 @@ from textual.widgets import Log, Static
 from textual.widgets.data_table import ColumnKey
 
 from ohm_tui.demo.session import DemoSession
+from ohm_tui.tui.agents_model import COLUMNS
+from ohm_tui.tui.agents_table import AgentsTable
 from ohm_tui.tui.dashboard import SESSION_REFUSAL
 from ohm_tui.tui.header import HeaderStrip
 from ohm_tui.tui.keyed_table import KeyedTable
@@ -59,7 +61,7 @@ async def test_home_and_end_move_the_cursor_to_the_first_and_last_row(
         monitor.file_bug(f"bug {i}", "Low", "filed by hand")
     app = console(monitor)
     async with app.run_test(size=SMALL) as pilot:
-        table = app.dashboard.query_one("#agents-table", KeyedTable)
+        table = app.dashboard.query_one("#agents-table", AgentsTable)
         await wait_for(pilot, lambda: table.row_count == len(agents), message="agent rows")
         for first, last in (("home", "end"), ("g", "G")):
             await pilot.press(last)
@@ -99,7 +101,7 @@ async def test_session_rows_grey_out_respawn_and_stop_and_explain_the_empty_log(
     monitor = state_dir.monitor()
     app = console(monitor)
     async with app.run_test(size=SMALL) as pilot:
-        table = app.dashboard.query_one("#agents-table", KeyedTable)
+        table = app.dashboard.query_one("#agents-table", AgentsTable)
         await wait_for(pilot, lambda: table.row_count == 1, message="the session row")
         agent = app.dashboard.selected_agent
         assert agent is not None and agent.source == "session"
@@ -130,6 +132,13 @@ def _fits(table: KeyedTable) -> bool:
     return 0 < total <= table.scrollable_content_region.width
 
 
+def _agents_fit(table: AgentsTable) -> bool:
+    """Every drawn line of the agents table ends inside it (its text, not cut by the edge)."""
+    width = table.scrollable_content_region.width
+    lines = rendered(table).splitlines()
+    return bool(table.shown_columns) and all(len(line.rstrip()) <= width for line in lines)
+
+
 async def test_text_cut_to_a_column_ends_with_an_ellipsis_and_numbers_stay_whole(
     state_dir: StateDir,
 ) -> None:
@@ -139,7 +148,7 @@ async def test_text_cut_to_a_column_ends_with_an_ellipsis_and_numbers_stay_whole
     monitor = state_dir.monitor()
     app = console(monitor)
     async with app.run_test(size=SMALL) as pilot:
-        agents = app.dashboard.query_one("#agents-table", KeyedTable)
+        agents = app.dashboard.query_one("#agents-table", AgentsTable)
         await wait_for(pilot, lambda: agents.row_count == 2, message="agent rows")
         doomed.crash()
         crashes = app.dashboard.query_one("#crashes-table", KeyedTable)
@@ -147,14 +156,28 @@ async def test_text_cut_to_a_column_ends_with_an_ellipsis_and_numbers_stay_whole
         await wait_for(
             pilot, lambda: agents.cell_text(busy.key, "mem") != "-", message="memory sampled"
         )
-        await wait_for(pilot, lambda: _fits(agents) and _fits(crashes), message="tables fit")
+        await wait_for(pilot, lambda: _agents_fit(agents) and _fits(crashes), message="tables fit")
         await pilot.pause()
         shown = rendered(agents)
-        memory = agents.cell_text(busy.key, "mem")
-        assert memory in shown  # "8.4 MiB", whole: a number and its unit are never cut
         header, *rows = shown.splitlines()
-        assert header.rstrip().endswith("…")  # "Last log line", narrowed: "Last…"
+        # At 80 columns the least important columns are left out whole (as `ohm agents`
+        # does): a header word is never cut, and a number and its unit never are.
+        columns = dict(COLUMNS)
+        labels = {key: label for label, key in COLUMNS}
+        assert columns and "mem" not in agents.shown_columns  # Memory goes first
+        for key in agents.shown_columns:
+            assert labels[key] in header, (labels[key], header)
+        assert "Memory" not in header and "Mem" not in header
+        for key in ("pid", "type", "status", "last"):
+            assert key in agents.shown_columns, agents.shown_columns
+        assert agents.cell_text(busy.key, "type") in shown  # "code_developer", whole
         assert any(line.rstrip().endswith("…") for line in rows)  # the long log line
+        await pilot.resize_terminal(160, 30)  # room for every column: memory whole
+        await wait_for(pilot, lambda: "mem" in agents.shown_columns, message="memory shown")
+        await pilot.pause()
+        assert agents.cell_text(busy.key, "mem") in rendered(agents)
+        await pilot.resize_terminal(*SMALL)
+        await pilot.pause()
         crash_lines = rendered(crashes).splitlines()
         assert crash_lines[1].rstrip().endswith("…")  # the long ImportError message
         await wait_for(

@@ -133,7 +133,8 @@ async def test_a_respawn_that_cannot_start_shows_in_the_table_and_the_header(
             pilot,
             lambda: (
                 agent.key in agents.keys
-                and agents.cell_text(agent.key, "status") == "respawn failed"
+                # "respawn failed (exit 1)" when a check read the exit status of the zombie
+                and agents.cell_text(agent.key, "status").startswith("respawn failed")
             ),
             message="respawn failed row",
         )

@@ -19,6 +19,7 @@ from ohm_tui.cli.history import crash_action
 from ohm_tui.cli.main import main
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
+from ohm_tui.tui.agents_table import AgentsTable
 from ohm_tui.tui.app import make_app
 from ohm_tui.tui.header import HeaderStrip
 from ohm_tui.tui.keyed_table import KeyedTable
@@ -89,7 +90,7 @@ async def test_an_idle_agent_is_stalled_in_both_faces_with_the_same_units(
     app.refresh_interval = 0.2
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            agents = app.dashboard.query_one("#agents-table", KeyedTable)
+            agents = app.dashboard.query_one("#agents-table", AgentsTable)
             await wait_for(pilot, lambda: agents.keys, message="agent row")
             (key,) = agents.keys
             await wait_for(
@@ -115,7 +116,7 @@ async def test_a_crash_reads_1_crash_and_its_screen_shows_no_row_id(
     app = make_app(monitor)
     app.refresh_interval = 0.2
     async with app.run_test(size=(120, 40)) as pilot:
-        agents = app.dashboard.query_one("#agents-table", KeyedTable)
+        agents = app.dashboard.query_one("#agents-table", AgentsTable)
         await wait_for(pilot, lambda: agent.key in agents.keys, message="agent row")
         agent.crash()
         crashes = app.dashboard.query_one("#crashes-table", KeyedTable)
