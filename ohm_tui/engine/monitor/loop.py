@@ -16,7 +16,6 @@ from ohm_tui.engine.model import (
 from ohm_tui.engine.monitor.base import EVENT_CHECK_GAP, FIXER_LEASE
 from ohm_tui.engine.monitor.views import Views
 from ohm_tui.engine.store import StoreError
-from ohm_tui.engine.system import spawner
 from ohm_tui.engine.system.pidwatch import PidWatcher
 
 log = logging.getLogger("ohm.monitor")
@@ -36,7 +35,7 @@ class Loop(Views):
             self._thread = threading.Thread(target=self._loop, name="ohm-engine", daemon=True)
             self._thread.start()
             if self.auto_fix:
-                spawner.prewarm()  # a spare runner waits, so the first respawn skips start-up
+                self.spawner.prewarm()  # a spare runner waits, so the first respawn skips start-up
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -53,7 +52,7 @@ class Loop(Views):
                 self._store.release_lease(FIXER_LEASE, self._holder)
             self._is_fixer = False
         # The warm spare runner holds no agent: it must not outlive the monitor.
-        spawner.shutdown_spares()
+        self.spawner.close()
 
     def _event_check_in(self) -> float:
         """Seconds until an event-driven check may run (0: now)."""
@@ -87,7 +86,7 @@ class Loop(Views):
                     due = self.fixer.respawn_due_in()
                     if self.auto_fix and due is not None and due <= 0:
                         self._respawn_due()
-                spawner.reap_children()
+                self.spawner.reap_children()
             except Exception as exc:  # the engine must outlive any one bad cycle
                 log.exception("health cycle failed")
                 self.event("engine_error", f"health cycle failed: {exc}"[:500])
