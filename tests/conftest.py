@@ -7,11 +7,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ohm_tui.engine.system.spawner import Spawner
 from tests.helpers import ProcessReaper
+
+if TYPE_CHECKING:
+    from ohm_tui.engine.system.spawner import Spawner
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +37,8 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def agent_spawner() -> Iterator[Spawner]:
     """A Spawner of the test's own (no monitor), closed at teardown."""
+    from ohm_tui.engine.system.spawner import Spawner  # imported lazily, as above
+
     s = Spawner(name="test")
     try:
         yield s

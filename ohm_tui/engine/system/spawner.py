@@ -3,8 +3,8 @@
 Split from ``procs.py``: the process table and verified signals live there;
 this module owns what ohm *starts*. A ``Spawner`` (one per monitor) holds its
 runner children (reaped only through its own Popen objects) and one warm spare
-runner; ``OrchestratorHealthMonitor.stop()`` closes it. Nothing here is
-process-wide state.
+runner; ``OrchestratorHealthMonitor.stop()`` closes it. The only process-wide
+thing left is a weak index of live spawners (``live_spawners``, for test teardown).
 """
 
 from __future__ import annotations
