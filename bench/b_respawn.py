@@ -25,7 +25,7 @@ from typing import Any
 from bench.common import Row, Section, crasher_argv, read_record, respawn_gaps, stat_row
 from ohm_tui.engine.model import Event
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
-from ohm_tui.engine.system import spawner
+from ohm_tui.engine.system.spawner import Spawner, SpawnResult
 
 MAX_RESPAWNS = 3
 
@@ -59,28 +59,28 @@ class EventLog:
 
 
 class SpawnTimes:
-    """Wraps ``spawner.spawn_agent_process`` to note, per agent pid, when ohm called it
+    """Wraps a monitor's ``Spawner.spawn`` to note, per agent pid, when ohm called it
     and when the runner had started the agent: a respawn's time split into ohm's
     decision, the hand-over to the runner, and the agent's own start-up."""
 
-    def __init__(self) -> None:
+    def __init__(self, target: Spawner) -> None:
         self.by_pid: dict[int, tuple[float, float]] = {}  # pid -> (called, runner spawned)
-        self._original = spawner.spawn_agent_process
+        self._target = target
 
     def __enter__(self) -> SpawnTimes:
-        original = self._original
+        original = self._target.spawn
 
-        def timed(*args: Any, **kwargs: Any) -> spawner.SpawnResult:
+        def timed(*args: Any, **kwargs: Any) -> SpawnResult:
             called = time.time()
             res = original(*args, **kwargs)
             self.by_pid[res.pid] = (called, res.started_at)
             return res
 
-        spawner.spawn_agent_process = timed
+        self._target.spawn = timed  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        spawner.spawn_agent_process = self._original
+        del self._target.spawn  # the class's method again
 
     def split(self, events: list[tuple[str, float, int]]) -> list[tuple[float, float, float]]:
         """Per respawn: (death -> spawn called, -> runner started it, -> agent's first line) ms."""
@@ -105,7 +105,7 @@ def run_ohm_chains(
     mon = OrchestratorHealthMonitor(monitor_config(work / "ohm-chains"), name="bench")
     log = EventLog()
     mon.add_listener(log)
-    spawns = SpawnTimes().__enter__()
+    spawns = SpawnTimes(mon.spawner).__enter__()
     mon.start()
     detect_ms: list[float] = []
     respawn_ms: list[float] = []

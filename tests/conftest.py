@@ -7,10 +7,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.helpers import ProcessReaper
+
+if TYPE_CHECKING:
+    from ohm_tui.engine.system.spawner import Spawner
 
 
 @pytest.fixture(autouse=True)
@@ -21,12 +25,25 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(tmp_path)
     yield
-    # A warm spare runner (see spawner.set_prewarm) is a process too: stop it, and
-    # reap runners whose agents ended so that no zombie outlives its test.
+    # A warm spare runner (see Spawner.set_prewarm) is a process too: stop every
+    # spawner's (monitors a test never stopped have one), and reap runners whose
+    # agents ended so that no zombie outlives its test.
     spawner = sys.modules.get("ohm_tui.engine.system.spawner")
     if spawner is not None:
-        spawner.shutdown_spares()
-        spawner.reap_children()
+        for each in spawner.live_spawners():
+            each.close()
+
+
+@pytest.fixture
+def agent_spawner() -> Iterator[Spawner]:
+    """A Spawner of the test's own (no monitor), closed at teardown."""
+    from ohm_tui.engine.system.spawner import Spawner  # imported lazily, as above
+
+    s = Spawner(name="test")
+    try:
+        yield s
+    finally:
+        s.close()
 
 
 @pytest.fixture

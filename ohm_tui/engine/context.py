@@ -1,7 +1,7 @@
 """What an action or a bug rule is given instead of the monitor.
 
 ``EngineContext`` is the engine's shared services (config, store, event sink,
-notifier, sources); ``CheckState`` is what the last check saw. The monitor owns
+notifier, sources, spawner); ``CheckState`` is what the last check saw. The monitor owns
 both and fills ``CheckState`` on every check; actions and bug rules read them and
 never reach into the monitor (no back-references, no private attributes).
 """
@@ -20,6 +20,7 @@ from ohm_tui.engine.notify import Notifier
 from ohm_tui.engine.sources.registry import SourceSet
 from ohm_tui.engine.sources.statefile import AgentStateView
 from ohm_tui.engine.store import Store
+from ohm_tui.engine.system.spawner import Spawner
 
 log = logging.getLogger("ohm.lifecycle")
 
@@ -41,6 +42,7 @@ class EngineContext:
     open_store: Callable[[], Store]
     holder: str  # this monitor's claimer name: ``name:pid:create_time``
     lock: threading.RLock  # the check's lock: taken around events that race a check
+    spawner: Spawner  # the monitor's: starts agents, owns their runners and the warm spare
     process_cwd: Callable[[str], str | None] = lambda _key: None
     orchestrator_cwd: Callable[[], str | None] = lambda: None
 

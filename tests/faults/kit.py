@@ -29,7 +29,6 @@ import psutil
 
 from ohm_tui import OrchestratorHealthMonitor
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.system import spawner
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -263,11 +262,12 @@ def kill_verified(pid: int, create_time: float | None, tolerance: float = 1.0) -
         return
 
 
-def wait_ohm_children_gone(timeout: float = 5.0) -> None:
-    """Reap the runners ohm started in this process (their agents were killed)."""
+def wait_ohm_children_gone(monitors: list[OrchestratorHealthMonitor], timeout: float = 5.0) -> None:
+    """Reap the runners these monitors started (their agents were killed)."""
     deadline = time.monotonic() + timeout
-    while spawner.child_count() and time.monotonic() < deadline:
-        spawner.reap_children()
+    while any(m.spawner.child_count() for m in monitors) and time.monotonic() < deadline:
+        for m in monitors:
+            m.spawner.reap_children()
         time.sleep(0.01)
 
 
@@ -292,8 +292,7 @@ class MonitorFactory:
             with contextlib.suppress(Exception):
                 m.close()
         kill_ohm_spawned(self.database)
-        spawner.shutdown_spares()
-        wait_ohm_children_gone()
+        wait_ohm_children_gone(self.made)
 
 
 def python_env() -> dict[str, str]:

@@ -15,7 +15,6 @@ import psutil
 import pytest
 
 from ohm_tui.engine import timeutil
-from ohm_tui.engine.system import spawner
 from tests.faults.kit import MonitorFactory, Orchestrator, event_kinds
 from tests.helpers import wait_until
 
@@ -121,7 +120,7 @@ def test_ohm_reaps_its_own_children(ohm: MonitorFactory) -> None:
     def settled() -> bool:
         report = mon.check()
         assert not [i for i in report.issues if i.type == "zombie"], report.issues
-        reaped = spawner.child_count() <= 1 and not runner_zombies()  # at most the idle spare
+        reaped = mon.spawner.child_count() <= 1 and not runner_zombies()  # at most the idle spare
         return reaped and bool(mon.crashes())
 
     wait_until(settled, timeout=5, message="runners reaped")

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from ohm_tui.engine.system import procs, spawner
+from ohm_tui.engine.system import procs
 from ohm_tui.engine.system.pidwatch import PidWatcher, pidfd_supported
+from ohm_tui.engine.system.spawner import Spawner
 from tests.helpers import ProcessReaper, wait_until
 
 SLEEP = "import time; time.sleep(60)"
@@ -61,9 +62,9 @@ def _sleepers(reaper: ProcessReaper, n: int) -> list[subprocess.Popen[bytes]]:
 
 
 def test_death_of_a_non_child_is_reported(
-    watcher: PidWatcher, reaper: ProcessReaper, tmp_path: Path
+    watcher: PidWatcher, reaper: ProcessReaper, tmp_path: Path, agent_spawner: Spawner
 ) -> None:
-    res = spawner.spawn_agent_process(
+    res = agent_spawner.spawn(
         [sys.executable, "-c", SLEEP], cwd=None, log_file=tmp_path / "a.log", exits_dir=tmp_path
     )
     reaper.add(res.pid)

@@ -13,7 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from ohm_tui.engine.system import procs, signals, spawner
+from ohm_tui.engine.system import procs, signals
+from ohm_tui.engine.system.spawner import Spawner
 from tests.helpers import ProcessReaper, wait_until
 
 SLEEP = "import time; time.sleep(60)"
@@ -225,10 +226,10 @@ def test_cmdline_cache_skips_young_processes_and_prunes(reaper: ProcessReaper) -
 
 
 def test_find_orchestrators_ignores_our_runner_wrapper(
-    reaper: ProcessReaper, tmp_path: Path
+    reaper: ProcessReaper, tmp_path: Path, agent_spawner: Spawner
 ) -> None:
     token = f"ohm-test-{uuid.uuid4().hex}"
-    res = spawner.spawn_agent_process(
+    res = agent_spawner.spawn(
         [sys.executable, "-c", SLEEP, token, "orchestrator", "start"],
         cwd=None,
         log_file=tmp_path / "orch.log",
@@ -274,8 +275,10 @@ def test_cpu_sampler_tells_busy_from_idle(reaper: ProcessReaper, tmp_path: Path)
     assert sample(idle.pid) is None  # forgotten: first sight again
 
 
-def test_reap_children_returns_exited_runners(reaper: ProcessReaper, tmp_path: Path) -> None:
-    res = spawner.spawn_agent_process(
+def test_reap_children_returns_exited_runners(
+    reaper: ProcessReaper, tmp_path: Path, agent_spawner: Spawner
+) -> None:
+    res = agent_spawner.spawn(
         [sys.executable, "-c", "pass"],
         cwd=None,
         log_file=tmp_path / "a.log",
@@ -285,7 +288,7 @@ def test_reap_children_returns_exited_runners(reaper: ProcessReaper, tmp_path: P
     reaped: list[tuple[int, int]] = []
 
     def runner_reaped() -> bool:
-        reaped.extend(spawner.reap_children())
+        reaped.extend(agent_spawner.reap_children())
         return res.runner_pid in dict(reaped)
 
     wait_until(runner_reaped)

@@ -14,7 +14,8 @@ from typing import Any
 import psutil
 import pytest
 
-from ohm_tui.engine.system import exits, procs, spawner
+from ohm_tui.engine.system import exits, procs
+from ohm_tui.engine.system.spawner import Spawner, SpawnResult
 from tests.helpers import ProcessReaper, spawn_py, wait_until
 
 WAIT_FOR_GO = (
@@ -27,23 +28,19 @@ SLEEP = "import time; time.sleep(60)"
 
 
 @pytest.fixture(params=["warm", "cold"])
-def prewarm(request: pytest.FixtureRequest) -> Iterator[str]:
+def prewarm(request: pytest.FixtureRequest, agent_spawner: Spawner) -> Iterator[str]:
     """Run a test with a spare runner waiting (the default) and without one."""
-    spawner.set_prewarm(request.param == "warm")
+    agent_spawner.set_prewarm(request.param == "warm")
     if request.param == "warm":
-        spawner.prewarm()  # so that even the first spawn takes the warm path
-    try:
-        yield str(request.param)
-    finally:
-        spawner.set_prewarm(True)
-        spawner.shutdown_spares()
+        agent_spawner.prewarm()  # so that even the first spawn takes the warm path
+    yield str(request.param)
 
 
 def _spawn(
-    reaper: ProcessReaper, tmp_path: Path, argv: list[str], **kw: Any
-) -> spawner.SpawnResult:
+    sp: Spawner, reaper: ProcessReaper, tmp_path: Path, argv: list[str], **kw: Any
+) -> SpawnResult:
     kw.setdefault("cwd", None)
-    res = spawner.spawn_agent_process(
+    res = sp.spawn(
         argv, log_file=tmp_path / "logs" / "agent.log", exits_dir=tmp_path / "exits", **kw
     )
     reaper.add(res.pid)
@@ -51,7 +48,7 @@ def _spawn(
     return res
 
 
-def _record(res: spawner.SpawnResult) -> dict[str, Any]:
+def _record(res: SpawnResult) -> dict[str, Any]:
     path = Path(res.exit_file)
     wait_until(path.exists, timeout=10)
     data = exits.read_exit_record(path)
@@ -70,11 +67,13 @@ def _kill(pid: int, create_time: float, sig: int = signal.SIGKILL) -> None:
 
 
 def test_output_goes_to_the_log_and_the_exit_code_is_recorded(
-    reaper: ProcessReaper, tmp_path: Path, prewarm: str
+    reaper: ProcessReaper, tmp_path: Path, prewarm: str, agent_spawner: Spawner
 ) -> None:
     code = "import sys; print('to-stdout'); print('to-stderr', file=sys.stderr); sys.exit(3)"
     argv = [sys.executable, "-c", code]
-    res = _spawn(reaper, tmp_path, argv, meta={"agent_type": "architect", "task_id": "t-1"})
+    res = _spawn(
+        agent_spawner, reaper, tmp_path, argv, meta={"agent_type": "architect", "task_id": "t-1"}
+    )
     assert res.argv == argv
     assert res.exit_file == str(exits.exit_record_path(tmp_path / "exits", res.pid, res.started_at))
     assert abs(res.started_at - res.create_time) < 2.0
@@ -95,9 +94,9 @@ def test_output_goes_to_the_log_and_the_exit_code_is_recorded(
 
 
 def test_killed_agent_records_the_signal(
-    reaper: ProcessReaper, tmp_path: Path, prewarm: str
+    reaper: ProcessReaper, tmp_path: Path, prewarm: str, agent_spawner: Spawner
 ) -> None:
-    res = _spawn(reaper, tmp_path, [sys.executable, "-c", SLEEP])
+    res = _spawn(agent_spawner, reaper, tmp_path, [sys.executable, "-c", SLEEP])
     _kill(res.pid, res.create_time)
     rec = _record(res)
     assert rec["exit_code"] == -9
@@ -105,8 +104,10 @@ def test_killed_agent_records_the_signal(
     wait_until(lambda: "exited with code -9 (SIGKILL)" in Path(res.log_file).read_text())
 
 
-def test_stopping_the_runner_stops_the_agent(reaper: ProcessReaper, tmp_path: Path) -> None:
-    res = _spawn(reaper, tmp_path, [sys.executable, "-c", SLEEP])
+def test_stopping_the_runner_stops_the_agent(
+    reaper: ProcessReaper, tmp_path: Path, agent_spawner: Spawner
+) -> None:
+    res = _spawn(agent_spawner, reaper, tmp_path, [sys.executable, "-c", SLEEP])
     runner_start = procs.create_time(res.runner_pid)
     assert runner_start is not None
     _kill(res.runner_pid, runner_start, signal.SIGTERM)
@@ -115,8 +116,10 @@ def test_stopping_the_runner_stops_the_agent(reaper: ProcessReaper, tmp_path: Pa
     assert rec["signal"] == "SIGTERM"
 
 
-def test_output_never_goes_to_a_pipe(reaper: ProcessReaper, tmp_path: Path, prewarm: str) -> None:
-    res = _spawn(reaper, tmp_path, [sys.executable, "-c", SLEEP])
+def test_output_never_goes_to_a_pipe(
+    reaper: ProcessReaper, tmp_path: Path, prewarm: str, agent_spawner: Spawner
+) -> None:
+    res = _spawn(agent_spawner, reaper, tmp_path, [sys.executable, "-c", SLEEP])
     fd_dir = Path(f"/proc/{res.pid}/fd")
     assert os.readlink(fd_dir / "1") == res.log_file
     assert os.readlink(fd_dir / "2") == res.log_file
@@ -130,13 +133,15 @@ def test_output_never_goes_to_a_pipe(reaper: ProcessReaper, tmp_path: Path, prew
     assert runner is not None and runner.name == procs.RUNNER_COMM  # readable in ps
 
 
-def test_a_dead_spare_falls_back_to_a_fresh_runner(reaper: ProcessReaper, tmp_path: Path) -> None:
-    spawner.prewarm()
-    spare = spawner._spare
+def test_a_dead_spare_falls_back_to_a_fresh_runner(
+    reaper: ProcessReaper, tmp_path: Path, agent_spawner: Spawner
+) -> None:
+    agent_spawner.prewarm()
+    spare = agent_spawner._spare
     assert spare is not None
     spare.popen.kill()  # our unreaped child
     spare.popen.wait(timeout=10)
-    res = _spawn(reaper, tmp_path, [sys.executable, "-c", "raise SystemExit(4)"])
+    res = _spawn(agent_spawner, reaper, tmp_path, [sys.executable, "-c", "raise SystemExit(4)"])
     assert res.runner_pid != spare.popen.pid
     assert _record(res)["exit_code"] == 4
 
@@ -145,9 +150,8 @@ def test_exit_is_recorded_after_the_spawner_is_gone(reaper: ProcessReaper, tmp_p
     go = tmp_path / "go"
     spawner_code = (
         "import json, sys\n"
-        "from ohm_tui.engine.system import spawner as sp\n"
-        "sp.set_prewarm(False)\n"
-        "r = sp.spawn_agent_process([sys.executable, '-c', sys.argv[1], sys.argv[2], '5'],\n"
+        "from ohm_tui.engine.system.spawner import Spawner\n"
+        "r = Spawner(prewarm=False).spawn([sys.executable, '-c', sys.argv[1], sys.argv[2], '5'],\n"
         "    cwd=None, log_file=sys.argv[3], exits_dir=sys.argv[4])\n"
         "print(json.dumps({'pid': r.pid, 'runner': r.runner_pid, 'exit_file': r.exit_file}))\n"
     )
@@ -176,14 +180,14 @@ def test_exit_is_recorded_after_the_spawner_is_gone(reaper: ProcessReaper, tmp_p
 
 
 def test_missing_executable_raises_and_leaves_no_process(
-    reaper: ProcessReaper, tmp_path: Path, prewarm: str
+    reaper: ProcessReaper, tmp_path: Path, prewarm: str, agent_spawner: Spawner
 ) -> None:
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     with pytest.raises(FileNotFoundError, match="no-such-agent-binary"):
-        _spawn(reaper, tmp_path, ["no-such-agent-binary", "--flag"])
+        _spawn(agent_spawner, reaper, tmp_path, ["no-such-agent-binary", "--flag"])
     with pytest.raises(FileNotFoundError, match="no-such-agent-binary"):
-        _spawn(reaper, tmp_path, [str(tmp_path / "no-such-agent-binary")])
-    spawner.shutdown_spares()
+        _spawn(agent_spawner, reaper, tmp_path, [str(tmp_path / "no-such-agent-binary")])
+    agent_spawner.close()
     after = {p.pid for p in psutil.Process().children(recursive=True)}
     assert after <= before
     failed = sorted((tmp_path / "exits").glob("failed-*.json"))
@@ -193,25 +197,33 @@ def test_missing_executable_raises_and_leaves_no_process(
     assert "could not start" in (tmp_path / "logs" / "agent.log").read_text()
 
 
-def test_unusable_cwd_or_file_is_a_clear_error(reaper: ProcessReaper, tmp_path: Path) -> None:
+def test_unusable_cwd_or_file_is_a_clear_error(
+    reaper: ProcessReaper, tmp_path: Path, agent_spawner: Spawner
+) -> None:
     with pytest.raises(FileNotFoundError, match="working directory"):
-        _spawn(reaper, tmp_path, [sys.executable, "-c", "pass"], cwd=str(tmp_path / "nope"))
+        _spawn(
+            agent_spawner,
+            reaper,
+            tmp_path,
+            [sys.executable, "-c", "pass"],
+            cwd=str(tmp_path / "nope"),
+        )
     not_exec = tmp_path / "data.txt"
     not_exec.write_text("not a program\n")
     with pytest.raises(PermissionError):
-        _spawn(reaper, tmp_path, [str(not_exec)])
+        _spawn(agent_spawner, reaper, tmp_path, [str(not_exec)])
     with pytest.raises(ValueError):
-        _spawn(reaper, tmp_path, [])
+        _spawn(agent_spawner, reaper, tmp_path, [])
     with pytest.raises(ValueError):
-        _spawn(reaper, tmp_path, "echo hi")  # type: ignore[arg-type]
+        _spawn(agent_spawner, reaper, tmp_path, "echo hi")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        _spawn(reaper, tmp_path, [sys.executable, "-c", "pass"], env={"A=B": "x"})
+        _spawn(agent_spawner, reaper, tmp_path, [sys.executable, "-c", "pass"], env={"A=B": "x"})
     with pytest.raises(ValueError):
-        _spawn(reaper, tmp_path, [sys.executable, "-c", "pass"], env={"A": "x\0y"})
+        _spawn(agent_spawner, reaper, tmp_path, [sys.executable, "-c", "pass"], env={"A": "x\0y"})
 
 
 def test_env_cwd_and_odd_arguments_reach_the_agent(
-    reaper: ProcessReaper, tmp_path: Path, prewarm: str
+    reaper: ProcessReaper, tmp_path: Path, prewarm: str, agent_spawner: Spawner
 ) -> None:
     workdir = tmp_path / "work dir"
     workdir.mkdir()
@@ -226,6 +238,7 @@ def test_env_cwd_and_odd_arguments_reach_the_agent(
     try:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OHM_TEST_VAR": "from-env"}
         res = _spawn(
+            agent_spawner,
             reaper,
             tmp_path,
             [sys.executable, "-c", code, odd],
@@ -246,8 +259,10 @@ def test_env_cwd_and_odd_arguments_reach_the_agent(
     assert "PARENT_ONLY=<unset>" in log  # env is the whole environment, as for subprocess
 
 
-def test_log_and_dirs_are_created_private(reaper: ProcessReaper, tmp_path: Path) -> None:
-    res = spawner.spawn_agent_process(
+def test_log_and_dirs_are_created_private(
+    reaper: ProcessReaper, tmp_path: Path, agent_spawner: Spawner
+) -> None:
+    res = agent_spawner.spawn(
         [sys.executable, "-c", "pass"],
         cwd=None,
         log_file=tmp_path / "deep" / "logs" / "a.log",

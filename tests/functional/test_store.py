@@ -710,7 +710,7 @@ def test_bug_rows(store: Store) -> None:
 
 def test_prune_is_bounded_and_keeps_new_rows(store: Store) -> None:
     cutoff = NOW - 7 * 86400
-    conn = store._connection()
+    conn = store.db._connection()
     with store.transaction():
         conn.executemany(
             "INSERT INTO ohm_events (ts, kind, message) VALUES (?, 'old', 'x')",
@@ -743,7 +743,7 @@ def test_prune_is_bounded_and_keeps_new_rows(store: Store) -> None:
 
 def test_list_crashes_last_24h_over_200k_rows(store: Store) -> None:
     span = 10 * 86400
-    conn = store._connection()
+    conn = store.db._connection()
     started = time.monotonic()
     with store.transaction():
         conn.execute(
@@ -781,3 +781,52 @@ def test_schema_meta_row(db: Path, store: Store) -> None:
     conn.close()
     assert meta["schema_version"] == str(SCHEMA_VERSION)
     assert json.loads(meta["created_ts"]) > 0
+
+
+# ----------------------------------------------------------------- the façade over its parts
+
+
+def test_store_is_one_database_with_thin_repositories(store: Store) -> None:
+    """Every repository is an object over the ONE database (no second connection), and
+    the façade offers each repository method as that repository's own bound method."""
+    from ohm_tui.engine.store.database import Database, Repository
+
+    repos = [store.crashes, store.respawns, store.events, store.bugs]
+    repos += [store.lease, store.acks, store.retention]
+    assert not isinstance(store, Database)
+    for repo in repos:
+        assert isinstance(repo, Repository) and not isinstance(repo, Database)
+        assert repo.db is store.db
+        for name in dir(type(repo)):
+            if name.startswith("_") or name in dir(Repository):
+                continue
+            if isinstance(getattr(type(repo), name), property):
+                assert getattr(store, name) == getattr(repo, name), name
+                continue
+            forwarded = getattr(store, name, None)  # a method the façade forgot: None
+            assert forwarded is not None, f"Store does not offer {type(repo).__name__}.{name}"
+            assert forwarded.__self__ is repo and forwarded.__func__ is getattr(type(repo), name)
+
+
+def test_one_transaction_spans_repositories(store: Store) -> None:
+    """A respawn's ledger row, its state and its crash's finish are written together
+    or not at all, though three repositories write them."""
+    crash_id, _ = crash(store, "a@1", NOW)
+    state = RespawnState("task:t-1", attempts=1)
+    with pytest.raises(RuntimeError), store.transaction():
+        store.save_respawn_state(state)
+        store.add_respawn(
+            task_key="task:t-1",
+            crash_id=crash_id,
+            old_key="a@1",
+            new_key="b@2",
+            ok=True,
+            message="respawned 1/3",
+            ts=NOW,
+        )
+        store.finish_crash(crash_id, action_taken="respawned", respawned=True)
+        raise RuntimeError("killed between the rows")
+    assert store.get_respawn_state("task:t-1") == RespawnState("task:t-1")
+    assert store.respawn_success_rate() is None
+    row = store.get_crash(crash_id)
+    assert row is not None and row.fix_state == "pending"

@@ -18,7 +18,7 @@ from ohm_tui.engine.model import (
 from ohm_tui.engine.sources import statefile, statewrite
 from ohm_tui.engine.sources.base import SourceWriteError
 from ohm_tui.engine.store import StoreError
-from ohm_tui.engine.system import procs, spawner
+from ohm_tui.engine.system import procs
 
 log = logging.getLogger("ohm.fixes")
 
@@ -144,7 +144,7 @@ class Cleanup(ActionBase):
                 moved += self.ctx.sources.move_stale(rows, timeutil.now())
             except SourceWriteError as exc:
                 return ActionResult(False, "clean_zombies", f"cleanup failed: {exc}")
-        reaped = [pid for pid, _ in spawner.reap_children()]
+        reaped = [pid for pid, _ in self.ctx.spawner.reap_children()]
         msg = f"moved {count(len(moved), 'stale entry')} to completed_agents"
         if reaped:
             msg += f"; reaped {count(len(reaped), 'zombie')}"

@@ -20,7 +20,6 @@ from ohm_tui.engine.actions.stop import Stopper
 from ohm_tui.engine.actions.writeback import WriteBack
 from ohm_tui.engine.context import CheckState, EngineContext
 from ohm_tui.engine.model import ActionResult, AgentRecord, HealthReport
-from ohm_tui.engine.system import spawner
 
 log = logging.getLogger("ohm.fixes")
 
@@ -35,6 +34,7 @@ class Fixer:
         state: CheckState,
         on_restart_failed: Callable[[str], None] = lambda _msg: None,
     ) -> None:
+        self.spawner = ctx.spawner
         self.ledger = RespawnLedger(ctx, state)
         self.writeback = WriteBack(ctx, state)
         self.recovery = Recovery(ctx, state, self.writeback)
@@ -82,7 +82,7 @@ class Fixer:
         observations = list(self.cleanup.state.observations.values())
         if self.cleanup.stale(observations):
             results.append(self.clean(observations))
-        for pid, code in spawner.reap_children():
+        for pid, code in self.spawner.reap_children():
             log.debug("reaped child %s (%s)", pid, code)
         restart = self.orchestrator.maybe_restart(report)
         if restart is not None:

@@ -31,7 +31,6 @@ from ohm_tui.engine.model import (
 )
 from ohm_tui.engine.sources.sessions import NOT_RESPAWNED
 from ohm_tui.engine.store import RespawnState, StoreError
-from ohm_tui.engine.system import spawner
 
 log = logging.getLogger("ohm.fixes")
 
@@ -366,7 +365,7 @@ class Respawner(ActionBase):
         log_file = self.cfg.log_dir_path / (
             f"{slug(agent_type)}-{slug(task_id, 'none')}-{int(now * 1000)}.log"
         )
-        res = spawner.spawn_agent_process(
+        res = self.ctx.spawner.spawn(
             list(argv),
             cwd=cwd,
             log_file=log_file,

@@ -15,7 +15,7 @@ from ohm_tui.engine.model import (
     ActionResult,
     HealthReport,
 )
-from ohm_tui.engine.system import procs, signals, spawner
+from ohm_tui.engine.system import procs, signals
 
 log = logging.getLogger("ohm.fixes")
 
@@ -82,7 +82,7 @@ class OrchestratorRestart(ActionBase):
         cwd = self.cfg.orchestrator_restart_cwd
         log_file = self.cfg.log_dir_path / f"orchestrator-restart-{int(now)}.log"
         try:
-            res = spawner.spawn_agent_process(
+            res = self.ctx.spawner.spawn(
                 list(argv),
                 cwd=cwd,
                 log_file=log_file,

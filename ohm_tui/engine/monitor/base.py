@@ -41,6 +41,7 @@ from ohm_tui.engine.sources.registry import SourceSet
 from ohm_tui.engine.store import Store, StoreError
 from ohm_tui.engine.system import procs
 from ohm_tui.engine.system.pidwatch import PidWatcher
+from ohm_tui.engine.system.spawner import Spawner
 
 log = logging.getLogger("ohm.monitor")
 
@@ -113,6 +114,8 @@ class MonitorBase:
         self.loop_state = EngineLoopState()
         self._is_fixer = False
         self.notifier = Notifier(self.config)
+        # Starts agents; owns their runners and the warm spare (closed by ``stop()``).
+        self.spawner = Spawner(name=self.name)
         self.context = EngineContext(
             config=self.config,
             notifier=self.notifier,
@@ -121,6 +124,7 @@ class MonitorBase:
             open_store=lambda: self.store,
             holder=self._holder,
             lock=self._lock,
+            spawner=self.spawner,
             process_cwd=self.process_cwd,
             orchestrator_cwd=self.orchestrator_cwd,
         )

@@ -29,7 +29,7 @@ from ohm_tui.engine.model import (
 from ohm_tui.engine.monitor.watch import Watches
 from ohm_tui.engine.sources import sessions as session_source
 from ohm_tui.engine.store import Store, StoreError
-from ohm_tui.engine.system import procs, spawner
+from ohm_tui.engine.system import procs
 
 log = logging.getLogger("ohm.monitor")
 
@@ -143,7 +143,7 @@ class Check(Watches):
             run.records = self._gather(run.issues)
         else:
             run.records = self._gather_no_store(run.issues)
-        spawner.reap_children()  # our exited runners: bookkeeping, not a fix
+        self.spawner.reap_children()  # our exited runners: bookkeeping, not a fix
         run.table = procs.scan_processes()
         run.exits = self._exit_infos() if store is not None else {}
         if store is not None:

@@ -15,7 +15,6 @@ from ohm_tui.engine.config import Config
 from ohm_tui.engine.monitor.base import EVENT_CHECK_GAP
 from ohm_tui.engine.monitor.checkengine import CheckEngine
 from ohm_tui.engine.monitor.loopstate import EngineLoopState
-from ohm_tui.engine.system import spawner
 from ohm_tui.engine.system.pidwatch import PidWatcher
 
 log = logging.getLogger("ohm.monitor")
@@ -45,7 +44,8 @@ class EngineLoop:
             state.thread = threading.Thread(target=self._loop, name="ohm-engine", daemon=True)
             state.thread.start()
             if self._check.auto_fix:
-                spawner.prewarm()  # a spare runner waits, so the first respawn skips start-up
+                # A spare runner waits, so the first respawn skips start-up.
+                self._check.spawner.prewarm()
 
     def stop(self, timeout: float = 10.0) -> None:
         state = self._state
@@ -60,7 +60,7 @@ class EngineLoop:
             state.watcher = None
         self._check.release_fixer_lease()
         # The warm spare runner holds no agent: it must not outlive the monitor.
-        spawner.shutdown_spares()
+        self._check.spawner.close()
 
     def _event_check_in(self) -> float:
         """Seconds until an event-driven check may run (0: now)."""
@@ -97,7 +97,7 @@ class EngineLoop:
                     due = check.fixer.respawn_due_in()
                     if check.auto_fix and due is not None and due <= 0:
                         self._respawn_due()
-                spawner.reap_children()
+                check.spawner.reap_children()
             except Exception as exc:  # the engine must outlive any one bad cycle
                 log.exception("health cycle failed")
                 check.event("engine_error", f"health cycle failed: {exc}"[:500])

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from ohm_tui.engine.model import Ack
-from ohm_tui.engine.store.database import Database
+from ohm_tui.engine.store.database import Repository
 from ohm_tui.engine.store.rows import _clip, _opt_float, _opt_int
 from ohm_tui.engine.timeutil import now as _now
 
 
-class AckRepository(Database):
-    """A repository over the one ``Database`` (see the module docstring)."""
+class AckRepository(Repository):
+    """A repository over the one ``Database`` it is given."""
 
     _ACK_COLS = (
         "ack_id, issue_id, issue_type, acked_by, acked_ts, until_ts, severity, count, "

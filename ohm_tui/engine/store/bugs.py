@@ -9,7 +9,7 @@ from typing import Any
 
 from ohm_tui.engine.model import BugRow
 from ohm_tui.engine.store.base import BUG_PRIORITIES, BUG_STATUSES, OPEN_STATUSES, StoreError
-from ohm_tui.engine.store.database import Database
+from ohm_tui.engine.store.database import Repository
 from ohm_tui.engine.store.rows import (
     _BUG_JSON_FIELDS,
     _BUG_TIME_FIELDS,
@@ -25,8 +25,8 @@ from ohm_tui.engine.timeutil import iso_local_naive, to_epoch
 from ohm_tui.engine.timeutil import now as _now
 
 
-class BugRepository(Database):
-    """A repository over the one ``Database`` (see the module docstring)."""
+class BugRepository(Repository):
+    """A repository over the one ``Database`` it is given."""
 
     def _bug_select(self) -> str:
         cols = [f"b.{c}" if c in self._bug_columns else f"NULL AS {c}" for c in _BUG_WANTED]

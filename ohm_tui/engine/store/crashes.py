@@ -8,7 +8,7 @@ from typing import Any
 
 from ohm_tui.engine.model import CrashInfo, CrashRow, FixState, HealthReport
 from ohm_tui.engine.store.base import FIX_STATES
-from ohm_tui.engine.store.database import Database
+from ohm_tui.engine.store.database import Repository
 from ohm_tui.engine.store.rows import (
     _AGENT_COLS,
     _CRASH_FULL,
@@ -26,8 +26,8 @@ from ohm_tui.engine.timeutil import now as _now
 _PENDING, _CLAIMED = FixState.PENDING.value, FixState.CLAIMED.value
 
 
-class CrashRepository(Database):
-    """A repository over the one ``Database`` (see the module docstring)."""
+class CrashRepository(Repository):
+    """A repository over the one ``Database`` it is given."""
 
     def record_health_check(
         self,

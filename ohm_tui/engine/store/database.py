@@ -339,3 +339,33 @@ class Database:
                 return False
             raise
         return row is not None and str(row[0]).lower() == "ok"
+
+
+class Repository:
+    """One concern's queries over the shared ``Database`` it is given (it holds no
+    connection of its own). The helpers below are the database's, so a repository
+    reads the same whether it writes one row or many."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @property
+    def path(self) -> Path:
+        return self.db.path
+
+    @property
+    def _bug_columns(self) -> set[str]:
+        return self.db._bug_columns
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T], action: str) -> T:
+        return self.db._write(fn, action)
+
+    def _rows(
+        self, sql: str, params: Sequence[Any] = (), *, action: str = "read", strict: bool = False
+    ) -> list[tuple[Any, ...]]:
+        return self.db._rows(sql, params, action=action, strict=strict)
+
+    def _one(
+        self, sql: str, params: Sequence[Any] = (), *, action: str = "read", strict: bool = False
+    ) -> tuple[Any, ...] | None:
+        return self.db._one(sql, params, action=action, strict=strict)

@@ -7,13 +7,13 @@ import sqlite3
 from typing import Any
 
 from ohm_tui.engine.model import Event
-from ohm_tui.engine.store.database import Database
+from ohm_tui.engine.store.database import Repository
 from ohm_tui.engine.store.rows import _EVENT_COLS, _clip, _event_row, _json_dict, _opt_float
 from ohm_tui.engine.timeutil import now as _now
 
 
-class EventRepository(Database):
-    """A repository over the one ``Database`` (see the module docstring)."""
+class EventRepository(Repository):
+    """A repository over the one ``Database`` it is given."""
 
     def add_event(
         self,

@@ -6,11 +6,11 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from ohm_tui.engine.store.database import Database
+from ohm_tui.engine.store.database import Repository
 
 
-class LeaseRepository(Database):
-    """A repository over the one ``Database`` (see the module docstring)."""
+class LeaseRepository(Repository):
+    """A repository over the one ``Database`` it is given."""
 
     def acquire_lease(
         self,

@@ -7,12 +7,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ohm_tui.engine.model import RespawnState
-from ohm_tui.engine.store.database import Database
+from ohm_tui.engine.store.database import Repository
 from ohm_tui.engine.store.rows import _AGENT_COLS, _json_list, _opt_float, agent_dict
 
 
-class RespawnRepository(Database):
-    """A repository over the one ``Database`` (see the module docstring)."""
+class RespawnRepository(Repository):
+    """A repository over the one ``Database`` it is given."""
 
     def get_respawn_state(self, task_key: str) -> RespawnState:
         row = self._one(

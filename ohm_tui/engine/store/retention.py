@@ -5,11 +5,11 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from ohm_tui.engine.store.database import Database
+from ohm_tui.engine.store.database import Repository
 
 
-class RetentionRepository(Database):
-    """A repository over the one ``Database`` (see the module docstring)."""
+class RetentionRepository(Repository):
+    """A repository over the one ``Database`` it is given."""
 
     _PRUNE_TARGETS = (
         ("health_checks", "ts"),

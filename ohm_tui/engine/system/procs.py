@@ -13,7 +13,7 @@ Agents are spawned through ``runner.py`` (a stdlib-only supervisor-of-one that
 records the exit code even when ohm is gone), started as
 ``python -S -E -P runner.py``: it never imports ohm, so it starts in ~10 ms. To
 shave that off respawns, one runner is kept started and waiting ("warm spare")
-after the first spawn; see ``set_prewarm`` and ``shutdown_spares``.
+after the first spawn; see ``spawner.Spawner``.
 """
 
 from __future__ import annotations

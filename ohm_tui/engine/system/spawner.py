@@ -1,9 +1,10 @@
 """Spawning agents through ``runner.py``, and the children and warm spare that takes.
 
 Split from ``procs.py``: the process table and verified signals live there;
-this module owns what ohm *starts*: runner children (reaped only through our own
-Popen objects) and one warm spare runner. ``shutdown_spares`` is called by
-``OrchestratorHealthMonitor.stop()``.
+this module owns what ohm *starts*. A ``Spawner`` (one per monitor) holds its
+runner children (reaped only through its own Popen objects) and one warm spare
+runner; ``OrchestratorHealthMonitor.stop()`` closes it. The only process-wide
+thing left is a weak index of live spawners (``live_spawners``, for test teardown).
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ohm_tui.engine.system.children import child_count as child_count
-from ohm_tui.engine.system.children import forget_child, register_child
-from ohm_tui.engine.system.children import reap_children as reap_children
+from ohm_tui.engine.system.children import Children
 from ohm_tui.engine.system.exits import exit_record_path
 from ohm_tui.engine.system.procs import RUNNER_PATH, create_time, ticks_to_epoch
 
@@ -93,7 +93,7 @@ def _read_status(fd: int, timeout: float) -> bytes:
     return buf.split(b"\n", 1)[0]
 
 
-def _kill_runner(popen: subprocess.Popen[bytes]) -> None:
+def _kill_runner(popen: subprocess.Popen[bytes], children: Children | None = None) -> None:
     """SIGKILL a runner we started and its process group (the agent too), then reap it."""
     # Not yet reaped, so its pid (and so its process group id) cannot be reused.
     if popen.returncode is None:
@@ -101,7 +101,8 @@ def _kill_runner(popen: subprocess.Popen[bytes]) -> None:
             os.killpg(popen.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             popen.wait(timeout=5.0)
-    forget_child(popen.pid)
+    if children is not None:
+        children.forget(popen.pid)
 
 
 def _make_dir(path: Path) -> None:
@@ -149,111 +150,39 @@ class _Spare:
             _kill_runner(self.popen)
 
 
-_spare_lock = threading.Lock()
-_spare: _Spare | None = None
-_refill_thread: threading.Thread | None = None
-_prewarm_enabled = True
-
-
-def set_prewarm(enabled: bool) -> None:
-    """Keep one runner started ahead (default on). Off also discards the current spare."""
-    global _prewarm_enabled
-    _prewarm_enabled = enabled
-    if not enabled:
-        shutdown_spares()
-
-
-def shutdown_spares() -> None:
-    """Stop the idle spare runner, if any (it holds no agent)."""
-    global _spare
-    refill = _refill_thread
-    if refill is not None and refill is not threading.current_thread():
-        refill.join(10.0)  # a spare being started now would outlive this call
-    with _spare_lock:
-        spare, _spare = _spare, None
-    if spare is not None:
-        spare.discard()
-
-
-def _take_spare() -> _Spare | None:
-    global _spare
-    with _spare_lock:
-        spare, _spare = _spare, None
-    if spare is not None and spare.popen.poll() is not None:
-        spare.discard()
-        return None
-    return spare
-
-
-def prewarm() -> None:
-    """Start the spare runner now, so that even the first spawn is fast.
-
-    Called after every spawn anyway; a monitor may call it at start. No-op when
-    a spare is waiting already or pre-warming is off.
-    """
-    global _spare
-    if not _prewarm_enabled:
-        return
-    with _spare_lock:
-        if _spare is not None:
-            return
-    try:
-        fresh = _Spare()
-    except OSError as exc:
-        log.warning("could not start a spare agent runner: %s", exc)
-        return
-    with _spare_lock:
-        keep = _spare is None and _prewarm_enabled
-        if keep:
-            _spare = fresh
-    if not keep:
-        fresh.discard()
-
+# An index only (each Spawner owns its state): see ``live_spawners``.
+_live: weakref.WeakSet[Spawner] = weakref.WeakSet()
+_live_lock = threading.Lock()
 
 # The next spare starts this long after a spawn: starting a Python process right
 # away competed for the CPU with the agent's own start-up (a respawn's largest part).
 PREWARM_DELAY = 0.05
 
 
-def _prewarm_later() -> None:
-    time.sleep(PREWARM_DELAY)
-    prewarm()
-
-
-def _prewarm_soon() -> None:
-    """Start the next spare off the caller's path (a respawn returns ~1 ms sooner)."""
-    global _refill_thread
-    if not _prewarm_enabled:
-        return
-    with _spare_lock:
-        if _spare is not None or (_refill_thread is not None and _refill_thread.is_alive()):
-            return
-        thread = threading.Thread(target=_prewarm_later, name="ohm-prewarm", daemon=True)
-        _refill_thread = thread
-    thread.start()
-
-
 def _encode_request(tokens: list[str]) -> bytes:
     return b"\0".join(t.encode("utf-8", "surrogateescape") for t in tokens)
 
 
-def spawn_agent_process(
+@dataclass(slots=True)
+class _Request:
+    """A checked spawn request: the runner's options and where things go."""
+
+    argv: list[str]
+    opts: list[str]
+    cwd: str
+    log_path: Path
+    exits_path: Path
+
+
+def _prepare(
     argv: list[str],
-    *,
     cwd: str | os.PathLike[str] | None,
     log_file: str | os.PathLike[str],
     exits_dir: str | os.PathLike[str],
-    env: Mapping[str, str] | None = None,
-    meta: Mapping[str, Any] | None = None,
-) -> SpawnResult:
-    """Start ``argv`` under ``runner.py`` in its own session; return the agent's identity.
-
-    Output (stdout and stderr) goes to ``log_file`` in append mode, never to a
-    pipe. ``env`` is the complete environment (as for subprocess; ``None``:
-    ours). The agent survives ohm; the runner records its exit code in
-    ``exits_dir``. Raises ``FileNotFoundError``/``PermissionError`` when the
-    executable or ``cwd`` cannot be used, ``OSError`` when the runner fails.
-    """
+    env: Mapping[str, str] | None,
+    meta: Mapping[str, Any] | None,
+) -> _Request:
+    """Check a spawn request (bad input raises before anything starts); make its dirs."""
     if isinstance(argv, (str, bytes)) or not argv or not all(isinstance(a, str) for a in argv):
         raise ValueError(f"argv must be a non-empty list of strings, got {argv!r}")
     argv = list(argv)
@@ -285,21 +214,15 @@ def spawn_agent_process(
         "--meta",
         meta_text,
     ]
-
-    popen: subprocess.Popen[bytes] | None = None
-    line = b""
-    spare = _take_spare() if _prewarm_enabled else None
-    if spare is not None:
-        popen, line = _warm_spawn(spare, opts, argv, env)
-    if popen is None:
-        popen, line = _cold_spawn(opts, argv, log_path, env)
-    result = _finish_spawn(popen, line, argv, run_cwd, log_path, exits_path)
-    _prewarm_soon()
-    return result
+    return _Request(argv, opts, run_cwd, log_path, exits_path)
 
 
 def _warm_spawn(
-    spare: _Spare, opts: list[str], argv: list[str], env: Mapping[str, str] | None
+    children: Children,
+    spare: _Spare,
+    opts: list[str],
+    argv: list[str],
+    env: Mapping[str, str] | None,
 ) -> tuple[subprocess.Popen[bytes] | None, bytes]:
     """Hand the request to a spare runner; ``(None, b"")`` if it cannot take it."""
     tokens = [*opts, "--env-exact"]
@@ -316,20 +239,24 @@ def _warm_spawn(
         spare.discard()
         return None, b""
     popen = spare.popen
-    register_child(popen)
+    children.register(popen)
     try:
         line = _read_status(spare.status_r, SPAWN_TIMEOUT)
     finally:
         os.close(spare.status_r)
         spare.status_r = -1
     if not line:
-        _kill_runner(popen)  # kills its process group: an agent it may have started too
+        _kill_runner(popen, children)  # kills its process group: an agent it may have started too
         return None, b""
     return popen, line
 
 
 def _cold_spawn(
-    opts: list[str], argv: list[str], log_path: Path, env: Mapping[str, str] | None
+    children: Children,
+    opts: list[str],
+    argv: list[str],
+    log_path: Path,
+    env: Mapping[str, str] | None,
 ) -> tuple[subprocess.Popen[bytes], bytes]:
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
     try:
@@ -349,7 +276,7 @@ def _cold_spawn(
             os.close(log_fd)
         os.close(status_w)
         status_w = -1
-        register_child(popen)
+        children.register(popen)
         return popen, _read_status(status_r, SPAWN_TIMEOUT)
     finally:
         if status_w >= 0:
@@ -358,13 +285,9 @@ def _cold_spawn(
 
 
 def _finish_spawn(
-    popen: subprocess.Popen[bytes],
-    line: bytes,
-    argv: list[str],
-    cwd: str,
-    log_path: Path,
-    exits_path: Path,
+    children: Children, popen: subprocess.Popen[bytes], line: bytes, req: _Request
 ) -> SpawnResult:
+    argv, cwd, log_path, exits_path = req.argv, req.cwd, req.log_path, req.exits_path
     status: Any = None
     if line:
         try:
@@ -372,7 +295,7 @@ def _finish_spawn(
         except ValueError:
             status = None
     if not isinstance(status, dict):
-        _kill_runner(popen)
+        _kill_runner(popen, children)
         raise OSError(
             f"agent runner did not report a pid within {SPAWN_TIMEOUT:g}s "
             f"(exit code {popen.returncode}); see {log_path}"
@@ -382,8 +305,8 @@ def _finish_spawn(
         with contextlib.suppress(subprocess.TimeoutExpired):
             popen.wait(timeout=SPAWN_TIMEOUT)  # it writes the exit record, then exits
         if popen.poll() is None:
-            _kill_runner(popen)
-        forget_child(popen.pid)
+            _kill_runner(popen, children)
+        children.forget(popen.pid)
         msg = f"cannot start {argv[0]!r} (cwd {cwd}): {status['error']}"
         if isinstance(code, int) and code > 0:
             raise OSError(code, msg)  # FileNotFoundError / PermissionError by errno
@@ -393,7 +316,7 @@ def _finish_spawn(
         started_at = float(status["started_at"])
         ticks = status.get("start_ticks")
     except (KeyError, TypeError, ValueError):
-        _kill_runner(popen)
+        _kill_runner(popen, children)
         raise OSError(f"agent runner sent a malformed status line: {line[:200]!r}") from None
     ct = ticks_to_epoch(int(ticks)) if isinstance(ticks, int) else create_time(pid)
     return SpawnResult(
@@ -406,3 +329,156 @@ def _finish_spawn(
         cwd=cwd,
         exit_file=str(exit_record_path(exits_path, pid, started_at)),
     )
+
+
+def live_spawners() -> list[Spawner]:
+    """Every Spawner not yet garbage-collected: for test teardown, which must close the
+    spares of monitors a test made and never stopped. The engine never uses it."""
+    with _live_lock:
+        return list(_live)
+
+
+class Spawner:
+    """Starts agents through the runner; owns the runners it started and one warm spare.
+
+    One per monitor. ``close()`` (the monitor's ``stop()``) discards the idle spare,
+    joins its refill thread and reaps runners that have ended. Runners still holding
+    an agent are left running: the agent is the orchestrator's and outlives ohm.
+    """
+
+    def __init__(self, *, prewarm: bool = True, name: str = "") -> None:
+        self.name = name
+        self.children = Children()
+        self._lock = threading.Lock()
+        self._spare: _Spare | None = None
+        self._refill: threading.Thread | None = None
+        self._prewarm_enabled = prewarm
+        self._closed = False
+        with _live_lock:
+            _live.add(self)
+
+    @property
+    def spare_pid(self) -> int | None:
+        """The idle spare runner's pid, if one is waiting."""
+        spare = self._spare
+        return spare.popen.pid if spare is not None else None
+
+    def threads(self) -> list[threading.Thread]:
+        """This spawner's threads that are still alive (the spare's refill)."""
+        refill = self._refill
+        return [refill] if refill is not None and refill.is_alive() else []
+
+    def set_prewarm(self, enabled: bool) -> None:
+        """Keep one runner started ahead (default on). Off also discards the current spare."""
+        self._prewarm_enabled = enabled
+        if not enabled:
+            self._discard_spare()
+
+    def prewarm(self) -> None:
+        """Start the spare runner now, so that even the first spawn is fast.
+
+        A spawn refills the spare by itself; a monitor calls this at start (which
+        also reopens a spawner its ``stop()`` closed). No-op when a spare is waiting
+        already or pre-warming is off.
+        """
+        with self._lock:
+            self._closed = False
+        self._fill()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Discard the idle spare and stop refilling it; reap runners that ended.
+
+        Never touches a runner that holds an agent. Spawning still works after
+        ``close()`` (cold, with no spare left behind).
+        """
+        with self._lock:
+            self._closed = True
+            refill = self._refill
+        if refill is not None and refill is not threading.current_thread():
+            refill.join(timeout)  # a spare being started now would outlive this call
+        self._discard_spare()
+        self.children.reap()
+
+    def reap_children(self) -> list[tuple[int, int]]:
+        """Reap runners this spawner started that have exited: ``(pid, returncode)`` each."""
+        return self.children.reap()
+
+    def child_count(self) -> int:
+        """How many runners this spawner started are not yet reaped."""
+        return self.children.count()
+
+    def spawn(
+        self,
+        argv: list[str],
+        *,
+        cwd: str | os.PathLike[str] | None,
+        log_file: str | os.PathLike[str],
+        exits_dir: str | os.PathLike[str],
+        env: Mapping[str, str] | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> SpawnResult:
+        """Start ``argv`` under ``runner.py`` in its own session; return the agent's identity.
+
+        Output (stdout and stderr) goes to ``log_file`` in append mode, never to a
+        pipe. ``env`` is the complete environment (as for subprocess; ``None``:
+        ours). The agent survives ohm; the runner records its exit code in
+        ``exits_dir``. Raises ``FileNotFoundError``/``PermissionError`` when the
+        executable or ``cwd`` cannot be used, ``OSError`` when the runner fails.
+        """
+        req = _prepare(argv, cwd, log_file, exits_dir, env, meta)
+        popen: subprocess.Popen[bytes] | None = None
+        line = b""
+        spare = self._take_spare() if self._prewarm_enabled else None
+        if spare is not None:
+            popen, line = _warm_spawn(self.children, spare, req.opts, req.argv, env)
+        if popen is None:
+            popen, line = _cold_spawn(self.children, req.opts, req.argv, req.log_path, env)
+        result = _finish_spawn(self.children, popen, line, req)
+        self._fill_soon()
+        return result
+
+    def _discard_spare(self) -> None:
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.discard()
+
+    def _take_spare(self) -> _Spare | None:
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None and spare.popen.poll() is not None:
+            spare.discard()
+            return None
+        return spare
+
+    def _fill(self) -> None:
+        """Start a spare unless one waits, pre-warming is off or the spawner is closed."""
+        with self._lock:
+            if self._spare is not None or self._closed or not self._prewarm_enabled:
+                return
+        try:
+            fresh = _Spare()
+        except OSError as exc:
+            log.warning("could not start a spare agent runner: %s", exc)
+            return
+        with self._lock:
+            keep = self._spare is None and self._prewarm_enabled and not self._closed
+            if keep:
+                self._spare = fresh
+        if not keep:
+            fresh.discard()
+
+    def _fill_later(self) -> None:
+        time.sleep(PREWARM_DELAY)
+        self._fill()
+
+    def _fill_soon(self) -> None:
+        """Start the next spare off the caller's path (a respawn returns ~1 ms sooner)."""
+        with self._lock:
+            if self._spare is not None or self._closed or not self._prewarm_enabled:
+                return
+            if self._refill is not None and self._refill.is_alive():
+                return
+            name = f"ohm-prewarm:{self.name}" if self.name else "ohm-prewarm"
+            self._refill = threading.Thread(target=self._fill_later, name=name, daemon=True)
+            self._refill.start()  # under the lock: ``close()`` never joins an unstarted thread
