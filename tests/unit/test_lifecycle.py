@@ -29,6 +29,7 @@ from ohm_tui.engine.model import (
 from ohm_tui.engine.notify import Notifier
 from ohm_tui.engine.sources.registry import SourceSet
 from ohm_tui.engine.store import FIX_STATES, Store
+from ohm_tui.engine.system.spawner import Spawner
 from ohm_tui.tui.agents_panel import STATUS_RANK
 from ohm_tui.tui.tones import STATUS_TONES
 
@@ -115,6 +116,7 @@ def _context(tmp_path: Path, told: list[tuple[str, str, dict[str, Any]]]) -> Eng
         open_store=no_store,
         holder="test",
         lock=threading.RLock(),
+        spawner=Spawner(prewarm=False, name="test"),  # a move never starts anything
     )
 
 

@@ -48,6 +48,7 @@ from ohm_tui.engine.sources import statefile
 from ohm_tui.engine.sources.invocations import CostTracker
 from ohm_tui.engine.store import Store
 from ohm_tui.engine.system.pidwatch import PidWatcher
+from ohm_tui.engine.system.spawner import Spawner
 
 __all__ = ["OrchestratorHealthMonitor", "task_key"]
 
@@ -104,6 +105,11 @@ class OrchestratorHealthMonitor:
     @property
     def context(self) -> EngineContext:
         return self._engine.context
+
+    @property
+    def spawner(self) -> Spawner:
+        """What starts this monitor's agents and owns their runners (closed by ``stop``)."""
+        return self._engine.spawner
 
     @property
     def fixer(self) -> Fixer:
