@@ -32,7 +32,7 @@ class Loop(Views):
                 return
             self._stop.clear()
             if self.config.event_detection:
-                self._watcher = PidWatcher()
+                self._watcher = PidWatcher(after_round=self.deaths_settled)
             self._thread = threading.Thread(target=self._loop, name="ohm-engine", daemon=True)
             self._thread.start()
             if self.auto_fix:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ohm_tui.engine.model import CrashInfo, CrashRow, HealthReport
@@ -111,55 +113,40 @@ class CrashRepository(Database):
         fix_state: str = "pending",
     ) -> tuple[int, bool]:
         """Record one crashed run once: a second call for the same run returns its id."""
-        if fix_state not in FIX_STATES:
-            raise ValueError(f"fix_state must be one of {', '.join(FIX_STATES)}: {fix_state!r}")
-        values = (
-            agent_pid,
-            agent_type,
-            task_id,
-            iso_utc(crashed_at),
-            info.error_type,
-            _clip(info.error_message, 16384),
-            _clip(info.stack_trace),
-            0,
-            0,
-            crashed_at,
-            agent_key,
-            exit_code,
-            _clip(info.root_cause, 16384),
-            json.dumps(list(info.related_files)),
-            info.fingerprint,
-            _clip(info.log_excerpt),
-            log_file,
-            command_text,
-            cwd,
-            source,
-            action_taken,
-            fix_state,
+        crash = NewCrash(
+            agent_key=agent_key,
+            agent_pid=agent_pid,
+            agent_type=agent_type,
+            task_id=task_id,
+            crashed_at=crashed_at,
+            exit_code=exit_code,
+            info=info,
+            log_file=log_file,
+            command_text=command_text,
+            cwd=cwd,
+            source=source,
+            action_taken=action_taken,
+            fix_state=fix_state,
         )
+        return self.record_crashes([crash])[0]
 
-        def run(conn: sqlite3.Connection) -> tuple[int, bool]:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO agent_crashes (agent_pid, agent_type, task_id, crashed_at, "
-                "error_type, error_message, stack_trace, respawned, bug_reported, crashed_ts, "
-                "agent_key, exit_code, root_cause, related_files, fingerprint, log_excerpt, "
-                "log_file, command_text, cwd, source, action_taken, fix_state) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                values,
-            )
-            if cur.rowcount == 1:
-                return int(cur.lastrowid or 0), True
-            if exit_code is not None:  # the runner's record came after the death event
-                conn.execute(
-                    "UPDATE agent_crashes SET exit_code=? WHERE agent_key=? AND exit_code IS NULL",
-                    (exit_code, agent_key),
+    def record_crashes(self, crashes: Sequence[NewCrash]) -> list[tuple[int, bool]]:
+        """Record many crashed runs in one transaction (a crash storm commits once, not
+        once per death), each once: ``(crash_id, created)`` per crash, in order. A run
+        already recorded (here or by another process) keeps its row and its id."""
+        for crash in crashes:
+            if crash.fix_state not in FIX_STATES:
+                raise ValueError(
+                    f"fix_state must be one of {', '.join(FIX_STATES)}: {crash.fix_state!r}"
                 )
-            row = conn.execute(
-                "SELECT crash_id FROM agent_crashes WHERE agent_key=?", (agent_key,)
-            ).fetchone()
-            return int(row[0]), False
+        rows = [(c, _crash_values(c)) for c in crashes]
 
-        return self._write(run, "record a crash")
+        def run(conn: sqlite3.Connection) -> list[tuple[int, bool]]:
+            return [_insert_crash(conn, c, values) for c, values in rows]
+
+        if not rows:
+            return []
+        return self._write(run, "record a crash" if len(rows) == 1 else "record crashes")
 
     def get_crash(self, crash_id: int) -> CrashRow | None:
         row = self._one(f"SELECT {_CRASH_FULL} FROM agent_crashes WHERE crash_id=?", (crash_id,))
@@ -365,3 +352,75 @@ class CrashRepository(Database):
             action="count crashes",
         )
         return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class NewCrash:
+    """One crashed run to record (``record_crashes``)."""
+
+    agent_key: str
+    agent_pid: int
+    agent_type: str
+    task_id: str | None
+    crashed_at: float
+    exit_code: int | None
+    info: CrashInfo
+    log_file: str | None
+    command_text: str | None
+    cwd: str | None
+    source: str
+    action_taken: str | None = None
+    fix_state: str = "pending"
+
+
+def _crash_values(c: NewCrash) -> tuple[Any, ...]:
+    info = c.info
+    return (
+        c.agent_pid,
+        c.agent_type,
+        c.task_id,
+        iso_utc(c.crashed_at),
+        info.error_type,
+        _clip(info.error_message, 16384),
+        _clip(info.stack_trace),
+        0,
+        0,
+        c.crashed_at,
+        c.agent_key,
+        c.exit_code,
+        _clip(info.root_cause, 16384),
+        json.dumps(list(info.related_files)),
+        info.fingerprint,
+        _clip(info.log_excerpt),
+        c.log_file,
+        c.command_text,
+        c.cwd,
+        c.source,
+        c.action_taken,
+        c.fix_state,
+    )
+
+
+def _insert_crash(
+    conn: sqlite3.Connection, c: NewCrash, values: tuple[Any, ...]
+) -> tuple[int, bool]:
+    """Insert one crash row unless its run has one (the unique ``agent_key``)."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO agent_crashes (agent_pid, agent_type, task_id, crashed_at, "
+        "error_type, error_message, stack_trace, respawned, bug_reported, crashed_ts, "
+        "agent_key, exit_code, root_cause, related_files, fingerprint, log_excerpt, "
+        "log_file, command_text, cwd, source, action_taken, fix_state) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        values,
+    )
+    if cur.rowcount == 1:
+        return int(cur.lastrowid or 0), True
+    if c.exit_code is not None:  # the runner's record came after the death event
+        conn.execute(
+            "UPDATE agent_crashes SET exit_code=? WHERE agent_key=? AND exit_code IS NULL",
+            (c.exit_code, c.agent_key),
+        )
+    row = conn.execute(
+        "SELECT crash_id FROM agent_crashes WHERE agent_key=?", (c.agent_key,)
+    ).fetchone()
+    return int(row[0]), False
