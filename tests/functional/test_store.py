@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 import ohm_tui
-from ohm_tui.engine.model import CrashInfo, HealthReport, Issue
+from ohm_tui.engine.model import CrashInfo, HealthReport, Issue, task_key
 from ohm_tui.engine.store import SCHEMA_VERSION, RespawnState, Store, StoreError
 from ohm_tui.engine.store.crashes import NewCrash
 
@@ -347,6 +347,26 @@ def test_record_crashes_records_a_storm_in_one_call_each_once(store: Store) -> N
     with pytest.raises(ValueError):  # refused before anything is written
         store.record_crashes([new("99@1"), dataclasses.replace(new("98@1"), fix_state="x")])
     assert store.crash_by_key("99@1") is None
+
+
+def test_crash_groups_count_per_task_key_as_the_model_does(store: Store) -> None:
+    """Per ``task_key``: a task's crashes, or a type's without a task; "Stopped" is no
+    crash; flagged error types and crashes with no bug yet are told; newest task first."""
+    a, _ = crash(store, "1@1", NOW, task_id="spec-20")
+    b, _ = crash(store, "2@1", NOW + 1, task_id="spec-20", info=CrashInfo(error_type="OSError"))
+    crash(store, "3@1", NOW + 5, task_id=None, agent_type="architect")
+    crash(store, "4@1", NOW + 6, task_id="", agent_type="architect")
+    crash(store, "5@1", NOW + 9, task_id="spec-21", info=CrashInfo(error_type="Stopped"))
+    crash(store, "6@1", NOW - 100, task_id="spec-22")  # before the window
+    store.set_crash_bug(a, 7)
+    groups = store.crash_groups(NOW - 1, flagged=("ImportError",))
+    assert [(g.task_key, g.count, g.flagged, g.unbugged) for g in groups] == [
+        (task_key("architect", None), 2, True, 2),
+        (task_key("architect", "spec-20"), 2, True, 1),
+    ]
+    assert not any(g.flagged for g in store.crash_groups(NOW - 1))
+    assert store.task_crash_ids("task:spec-20", NOW - 1) == [(b, False), (a, True)]
+    assert store.task_crash_ids("task:spec-21", NOW - 1) == []
 
 
 def test_list_filters_and_counts(store: Store) -> None:

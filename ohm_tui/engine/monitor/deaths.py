@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from ohm_tui.engine import timeutil
+from ohm_tui.engine.fmt import count
 from ohm_tui.engine.model import (
     OPERATOR_STOPS,
     AgentRecord,
@@ -58,7 +59,7 @@ class Deaths(MonitorBase):
                         store.add_event("crashed", _crash_message(obs), **_about(obs, crash_id))
         except StoreError as exc:
             # Nothing of the batch is kept; each run is still a crash to the next check.
-            log.warning("could not record %d crash(es): %s", len(todo), exc)
+            log.warning("could not record %s: %s", count(len(todo), "crash"), exc)
             self._write_error = self._write_error or str(exc)
             return []
         for (obs, _), (_, created) in zip(todo, results, strict=True):

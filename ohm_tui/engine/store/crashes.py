@@ -148,6 +148,34 @@ class CrashRepository(Database):
             return []
         return self._write(run, "record a crash" if len(rows) == 1 else "record crashes")
 
+    def crash_groups(self, since: float, *, flagged: Sequence[str] = ()) -> list[CrashGroup]:
+        """Crashes since ``since`` (but "Stopped") per task key, the task with the newest
+        crash first: counted by SQLite, so a bug pass reads one row per task, not a
+        row per crash (5,000 crash rows a pass made the daemon's memory high-water
+        climb with its history). ``flagged``: error types a group tells it has."""
+        marks = ",".join("?" * len(flagged)) or "NULL"
+        rows = self._rows(
+            f"SELECT {_TASK_KEY_SQL} AS tk, COUNT(*), "
+            f"MAX(COALESCE(error_type, '') IN ({marks})), "
+            "SUM(bug_number IS NULL) FROM agent_crashes "
+            "WHERE crashed_ts >= ? AND COALESCE(error_type, '') != 'Stopped' "
+            "GROUP BY tk ORDER BY MAX(crashed_ts) DESC",
+            (*flagged, float(since)),
+            action="count crashes",
+        )
+        return [CrashGroup(str(r[0]), int(r[1]), bool(r[2] or 0), int(r[3] or 0)) for r in rows]
+
+    def task_crash_ids(self, task_key: str, since: float) -> list[tuple[int, bool]]:
+        """``(crash_id, has_bug)`` of one task key's crashes since ``since`` (but
+        "Stopped"), newest first (a ``crash_groups`` group, one by one)."""
+        rows = self._rows(
+            "SELECT crash_id, bug_number IS NOT NULL FROM agent_crashes "
+            f"WHERE {_TASK_KEY_SQL} = ? AND crashed_ts >= ? "
+            "AND COALESCE(error_type, '') != 'Stopped' ORDER BY crashed_ts DESC, crash_id DESC",
+            (task_key, float(since)),
+        )
+        return [(int(r[0]), bool(r[1])) for r in rows]
+
     def get_crash(self, crash_id: int) -> CrashRow | None:
         row = self._one(f"SELECT {_CRASH_FULL} FROM agent_crashes WHERE crash_id=?", (crash_id,))
         return _crash_row(row) if row else None
@@ -352,6 +380,23 @@ class CrashRepository(Database):
             action="count crashes",
         )
         return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+
+# ``model.task_key`` in SQL: respawn limits and crash bugs count per task, or per type.
+_TASK_KEY_SQL = (
+    "CASE WHEN COALESCE(task_id, '') != '' THEN 'task:' || task_id "
+    "ELSE 'type:' || COALESCE(NULLIF(agent_type, ''), 'agent') END"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CrashGroup:
+    """One task key's crashes in a window (``crash_groups``)."""
+
+    task_key: str
+    count: int
+    flagged: bool  # any of them of an error type the caller flagged
+    unbugged: int  # how many are linked to no bug yet
 
 
 @dataclass(frozen=True, slots=True)
