@@ -25,7 +25,7 @@ log = logging.getLogger("ohm.monitor")
 # Seconds without a death before the death path asks for a full check: the first
 # death of a storm must not start a check (it holds the monitor for 100 ms or more)
 # while the rest of the storm is still dying.
-DEATHS_QUIET = 0.05
+DEATHS_QUIET = 0.2
 # Deaths recorded per transaction: small enough that the first deaths of a storm are
 # on record while the later ones are still being read, large enough to commit rarely.
 RECORD_CHUNK = 16
