@@ -116,7 +116,7 @@ def _spawn_storm(data: Path) -> list[tuple[subprocess.Popen[bytes], str, int]]:
 
 def storm(work: Path, sec: Section, *, fix: bool = True) -> None:
     """The storm; ``fix=False``: ``auto_fix`` off, crashes are only recorded (a reference
-    that shows what the respawns in the death path add to crash -> recorded)."""
+    that shows what acting on the crashes adds to crash -> recorded)."""
     name = "storm" if fix else "storm-nofix"
     data = work / name
     (data / "orchestrator").mkdir(parents=True)

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ohm_tui.engine.config import Config
-from ohm_tui.engine.model import Event, IllegalTransition, Lifecycle, Observation, advance
+from ohm_tui.engine.model import (
+    Event,
+    EventKind,
+    IllegalTransition,
+    Lifecycle,
+    Observation,
+    advance,
+)
 from ohm_tui.engine.notify import Notifier
 from ohm_tui.engine.sources.registry import SourceSet
 from ohm_tui.engine.sources.statefile import AgentStateView
@@ -63,14 +70,25 @@ class EngineContext:
         to handle), and nothing is recorded that did not happen. A refused marker (a
         stop) is not acted on, exactly as one that could not be stored.
         """
+        allowed, kind = self.check_move(current, target, message, **fields)
+        if not allowed or kind is None:
+            return None
+        return self.emit(kind, message, **fields)
+
+    def check_move(
+        self, current: Lifecycle, target: Lifecycle, message: str, **fields: Any
+    ) -> tuple[bool, EventKind | None]:
+        """``move`` without the telling: (allowed, the event that tells it). For a caller
+        that writes the event itself in the same transaction as what it records (a
+        storm's crash rows and their ``crashed`` events commit together)."""
         who = fields.get("agent_key") or fields.get("agent_pid") or "?"
         try:
             kind = advance(current, target)
         except IllegalTransition as exc:
             log.error("refused for %s: %s (%s)", who, exc, message)
-            return None
+            return False, None
         log.debug("%s: %s -> %s", who, current, target)
-        return None if kind is None else self.emit(kind, message, **fields)
+        return True, kind
 
 
 @dataclass(slots=True)

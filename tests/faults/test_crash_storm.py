@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from tests.faults import storm
-from tests.faults.kit import MonitorFactory, Orchestrator, count, q
+from tests.faults.kit import MonitorFactory, Orchestrator, count, crash_once_argv, q
 from tests.helpers import wait_until
 
 STORM_WATCH = 5.0  # seconds of key presses from the storm's start (its busiest part)
@@ -60,6 +60,43 @@ def test_crash_storm_engine(orch: Orchestrator, ohm: MonitorFactory) -> None:
         mon.auto_fix_issues(report)
         mon.report_bugs_if_any(report)
     assert count(mon.config.database_path, "SELECT COUNT(*) FROM ohm_respawns") == before
+
+
+def test_a_storm_is_all_on_record_before_the_first_respawn(
+    orch: Orchestrator, ohm: MonitorFactory
+) -> None:
+    """Record first, act after: deaths that came together are all recorded before any
+    of them is respawned (a respawn takes milliseconds the queued deaths would wait).
+    The storm dies while the monitor is busy (its lock held), so every death is queued
+    when it is free again. Each crash is recorded once; each task respawned once."""
+    tasks = 30
+    agents = [
+        orch.start("code_developer", f"impl-{i:02d}", argv=crash_once_argv(), write=False)
+        for i in range(tasks)
+    ]
+    orch.write()
+    mon = ohm(health_check_interval=3600.0, max_respawn_attempts=3)
+    mon.start()
+    wait_until(lambda: mon.watching() == {a.pid for a in agents}, timeout=10)
+    database = mon.config.database_path
+    with mon._lock:
+        storm.crash_all(agents)
+
+    def respawned() -> int:
+        return count(database, "SELECT COUNT(*) FROM ohm_respawns WHERE ok=1")
+
+    wait_until(lambda: respawned() >= tasks, timeout=30, message="every task respawned")
+    wait_until(lambda: len(mon.watching()) >= tasks, timeout=10)  # the respawns, watched
+    mon.stop()
+    keys = [k for (k,) in q(database, "SELECT agent_key FROM agent_crashes")]
+    assert sorted(keys) == sorted(a.key for a in agents)  # each crash once, no other
+    crashed = [i for (i,) in q(database, "SELECT event_id FROM ohm_events WHERE kind='crashed'")]
+    started = [i for (i,) in q(database, "SELECT event_id FROM ohm_events WHERE kind='respawned'")]
+    assert len(crashed) == tasks and len(started) == tasks
+    assert max(crashed) < min(started)
+    per_task = q(database, "SELECT task_key, COUNT(*) FROM ohm_respawns WHERE ok=1 GROUP BY 1")
+    assert len(per_task) == tasks and all(n == 1 for _, n in per_task)
+    assert count(database, "SELECT COUNT(*) FROM ohm_agents") == tasks
 
 
 async def _until(cond: Callable[[], bool], timeout: float = 10.0) -> None:

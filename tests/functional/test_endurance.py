@@ -19,6 +19,8 @@ import os
 import subprocess
 import sys
 import threading
+import time
+import tracemalloc
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +29,7 @@ from typing import Any
 import pytest
 
 from ohm_tui import OrchestratorHealthMonitor
+from ohm_tui.engine.model import CrashInfo
 from tests.faults.kit import REPO, Orchestrator, base_config, count, q
 from tests.helpers import wait_until
 
@@ -254,3 +257,52 @@ def test_a_log_of_an_earlier_process_with_the_same_pid_is_not_this_runs(data_dir
     finally:
         mon.close()
         orch.stop_all()
+
+
+def test_a_bug_pass_does_not_read_every_crash_of_the_day(data_dir: Path) -> None:
+    """A bug pass runs after every check. It read every crash of the last 24 hours (up
+    to 5,000 rows with their messages) to count them per task: a peak of megabytes a
+    pass, growing with the history, which the allocator kept (the daemon's RSS grew
+    run after run while its live objects stayed flat). SQLite counts them now."""
+    mon = OrchestratorHealthMonitor(base_config(data_dir, crash_threshold_for_bug=3), name="t")
+    try:
+        store = mon.store
+        info = CrashInfo(
+            error_type="RuntimeError",
+            error_message="upstream API returned 500 " * 40,
+            root_cause="RuntimeError in step (agents/worker.py:8): " + "x" * 500,
+            fingerprint="fp-loop",
+        )
+        now = time.time()
+        with store.transaction():
+            for n in range(1, 3001):
+                store.record_crash(
+                    agent_key=f"{n}@{int(now) - 3600}",
+                    agent_pid=n,
+                    agent_type="code_developer",
+                    task_id=f"loop-{n % 10}",
+                    crashed_at=now - n,
+                    exit_code=1,
+                    info=info,
+                    log_file=None,
+                    command_text="/bin/sh -c step",
+                    cwd=None,
+                    source="real",
+                    fix_state="skipped",
+                )
+        report = mon.check()
+        tracemalloc.start()
+        try:
+            numbers = mon.report_bugs_if_any(report)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert numbers  # the looping tasks are worth a bug: one, by their fingerprint
+        database = mon.config.database_path
+        assert count(database, "SELECT COUNT(*) FROM agent_crashes WHERE bug_number IS NULL") == 0
+        ((occurrences,),) = q(database, "SELECT COUNT(DISTINCT bug_number) FROM agent_crashes")
+        assert occurrences == 1
+        # Reading the 3,000 rows alone holds about 6 MB of Python objects.
+        assert peak < 2_000_000, peak
+    finally:
+        mon.close()

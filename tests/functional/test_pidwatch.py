@@ -105,6 +105,52 @@ def test_many_deaths_each_reported_exactly_once(watcher: PidWatcher, reaper: Pro
     assert watcher.watching() == set()
 
 
+@pytest.mark.parametrize("mechanism", ["pidfd", "poll"])
+def test_deaths_that_came_together_reach_after_round_together(
+    mechanism: str, reaper: ProcessReaper
+) -> None:
+    """A storm is handed over whole: while the handler of one round is busy, every
+    death that comes meanwhile waits for the next round, which carries them all
+    (``deaths_waiting`` says so before that round), and each comes once."""
+    queued: list[int] = []
+    rounds: list[list[int]] = []
+    busy, go = threading.Event(), threading.Event()
+    waiting: list[bool] = []
+
+    def after_round() -> None:
+        batch, queued[:] = list(queued), []
+        rounds.append(batch)
+        if len(rounds) == 1:
+            busy.set()
+            go.wait(10)
+
+    if mechanism == "pidfd" and not HAVE_PIDFD:
+        pytest.skip("pidfd_open is not available here")
+    w = PidWatcher(use_pidfd=mechanism == "pidfd", after_round=after_round)
+    assert w.mechanism == mechanism
+    try:
+        first, *rest = _sleepers(reaper, 21)
+        for p in (first, *rest):
+            assert w.watch(p.pid, procs.create_time(p.pid), lambda pid, _: queued.append(pid))
+        first.kill()
+        assert busy.wait(10)
+        for p in rest:
+            p.kill()
+        for p in rest:
+            p.wait(timeout=10)
+        if w.mechanism == "pidfd":
+            waiting.append(w.deaths_waiting())
+        go.set()
+        wait_until(lambda: sum(len(r) for r in rounds) >= 21, timeout=10)
+    finally:
+        go.set()
+        w.close()
+    assert rounds[0] == [first.pid]
+    assert sorted(rounds[1]) == sorted(p.pid for p in rest)  # one round for the storm
+    assert len(rounds) == 2
+    assert waiting == ([True] if mechanism == "pidfd" else [])
+
+
 def test_wrong_create_time_or_gone_pid_is_refused(
     watcher: PidWatcher, reaper: ProcessReaper
 ) -> None:

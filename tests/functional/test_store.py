@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -17,8 +18,9 @@ import psutil
 import pytest
 
 import ohm_tui
-from ohm_tui.engine.model import CrashInfo, HealthReport, Issue
+from ohm_tui.engine.model import CrashInfo, HealthReport, Issue, task_key
 from ohm_tui.engine.store import SCHEMA_VERSION, RespawnState, Store, StoreError
+from ohm_tui.engine.store.crashes import NewCrash
 
 PKG_ROOT = str(Path(ohm_tui.__file__).resolve().parent.parent)
 NOW = 1_760_950_000.0  # a fixed "now" (2025-10-20) so windows are exact
@@ -308,6 +310,63 @@ def test_an_exit_code_learnt_later_fills_the_crash_row(store: Store) -> None:
     row = store.get_crash(first[0])
     assert row is not None and row.exit_code == -9
     assert len(store.list_crashes()) == 1
+
+
+def test_record_crashes_records_a_storm_in_one_call_each_once(store: Store) -> None:
+    """A storm's crashes in one call (one transaction): ids in order, each run once,
+    a run already on record (or twice in the batch) keeps its one row and id."""
+    earlier, _ = crash(store, "1@1760940000", NOW)
+    info = CrashInfo(error_type="RuntimeError", error_message="boom", fingerprint="fp-2")
+
+    def new(key: str, code: int | None = 1) -> NewCrash:
+        return NewCrash(
+            agent_key=key,
+            agent_pid=int(key.split("@")[0]),
+            agent_type="code_developer",
+            task_id="impl-1",
+            crashed_at=NOW + 1,
+            exit_code=code,
+            info=info,
+            log_file=None,
+            command_text="sh -c x",
+            cwd=None,
+            source="real",
+        )
+
+    keys = [f"{n}@1760940000" for n in range(1, 41)]
+    batch = [new(k) for k in keys] + [new("7@1760940000", code=None)]
+    results = store.record_crashes(batch)
+    assert len(results) == len(batch)
+    assert results[0] == (earlier, False)
+    created = [r for r in results[1:40] if r[1]]
+    assert len(created) == 39 and len({i for i, _ in created}) == 39
+    assert results[-1] == (results[6][0], False)  # the same run again: its row
+    assert sorted(c.agent_key for c in store.list_crashes()) == sorted(keys)
+    assert [store.get_crash(i).agent_key for i, _ in results[:40]] == keys  # type: ignore[union-attr]
+    assert store.record_crashes([]) == []
+    with pytest.raises(ValueError):  # refused before anything is written
+        store.record_crashes([new("99@1"), dataclasses.replace(new("98@1"), fix_state="x")])
+    assert store.crash_by_key("99@1") is None
+
+
+def test_crash_groups_count_per_task_key_as_the_model_does(store: Store) -> None:
+    """Per ``task_key``: a task's crashes, or a type's without a task; "Stopped" is no
+    crash; flagged error types and crashes with no bug yet are told; newest task first."""
+    a, _ = crash(store, "1@1", NOW, task_id="spec-20")
+    b, _ = crash(store, "2@1", NOW + 1, task_id="spec-20", info=CrashInfo(error_type="OSError"))
+    crash(store, "3@1", NOW + 5, task_id=None, agent_type="architect")
+    crash(store, "4@1", NOW + 6, task_id="", agent_type="architect")
+    crash(store, "5@1", NOW + 9, task_id="spec-21", info=CrashInfo(error_type="Stopped"))
+    crash(store, "6@1", NOW - 100, task_id="spec-22")  # before the window
+    store.set_crash_bug(a, 7)
+    groups = store.crash_groups(NOW - 1, flagged=("ImportError",))
+    assert [(g.task_key, g.count, g.flagged, g.unbugged) for g in groups] == [
+        (task_key("architect", None), 2, True, 2),
+        (task_key("architect", "spec-20"), 2, True, 1),
+    ]
+    assert not any(g.flagged for g in store.crash_groups(NOW - 1))
+    assert store.task_crash_ids("task:spec-20", NOW - 1) == [(b, False), (a, True)]
+    assert store.task_crash_ids("task:spec-21", NOW - 1) == []
 
 
 def test_list_filters_and_counts(store: Store) -> None:

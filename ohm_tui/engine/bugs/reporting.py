@@ -10,7 +10,6 @@ session agents spending twice ``cost_budget_per_hour`` (Medium).
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.bugs.tracker import BugOutcome, BugTracker
@@ -69,36 +68,27 @@ class BugReporter:
         store = self.ctx.store
         cfg = self.ctx.config
         now = timeutil.now()
-        crashes = [
-            c
-            # Summary rows: stack traces and log excerpts are read for the one
-            # crash a bug is filed from, not for every crash every cycle.
-            for c in store.list_crashes(since=now - CRASH_WINDOW, limit=5000, summary=True)
-            if c.error_type != "Stopped"
-        ]
-        groups: dict[str, list[CrashRow]] = defaultdict(list)
-        for c in crashes:
-            groups[task_key(c.agent_type, c.task_id)].append(c)
+        since = now - CRASH_WINDOW
         numbers: list[int] = []
-        for tk, group in groups.items():
-            unbugged = [c for c in group if c.bug_number is None]
-            if not unbugged:
+        # Counted per task by the store: a pass reads one row per task, and the rows of
+        # a task only when it is worth a bug (never every crash of the day every pass).
+        for g in store.crash_groups(since, flagged=IMPORT_ERRORS):
+            if not g.unbugged:
                 continue
-            newest = max(group, key=lambda c: c.crashed_at)
+            tk = g.task_key
             st = store.get_respawn_state(tk)
-            count = len(group)
-            worth = (
-                count >= cfg.crash_threshold_for_bug
-                or any(c.error_type in IMPORT_ERRORS for c in group)
-                or bool(st.given_up)
-            )
-            if not worth:
+            count = g.count
+            if not (count >= cfg.crash_threshold_for_bug or g.flagged or st.given_up):
                 continue
+            ids = store.task_crash_ids(tk, since)
+            newest = store.get_crash(ids[0][0]) if ids else None
+            if newest is None:  # pruned meanwhile
+                continue
+            unbugged = [crash_id for crash_id, has_bug in ids if not has_bug]
             fp = newest.fingerprint or f"crash:{tk}:{newest.error_type}"
             held = self._held_back.get(fp)
             if held is not None and now - held < RATE_LIMIT_RETRY:
                 continue  # rate-limited a moment ago: one event, not one per cycle
-            newest = store.get_crash(newest.crash_id) or newest
             outcome = self.tracker.report(
                 issue_type="agent_crash",
                 fingerprint=fp,
@@ -120,7 +110,7 @@ class BugReporter:
                 metadata={
                     "agent_type": newest.agent_type,
                     "task_id": newest.task_id,
-                    "crash_ids": [c.crash_id for c in group][-50:],
+                    "crash_ids": [crash_id for crash_id, _ in ids][-50:],
                     "crash_count": count,
                     "given_up": bool(st.given_up),
                 },
@@ -131,8 +121,8 @@ class BugReporter:
             n = self._done(outcome, numbers)
             if n is not None:
                 self._held_back.pop(fp, None)
-                for c in unbugged:
-                    store.set_crash_bug(c.crash_id, n)
+                for crash_id in unbugged:
+                    store.set_crash_bug(crash_id, n)
                 for issue in report.issues:
                     if (
                         issue.type == "agent_crash"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import shlex
@@ -46,7 +47,15 @@ def slug(text: str | None, default: str = "agent") -> str:
 def split_command(text: str | None) -> list[str]:
     """A command line as argv: ``shlex.split``, or split on whitespace when its quotes
     do not balance (still something to show, and to run if it is all there is)."""
+    return list(_split_command(text or ""))
+
+
+@functools.lru_cache(maxsize=1024)
+def _split_command(text: str) -> tuple[str, ...]:
+    """Remembered (bounded): a state file is parsed again whenever it changes, and in a
+    storm of deaths and respawns it changes many times a second with the same commands
+    (``shlex`` was most of a 200-agent file's parse)."""
     try:
-        return shlex.split(text or "")
+        return tuple(shlex.split(text))
     except ValueError:
-        return (text or "").split()
+        return tuple(text.split())

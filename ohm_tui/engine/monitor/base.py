@@ -10,6 +10,7 @@ import re
 import shlex
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,12 @@ class MonitorBase:
         self._heartbeat_seen: tuple[float, float, float] | None = None
         # Exit codes read from agents' zombies, kept once the parent has reaped them.
         self._death_exits: dict[str, ExitInfo] = {}
+        # The fast death path: deaths the pid watcher reported, not yet recorded (its
+        # thread only); crashes recorded, not yet acted on (any thread takes one).
+        self._deaths_queued: deque[tuple[str, float]] = deque()
+        self._to_act: deque[int] = deque()
+        # The state file's last view by run key (the death path looks runs up in it).
+        self._fresh_index: tuple[statefile.AgentStateView, dict[str, AgentRecord]] | None = None
         self._cpu = procs.CpuSampler()
         self._blocked = OutputBlockWatch()
         self._last_report: HealthReport | None = None

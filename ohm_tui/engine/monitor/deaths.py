@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Any
 
 from ohm_tui.engine import timeutil
+from ohm_tui.engine.fmt import count
 from ohm_tui.engine.model import (
     OPERATOR_STOPS,
     AgentRecord,
@@ -18,6 +20,7 @@ from ohm_tui.engine.model import (
 from ohm_tui.engine.monitor.base import OPERATOR_STOP_LOOKBACK, MonitorBase, _ohm_record
 from ohm_tui.engine.sources import sessions as session_source
 from ohm_tui.engine.store import StoreError
+from ohm_tui.engine.store.crashes import NewCrash
 from ohm_tui.engine.system import exits as exit_records
 
 log = logging.getLogger("ohm.monitor")
@@ -38,10 +41,42 @@ class Deaths(MonitorBase):
             return not self._state_ok
         return not self._sources.ok_for(rec)
 
-    def _record_crashes(self, observations: list[Observation], now: float) -> None:
+    def _record_crashes(self, observations: list[Observation], now: float) -> list[int]:
+        """Record every crash among ``observations`` in one transaction, each with its
+        ``crashed`` event: a storm of deaths commits once, not once per death. Returns
+        the crash ids (new or already recorded) of the crashes that have a row."""
+        todo: list[tuple[Observation, NewCrash]] = []
         for obs in observations:
             if obs.is_crash and obs.crash is not None:
-                self._record_crash(obs, now)
+                new = self._crash_row(obs, now)
+                if new is not None:
+                    todo.append((obs, new))
+        if not todo:
+            return []
+        try:
+            store = self.store
+            with store.transaction():
+                results = store.record_crashes([new for _, new in todo])
+                for (obs, _), (crash_id, created) in zip(todo, results, strict=True):
+                    if not created:
+                        continue
+                    message, about = _crash_message(obs), _about(obs, crash_id)
+                    # The lifecycle's one check; the event commits with its crash row.
+                    allowed, kind = self.context.check_move(
+                        Lifecycle.RUNNING, Lifecycle.CRASHED, message, **about
+                    )
+                    if allowed and kind is not None:
+                        store.add_event(kind, message, **about)
+        except StoreError as exc:
+            # Nothing of the batch is kept; each run is still a crash to the next check.
+            log.warning("could not record %s: %s", count(len(todo), "crash"), exc)
+            self._write_error = self._write_error or str(exc)
+            return []
+        for (obs, _), (_, created) in zip(todo, results, strict=True):
+            if created:
+                self.fixer.note_exit(obs.record, obs, now)
+        self._emit_new_events()
+        return [crash_id for crash_id, _ in results]
 
     def _stopped_by_operator(self, key: str, now: float) -> bool:
         """Did an operator stop (or restart) this run? Then its death is no crash.
@@ -60,7 +95,8 @@ class Deaths(MonitorBase):
         self._operator_stopped[key] = stopped
         return stopped
 
-    def _record_crash(self, obs: Observation, now: float) -> int | None:
+    def _crash_row(self, obs: Observation, now: float) -> NewCrash | None:
+        """The crash row for a run that crashed; None when an operator stopped it."""
         rec = obs.record
         info = obs.crash
         assert info is not None
@@ -74,48 +110,21 @@ class Deaths(MonitorBase):
         skipped = "not respawned: died before ohm was watching"
         if rec.source == "session":
             skipped = session_source.NOT_RESPAWNED
-        try:
-            crash_id, created = self.store.record_crash(
-                agent_key=rec.key,
-                agent_pid=rec.pid,
-                agent_type=rec.agent_type,
-                task_id=rec.task_id,
-                crashed_at=obs.died_at or now,
-                exit_code=obs.exit_code,
-                info=info,
-                log_file=rec.log_file,
-                command_text=rec.command_text,
-                cwd=rec.cwd or rec.worktree_path or self._proc_cwds.get(rec.key),
-                source=rec.source,
-                action_taken=None if actionable else skipped,
-                fix_state=FixState.PENDING if actionable else FixState.SKIPPED,
-            )
-        except StoreError as exc:
-            log.warning("could not record crash of %s: %s", rec.key, exc)
-            self._write_error = self._write_error or str(exc)
-            return None
-        if created:
-            msg = f"{rec.agent_type} pid {rec.pid} crashed"
-            if rec.source == "session":
-                msg = f"{rec.agent_type} session failed"
-            if rec.task_id:
-                msg += f" on {rec.task_id}"
-            if info.error_type:
-                msg += f": {info.error_type}"
-                if info.error_message:
-                    msg += f": {info.error_message}"
-            self.context.move(
-                Lifecycle.RUNNING,
-                Lifecycle.CRASHED,
-                msg[:500],
-                agent_key=rec.key,
-                agent_pid=rec.pid,
-                agent_type=rec.agent_type,
-                task_id=rec.task_id,
-                crash_id=crash_id,
-            )
-            self.fixer.note_exit(rec, obs, now)
-        return crash_id
+        return NewCrash(
+            agent_key=rec.key,
+            agent_pid=rec.pid,
+            agent_type=rec.agent_type,
+            task_id=rec.task_id,
+            crashed_at=obs.died_at or now,
+            exit_code=obs.exit_code,
+            info=info,
+            log_file=rec.log_file,
+            command_text=rec.command_text,
+            cwd=rec.cwd or rec.worktree_path or self._proc_cwds.get(rec.key),
+            source=rec.source,
+            action_taken=None if actionable else skipped,
+            fix_state=FixState.PENDING if actionable else FixState.SKIPPED,
+        )
 
     def _ingest_exits(self, observations: list[Observation], exits: dict[int, ExitInfo]) -> None:
         """Close ohm-spawned runs whose runner recorded an exit; then drop the exit file."""
@@ -154,3 +163,29 @@ class Deaths(MonitorBase):
         """Bounded by the runs listed: only a listed run is observed again (its crash
         was recorded by the check that read its zombie)."""
         self._death_exits = {k: v for k, v in self._death_exits.items() if k in listed}
+
+
+def _crash_message(obs: Observation) -> str:
+    """The ``crashed`` event's text: who died, on what, and why."""
+    rec, info = obs.record, obs.crash
+    msg = f"{rec.agent_type} pid {rec.pid} crashed"
+    if rec.source == "session":
+        msg = f"{rec.agent_type} session failed"
+    if rec.task_id:
+        msg += f" on {rec.task_id}"
+    if info is not None and info.error_type:
+        msg += f": {info.error_type}"
+        if info.error_message:
+            msg += f": {info.error_message}"
+    return msg[:500]
+
+
+def _about(obs: Observation, crash_id: int) -> dict[str, Any]:
+    rec = obs.record
+    return {
+        "agent_key": rec.key,
+        "agent_pid": rec.pid,
+        "agent_type": rec.agent_type,
+        "task_id": rec.task_id,
+        "crash_id": crash_id,
+    }

@@ -40,7 +40,7 @@ class EngineLoop:
                 return
             self._stop.clear()
             if self.config.event_detection:
-                state.watcher = PidWatcher()
+                state.watcher = PidWatcher(after_round=self._check.deaths_settled)
             state.thread = threading.Thread(target=self._loop, name="ohm-engine", daemon=True)
             state.thread.start()
             if self._check.auto_fix:

@@ -117,10 +117,13 @@ def _project_frames(frames: list[Frame]) -> list[Frame]:
     return own or list(frames)
 
 
+_PACKAGES = re.compile(r"/(?:site|dist)-packages/(.+)$")
+
+
 def _short_path(path: str) -> str:
     """A readable path: after site-packages, else the last two components."""
     p = path.replace("\\", "/")
-    m = re.search(r"/(?:site|dist)-packages/(.+)$", p)
+    m = _PACKAGES.search(p)
     if m:
         return m.group(1)
     if not p.startswith("/"):

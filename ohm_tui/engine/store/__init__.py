@@ -94,6 +94,9 @@ class Store:
         self.record_health_check = self.crashes.record_health_check
         self.list_health_checks = self.crashes.list_health_checks
         self.record_crash = self.crashes.record_crash
+        self.record_crashes = self.crashes.record_crashes
+        self.crash_groups = self.crashes.crash_groups
+        self.task_crash_ids = self.crashes.task_crash_ids
         self.get_crash = self.crashes.get_crash
         self.latest_crash_of_task = self.crashes.latest_crash_of_task
         self.crash_by_key = self.crashes.crash_by_key

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ohm_tui.engine.model import CrashInfo, CrashRow, FixState, HealthReport
@@ -114,55 +116,68 @@ class CrashRepository(Repository):
         fix_state: str = FixState.PENDING,
     ) -> tuple[int, bool]:
         """Record one crashed run once: a second call for the same run returns its id."""
-        if fix_state not in FIX_STATES:
-            raise ValueError(f"fix_state must be one of {', '.join(FIX_STATES)}: {fix_state!r}")
-        values = (
-            agent_pid,
-            agent_type,
-            task_id,
-            iso_utc(crashed_at),
-            info.error_type,
-            _clip(info.error_message, 16384),
-            _clip(info.stack_trace),
-            0,
-            0,
-            crashed_at,
-            agent_key,
-            exit_code,
-            _clip(info.root_cause, 16384),
-            json.dumps(list(info.related_files)),
-            info.fingerprint,
-            _clip(info.log_excerpt),
-            log_file,
-            command_text,
-            cwd,
-            source,
-            action_taken,
-            fix_state,
+        crash = NewCrash(
+            agent_key=agent_key,
+            agent_pid=agent_pid,
+            agent_type=agent_type,
+            task_id=task_id,
+            crashed_at=crashed_at,
+            exit_code=exit_code,
+            info=info,
+            log_file=log_file,
+            command_text=command_text,
+            cwd=cwd,
+            source=source,
+            action_taken=action_taken,
+            fix_state=fix_state,
         )
+        return self.record_crashes([crash])[0]
 
-        def run(conn: sqlite3.Connection) -> tuple[int, bool]:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO agent_crashes (agent_pid, agent_type, task_id, crashed_at, "
-                "error_type, error_message, stack_trace, respawned, bug_reported, crashed_ts, "
-                "agent_key, exit_code, root_cause, related_files, fingerprint, log_excerpt, "
-                "log_file, command_text, cwd, source, action_taken, fix_state) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                values,
-            )
-            if cur.rowcount == 1:
-                return int(cur.lastrowid or 0), True
-            if exit_code is not None:  # the runner's record came after the death event
-                conn.execute(
-                    "UPDATE agent_crashes SET exit_code=? WHERE agent_key=? AND exit_code IS NULL",
-                    (exit_code, agent_key),
+    def record_crashes(self, crashes: Sequence[NewCrash]) -> list[tuple[int, bool]]:
+        """Record many crashed runs in one transaction (a crash storm commits once, not
+        once per death), each once: ``(crash_id, created)`` per crash, in order. A run
+        already recorded (here or by another process) keeps its row and its id."""
+        for crash in crashes:
+            if crash.fix_state not in FIX_STATES:
+                raise ValueError(
+                    f"fix_state must be one of {', '.join(FIX_STATES)}: {crash.fix_state!r}"
                 )
-            row = conn.execute(
-                "SELECT crash_id FROM agent_crashes WHERE agent_key=?", (agent_key,)
-            ).fetchone()
-            return int(row[0]), False
+        rows = [(c, _crash_values(c)) for c in crashes]
 
-        return self._write(run, "record a crash")
+        def run(conn: sqlite3.Connection) -> list[tuple[int, bool]]:
+            return [_insert_crash(conn, c, values) for c, values in rows]
+
+        if not rows:
+            return []
+        return self._write(run, "record a crash" if len(rows) == 1 else "record crashes")
+
+    def crash_groups(self, since: float, *, flagged: Sequence[str] = ()) -> list[CrashGroup]:
+        """Crashes since ``since`` (but "Stopped") per task key, the task with the newest
+        crash first: counted by SQLite, so a bug pass reads one row per task, not a
+        row per crash (5,000 crash rows a pass made the daemon's memory high-water
+        climb with its history). ``flagged``: error types a group tells it has."""
+        marks = ",".join("?" * len(flagged)) or "NULL"
+        rows = self._rows(
+            f"SELECT {_TASK_KEY_SQL} AS tk, COUNT(*), "
+            f"MAX(COALESCE(error_type, '') IN ({marks})), "
+            "SUM(bug_number IS NULL) FROM agent_crashes "
+            "WHERE crashed_ts >= ? AND COALESCE(error_type, '') != 'Stopped' "
+            "GROUP BY tk ORDER BY MAX(crashed_ts) DESC",
+            (*flagged, float(since)),
+            action="count crashes",
+        )
+        return [CrashGroup(str(r[0]), int(r[1]), bool(r[2] or 0), int(r[3] or 0)) for r in rows]
+
+    def task_crash_ids(self, task_key: str, since: float) -> list[tuple[int, bool]]:
+        """``(crash_id, has_bug)`` of one task key's crashes since ``since`` (but
+        "Stopped"), newest first (a ``crash_groups`` group, one by one)."""
+        rows = self._rows(
+            "SELECT crash_id, bug_number IS NOT NULL FROM agent_crashes "
+            f"WHERE {_TASK_KEY_SQL} = ? AND crashed_ts >= ? "
+            "AND COALESCE(error_type, '') != 'Stopped' ORDER BY crashed_ts DESC, crash_id DESC",
+            (task_key, float(since)),
+        )
+        return [(int(r[0]), bool(r[1])) for r in rows]
 
     def get_crash(self, crash_id: int) -> CrashRow | None:
         row = self._one(f"SELECT {_CRASH_FULL} FROM agent_crashes WHERE crash_id=?", (crash_id,))
@@ -368,3 +383,92 @@ class CrashRepository(Repository):
             action="count crashes",
         )
         return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+
+# ``model.task_key`` in SQL: respawn limits and crash bugs count per task, or per type.
+_TASK_KEY_SQL = (
+    "CASE WHEN COALESCE(task_id, '') != '' THEN 'task:' || task_id "
+    "ELSE 'type:' || COALESCE(NULLIF(agent_type, ''), 'agent') END"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CrashGroup:
+    """One task key's crashes in a window (``crash_groups``)."""
+
+    task_key: str
+    count: int
+    flagged: bool  # any of them of an error type the caller flagged
+    unbugged: int  # how many are linked to no bug yet
+
+
+@dataclass(frozen=True, slots=True)
+class NewCrash:
+    """One crashed run to record (``record_crashes``)."""
+
+    agent_key: str
+    agent_pid: int
+    agent_type: str
+    task_id: str | None
+    crashed_at: float
+    exit_code: int | None
+    info: CrashInfo
+    log_file: str | None
+    command_text: str | None
+    cwd: str | None
+    source: str
+    action_taken: str | None = None
+    fix_state: str = "pending"
+
+
+def _crash_values(c: NewCrash) -> tuple[Any, ...]:
+    info = c.info
+    return (
+        c.agent_pid,
+        c.agent_type,
+        c.task_id,
+        iso_utc(c.crashed_at),
+        info.error_type,
+        _clip(info.error_message, 16384),
+        _clip(info.stack_trace),
+        0,
+        0,
+        c.crashed_at,
+        c.agent_key,
+        c.exit_code,
+        _clip(info.root_cause, 16384),
+        json.dumps(list(info.related_files)),
+        info.fingerprint,
+        _clip(info.log_excerpt),
+        c.log_file,
+        c.command_text,
+        c.cwd,
+        c.source,
+        c.action_taken,
+        c.fix_state,
+    )
+
+
+def _insert_crash(
+    conn: sqlite3.Connection, c: NewCrash, values: tuple[Any, ...]
+) -> tuple[int, bool]:
+    """Insert one crash row unless its run has one (the unique ``agent_key``)."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO agent_crashes (agent_pid, agent_type, task_id, crashed_at, "
+        "error_type, error_message, stack_trace, respawned, bug_reported, crashed_ts, "
+        "agent_key, exit_code, root_cause, related_files, fingerprint, log_excerpt, "
+        "log_file, command_text, cwd, source, action_taken, fix_state) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        values,
+    )
+    if cur.rowcount == 1:
+        return int(cur.lastrowid or 0), True
+    if c.exit_code is not None:  # the runner's record came after the death event
+        conn.execute(
+            "UPDATE agent_crashes SET exit_code=? WHERE agent_key=? AND exit_code IS NULL",
+            (c.exit_code, c.agent_key),
+        )
+    row = conn.execute(
+        "SELECT crash_id FROM agent_crashes WHERE agent_key=?", (c.agent_key,)
+    ).fetchone()
+    return int(row[0]), False

@@ -60,6 +60,11 @@ class PidWatcher:
 
     Callbacks run in the watcher thread: keep them short (hand work to a queue).
     An exception in a callback is logged and never stops the thread.
+
+    ``after_round`` (if given) runs in the thread after the callbacks of each round
+    that saw a death: every death the kernel had ready came in that one round, so a
+    callback that only queues its death leaves ``after_round`` a whole storm's deaths
+    to handle at once. ``deaths_waiting`` tells it whether more came meanwhile.
     """
 
     def __init__(
@@ -68,8 +73,10 @@ class PidWatcher:
         name: str = "ohm-pidwatch",
         poll_interval: float = POLL_INTERVAL,
         use_pidfd: bool | None = None,
+        after_round: Callable[[], None] | None = None,
     ) -> None:
         """``use_pidfd=None`` picks pidfds when they work; False forces polling."""
+        self._after_round = after_round
         self._lock = threading.Lock()
         self._by_pid: dict[int, _Watch] = {}
         self._by_fd: dict[int, _Watch] = {}
@@ -147,6 +154,32 @@ class PidWatcher:
     def watching(self) -> set[int]:
         with self._lock:
             return set(self._by_pid)
+
+    def deaths_waiting(self, timeout: float = 0.0) -> bool:
+        """Has a watched process died that no callback has been called for yet? Waits
+        up to ``timeout`` seconds for one (from the watcher's own thread: its
+        ``after_round`` waiting for a storm to go quiet).
+
+        A look that takes nothing: the next round reports those deaths as usual.
+        Polled pids are not looked at (their next round is at most 10 ms away).
+        """
+        ep = self._epoll
+        deadline = time.monotonic() + timeout
+        while ep is not None and not self._closed:
+            try:
+                ready = ep.poll(max(0.0, deadline - time.monotonic()))
+            except (OSError, ValueError):  # closed meanwhile
+                return False
+            with self._lock:
+                if any(fd in self._by_fd for fd, _ in ready):
+                    return True
+            if not ready or time.monotonic() >= deadline:
+                return False
+            if self._wake_r in {fd for fd, _ in ready}:
+                self._drain_wake()  # a watch or unwatch, not a death: keep waiting
+            else:  # fds unwatched meanwhile, closed between two rounds
+                return False
+        return False
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the thread and release every pidfd."""
@@ -245,6 +278,11 @@ class PidWatcher:
                     w.callback(w.pid, now)
                 except Exception:
                     log.exception("pid watcher callback for pid %d failed", w.pid)
+            if fired and self._after_round is not None:
+                try:
+                    self._after_round()
+                except Exception:
+                    log.exception("pid watcher's after-round handler failed")
 
     def _wait(self, timeout: float | None) -> list[int]:
         if self._epoll is not None:
