@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from ohm_tui.engine import timeutil
 from ohm_tui.engine.config import Config
 from ohm_tui.engine.model import (
     AgentRecord,
@@ -160,12 +161,8 @@ def _observe_dead(
         is_crash, reason = True, "process gone while its entry says running"
     if foreign:
         reason = (reason + "; " if reason else "") + "PID now belongs to another process"
-    if is_crash and not info.error_type:
-        info.error_type = "ExitCode" if exit_code not in (None, 0) else "ProcessGone"
-        info.error_message = info.error_message or reason
-        info.fingerprint = info.fingerprint or logparse.fingerprint(
-            info.error_type, [], f"{record.agent_type}:{record.task_id}"
-        )
+    if is_crash:
+        _name_crash(info, record, exit_code, reason)
     return Observation(
         record,
         Liveness.DEAD,
@@ -177,4 +174,50 @@ def _observe_dead(
         stale_entry=in_file,
         log_mtime=mtime,
         reason=reason or "process gone (no exit code, no traceback)",
+    )
+
+
+def _name_crash(info: CrashInfo, record: AgentRecord, exit_code: int | None, reason: str) -> None:
+    """A crash without a parsed error still gets a type, a message and a fingerprint."""
+    if info.error_type:
+        return
+    info.error_type = "ExitCode" if exit_code not in (None, 0) else "ProcessGone"
+    info.error_message = info.error_message or reason
+    info.fingerprint = info.fingerprint or logparse.fingerprint(
+        info.error_type, [], f"{record.agent_type}:{record.task_id}"
+    )
+
+
+def observe_closed(
+    record: AgentRecord, *, config: Config, now: float, lookback: float
+) -> Observation | None:
+    """A run its orchestrator had already closed (moved to ``completed_agents``) when
+    ohm first read it: it started and ended between two checks, or while ohm was not
+    running. The real cleanup books every end as ``completed`` with no exit code, so
+    a crash there is hidden unless its exit code or its log says otherwise: a crash
+    only with that evidence, never "recent" (the orchestrator is done with it: shown
+    and counted, not respawned). None for a clean end, a kill, or old history."""
+    if record.status == "killed" or record.exit_code == -9:
+        return None
+    ended = timeutil.to_epoch(record.raw.get("completed_at"))
+    if ended is None or now - ended > lookback:
+        return None
+    tail = logtail.tail_text(record.log_file, config.log_tail_bytes) if record.log_file else ""
+    tail = tail or record.output or ""
+    code = record.exit_code
+    has_tb = bool(tail) and logparse.has_traceback(tail)
+    if code in (None, 0) and not has_tb:
+        return None
+    info = logparse.parse_crash(tail) if tail else CrashInfo()
+    reason = f"exited with code {code}" if code not in (None, 0) else "traceback in log"
+    _name_crash(info, record, code, reason)
+    return Observation(
+        record,
+        Liveness.DEAD,
+        exit_code=code,
+        died_at=ended,
+        crash=info,
+        is_crash=True,
+        recent=False,
+        reason=f"{reason}; closed as {record.status} before ohm saw it end",
     )

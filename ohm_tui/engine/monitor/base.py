@@ -93,6 +93,9 @@ class MonitorBase:
         # Exit records of listed runs already consumed (their files are gone).
         self._ingested: dict[str, ExitInfo] = {}
         self._seen_cache: set[str] = set()
+        # Closed runs (completed_agents) already looked at for a hidden crash: bounded
+        # by the entries listed there now.
+        self._closed_judged: set[str] = set()
         self._dead_since: dict[str, float] = {}
         self._log_offsets: dict[str, int] = {}
         self._log_inodes: dict[str, int | None] = {}

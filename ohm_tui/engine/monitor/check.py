@@ -54,6 +54,10 @@ class CheckRun:
     rate: float | None = None
 
 
+# Closed entries older than this are history, not news (and not read at start-up).
+CLOSED_LOOKBACK = 3600.0
+
+
 class Check(Watches):
     """The check: gather records, observe, find issues, record, roll up (a pipeline of steps)."""
 
@@ -243,11 +247,35 @@ class Check(Watches):
         except StoreError as exc:
             self._write_error = str(exc)
         self._record_crashes(run.observations, now)
+        self._record_crashes(self._closed_crashes(run), now)
         if self._state_ok and self._last_view is not None:
             self.fixer.note_completed(self._last_view.completed, now)
         if self._sources.completed:
             self.fixer.note_completed(self._sources.completed, now)
         self._ingest_exits(run.observations, run.exits)
+
+    def _closed_crashes(self, run: CheckRun) -> list[Observation]:
+        """Crashes in runs the orchestrator closed before ohm saw them end (they lived
+        between two checks): each closed entry is looked at once, its log read once."""
+        view = self._last_view
+        if view is None or not self._state_ok:
+            return []
+        listed = {o.record.key for o in run.observations}
+        closed = {r.key: r for r in view.completed}
+        self._closed_judged &= closed.keys()
+        new = [r for k, r in closed.items() if k not in self._closed_judged and k not in listed]
+        self._closed_judged.update(r.key for r in new)
+        found = []
+        with self._logs.one_pass(r for r in new if not r.log_file):
+            for rec in new:
+                if not rec.log_file:
+                    rec.log_file = self._logs.find(rec)
+                obs = observe.observe_closed(
+                    rec, config=self.config, now=run.now, lookback=CLOSED_LOOKBACK
+                )
+                if obs is not None:
+                    found.append(obs)
+        return found
 
     def _find_issues(self, run: CheckRun) -> None:
         """What the live state shows: agents, logs, zombies, sessions, the loop, cost."""
