@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
+from typing import TYPE_CHECKING
 
 from ohm_tui.cli import output as out
 from ohm_tui.cli.console import ExitSignals, load_console, run_app
@@ -16,6 +18,24 @@ from ohm_tui.cli.context import EXIT_OK, EXIT_UNKNOWN, CliError
 from ohm_tui.cli.watch import StopSignals, run_watch_loop
 from ohm_tui.engine.config import load_config
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
+
+if TYPE_CHECKING:
+    from ohm_tui.demo.session import DemoSession
+
+
+FIRST_CYCLE_WAIT = 15.0  # seconds the sample orchestrator gets to write its first state
+
+
+def wait_first_cycle(monitor: OrchestratorHealthMonitor, session: DemoSession) -> None:
+    """Open the console once the sample orchestrator has written its first state, so
+    its first screen is the orchestrator, not "DEGRADED: state file unreadable" for
+    the second it takes to start. Looks only (``record=False``): nothing is written."""
+    deadline = time.monotonic() + FIRST_CYCLE_WAIT
+    while time.monotonic() < deadline and session.running:
+        report = monitor.check(record=False)
+        if report.orchestrator_last_poll is not None:
+            return
+        time.sleep(0.1)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -42,6 +62,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 overrides = {**session.config_overrides(), "auto_fix": True}
                 cfg = load_config(args.config or None, data_dir=data_dir, overrides=overrides)
                 with OrchestratorHealthMonitor(cfg, name=f"demo:{os.getpid()}") as monitor:
+                    wait_first_cycle(monitor, session)
                     if make_app is None:
                         with StopSignals() as stop:
                             try:

@@ -208,6 +208,11 @@ class DemoSession:
         atexit.register(self.stop)
         return self
 
+    @property
+    def running(self) -> bool:
+        """Is the sample orchestrator still running?"""
+        return self.process is not None and self.process.poll() is None
+
     def __enter__(self) -> DemoSession:
         return self.start() if self.process is None else self
 

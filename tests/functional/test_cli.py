@@ -907,6 +907,22 @@ def test_demo_console_ends_cleanly_on_signal(tmp_path: Path, sig: int) -> None:
         run.close()
 
 
+@pytest.mark.parametrize("era", ["1", "3"])
+def test_demo_first_screen_is_the_orchestrator_not_a_false_alarm(tmp_path: Path, era: str) -> None:
+    """The console opens once the sample orchestrator has written its first state: its
+    first screens never say DEGRADED because a state file is not there yet."""
+    run = PtyRun(tmp_path, "demo", "--era", era)
+    try:
+        wait_until(lambda: run.shows(b"Quit", b"poll"), timeout=30)
+        wait_until(lambda: run.shows(b"Quit", b"active"), timeout=30)
+        assert "unreadable" not in run.text and "poll unknown" not in run.text, run.text[-2000:]
+        os.kill(run.pid, signal.SIGTERM)
+        wait_until(run.exited, timeout=30)
+        assert run.status == 0
+    finally:
+        run.close()
+
+
 @pytest.mark.parametrize("argv", [[], ["--read-only"], ["console", "--read-only"]])
 def test_ohm_without_a_command_opens_the_console(tmp_path: Path, argv: list[str]) -> None:
     data = make_state_dir(tmp_path)
