@@ -367,6 +367,8 @@ def test_crash_groups_count_per_task_key_as_the_model_does(store: Store) -> None
     assert not any(g.flagged for g in store.crash_groups(NOW - 1))
     assert store.task_crash_ids("task:spec-20", NOW - 1) == [(b, False), (a, True)]
     assert store.task_crash_ids("task:spec-21", NOW - 1) == []
+    store.set_crash_bug(b, 7)  # every crash of spec-20 on a bug: nothing left to file
+    assert [g.task_key for g in store.crash_groups(NOW - 1)] == [task_key("architect", None)]
 
 
 def test_list_filters_and_counts(store: Store) -> None:

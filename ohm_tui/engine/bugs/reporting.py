@@ -72,14 +72,18 @@ class BugReporter:
         numbers: list[int] = []
         # Counted per task by the store: a pass reads one row per task, and the rows of
         # a task only when it is worth a bug (never every crash of the day every pass).
+        # Given-up tasks in one query, not a respawn state per task every pass: tasks
+        # that crashed once stay groups all day, and a read each made a daemon's check
+        # cost grow with its history.
+        given_up = {st.task_key: st for st in store.given_up_states(since)}
         for g in store.crash_groups(since, flagged=IMPORT_ERRORS):
             if not g.unbugged:
                 continue
             tk = g.task_key
-            st = store.get_respawn_state(tk)
             count = g.count
-            if not (count >= cfg.crash_threshold_for_bug or g.flagged or st.given_up):
+            if not (count >= cfg.crash_threshold_for_bug or g.flagged or tk in given_up):
                 continue
+            st = given_up.get(tk) or store.get_respawn_state(tk)
             ids = store.task_crash_ids(tk, since)
             newest = store.get_crash(ids[0][0]) if ids else None
             if newest is None:  # pruned meanwhile

@@ -155,14 +155,15 @@ class CrashRepository(Repository):
         """Crashes since ``since`` (but "Stopped") per task key, the task with the newest
         crash first: counted by SQLite, so a bug pass reads one row per task, not a
         row per crash (5,000 crash rows a pass made the daemon's memory high-water
-        climb with its history). ``flagged``: error types a group tells it has."""
+        climb with its history). Only tasks with a crash not on a bug yet: the rest
+        has nothing left to file. ``flagged``: error types a group tells it has."""
         marks = ",".join("?" * len(flagged)) or "NULL"
         rows = self._rows(
             f"SELECT {_TASK_KEY_SQL} AS tk, COUNT(*), "
             f"MAX(COALESCE(error_type, '') IN ({marks})), "
             "SUM(bug_number IS NULL) FROM agent_crashes "
             "WHERE crashed_ts >= ? AND COALESCE(error_type, '') != 'Stopped' "
-            "GROUP BY tk ORDER BY MAX(crashed_ts) DESC",
+            "GROUP BY tk HAVING SUM(bug_number IS NULL) > 0 ORDER BY MAX(crashed_ts) DESC",
             (*flagged, float(since)),
             action="count crashes",
         )
