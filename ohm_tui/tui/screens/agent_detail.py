@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
-from ohm_tui.engine.model import AgentView, Event, EventKind, exit_code_text
+from ohm_tui.engine.model import AgentView, Event, EventKind, exit_code_text, is_process_id
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from ohm_tui.tui import text
 
@@ -49,10 +49,14 @@ def fresh_part(previous: str, current: str) -> str | None:
 
 
 def history_for(agent: AgentView, events: list[Event]) -> list[Event]:
-    """Events about this agent run or about its task (respawns replace the run key)."""
+    """Events about this agent run or about its task (respawns replace the run key).
+
+    A session's "pid" is a thread id, which Python hands to the next thread at once:
+    only its key names its run, or it would show another session's failures."""
+    by_pid = is_process_id(agent.pid)
     mine = []
     for event in events:
-        same_run = event.agent_key == agent.key or event.agent_pid == agent.pid
+        same_run = event.agent_key == agent.key or (by_pid and event.agent_pid == agent.pid)
         same_task = (
             agent.task_id is not None
             and event.task_id == agent.task_id

@@ -1,0 +1,48 @@
+"""A session's detail screen at 80x24 (era 3): its log pane tells only its own
+failures, though Python hands its thread id to the next thread at once."""
+
+from __future__ import annotations
+
+from textual.pilot import Pilot
+from textual.widgets import Log
+
+from ohm_tui.demo.lifecycle_db import InvocationsDB, LifecycleDB, local_now
+from ohm_tui.engine.model import AgentView
+from ohm_tui.tui.screens.agent_detail import AgentDetailScreen
+from tests.tui.conftest import StateDir, wait_for
+from tests.tui.test_console import console
+
+SMALL = (80, 24)
+CMD = "claude --agent {} (session)"
+
+
+async def _session_log(pilot: Pilot[None], log: Log) -> str:
+    """The pane once the history read wrote it (whole, at once)."""
+    await wait_for(pilot, lambda: "no log file" in "\n".join(log.lines), message="session log")
+    return "\n".join(log.lines)
+
+
+async def test_a_session_log_pane_shows_only_its_own_failures(state_dir: StateDir) -> None:
+    db = LifecycleDB(state_dir.data)
+    db.heartbeat()
+    calls = InvocationsDB(state_dir.data)
+    tid, at = 2**40 + 21, local_now()
+    # One recycled thread: architect spec-22 runs on it after code_developer impl-064.
+    db.register(tid, "code_developer", "impl-064", CMD.format("code_developer"), spawned_at=at)
+    db.register(tid, "architect", "spec-22", CMD.format("architect"), spawned_at=at)
+    call = calls.start("code_developer", "implement", session_id=f"impl-064-{tid}")
+    calls.finish(call, "error", error="ClaudeError: tool use failed")
+    monitor = state_dir.monitor()
+    monitor.check()
+    assert [c.task_id for c in monitor.crashes()] == ["impl-064"]
+    agents: dict[str | None, AgentView] = {a.task_id: a for a in monitor.snapshot().agents}
+    app = console(monitor)
+    async with app.run_test(size=SMALL) as pilot:
+        for task, own in (("impl-064", True), ("spec-22", False)):
+            app.push_screen(AgentDetailScreen(monitor, agents[task], log_only=True))
+            await pilot.pause()
+            lines = await _session_log(pilot, app.screen.query_one("#agent-log", Log))
+            assert ("ClaudeError" in lines) is own, (task, lines)
+            assert ("impl-064" in lines) is own, (task, lines)
+            app.pop_screen()
+            await pilot.pause()
