@@ -142,11 +142,17 @@ class BugReporter:
         if self._frozen_reported:
             return []
         numbers: list[int] = []
+        # The heartbeat the sources read (era 2+: orchestrator_state in the database).
+        judged = next((i.details for i in frozen if i.details.get("heartbeat_path")), None)
+        path = self.ctx.config.work_loop_state_path
+        where = str(judged["heartbeat_path"]) if judged else str(path)
+        heartbeat = str(judged["heartbeat"]) if judged else f"last_update in {path.name}"
         outcome = self.tracker.report(
             issue_type="orchestrator_freeze",
-            fingerprint=f"orchestrator_freeze:{self.ctx.config.work_loop_state_path}",
+            fingerprint=f"orchestrator_freeze:{where}",
             title="Orchestrator loop frozen",
             description="\n".join(i.error for i in frozen)
+            + f"\nHeartbeat: {heartbeat} ({where})."
             + (
                 "\nA restart command is configured; ohm attempts a restart."
                 if self.ctx.config.orchestrator_restart_command
@@ -155,7 +161,7 @@ class BugReporter:
             priority="Critical",
             category="freeze",
             root_cause=frozen[0].error,
-            reproduction_steps=["Run the orchestrator", "Watch work_loop_state.json stop updating"],
+            reproduction_steps=["Run the orchestrator", f"Watch {heartbeat} stop advancing"],
         )
         self._frozen_reported = True
         n = self._done(outcome, numbers)
