@@ -432,13 +432,15 @@ class Check(Watches):
         ]
         # The event says what the alert says: a face may print only events.
         message = f"status {status}" + (f": {causes}" if status == "critical" else "")
-        try:
-            changed = (
-                self.store.add_status_change(status, message[:500], quiet="healthy") is not None
-            )
-        except StoreError as exc:
-            log.warning("could not record the status change: %s", exc)
-            changed = status != self._last_status  # the alert still goes out once
+        changed: bool | None = None
+        if not self.read_only:  # a read-only monitor records nothing
+            try:
+                event = self.store.add_status_change(status, message[:500], quiet="healthy")
+                changed = event is not None
+            except StoreError as exc:
+                log.warning("could not record the status change: %s", exc)
+        if changed is None:  # only its own last status to go by: the alert still goes once
+            changed = status != self._last_status
         if changed and status == "critical":
             self.notifier.alert("critical", causes)
         self._last_status = status
