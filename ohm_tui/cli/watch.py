@@ -18,7 +18,8 @@ from ohm_tui.cli import output as out
 from ohm_tui.cli.context import EXIT_OK, CliError, build_config, open_monitor, require_data_dir
 from ohm_tui.cli.signals import STOP_SIGNALS, SignalScope
 from ohm_tui.engine.config import Config
-from ohm_tui.engine.model import Event
+from ohm_tui.engine.detect import headline
+from ohm_tui.engine.model import Event, HealthReport
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from ohm_tui.engine.sources import registry
 
@@ -63,6 +64,13 @@ class EventPrinter:
             out.emit(line)
 
 
+def status_line(report: HealthReport) -> str:
+    """The status when watching starts: a status that does not change later is told by
+    no event, and an operator must not wait minutes to learn it is already degraded."""
+    cause = headline.headline(report)
+    return f"ohm watch: status {report.status}" + (f": {out.clean(cause)}" if cause else "")
+
+
 def run_watch_loop(monitor: OrchestratorHealthMonitor, stop: StopSignals) -> int:
     """Print events until a stop signal, then stop the monitor cleanly.
 
@@ -73,6 +81,10 @@ def run_watch_loop(monitor: OrchestratorHealthMonitor, stop: StopSignals) -> int
     monitor.add_listener(EventPrinter())
     monitor.start()
     try:
+        while monitor.last_report is None and not stop.event.wait(0.05):
+            pass
+        if monitor.last_report is not None:
+            out.emit(status_line(monitor.last_report))
         while not stop.event.wait(0.5):
             pass
     finally:

@@ -311,7 +311,7 @@ class AgentsModel:
             text.duration(up),
             text.percent(agent.cpu_percent),
             text.size(agent.rss_bytes or None),
-            f"{agent.respawns}/{agent.max_respawns}",
+            "-" if agent.source == "session" else f"{agent.respawns}/{agent.max_respawns}",
             cost_label(agent),
             text.one_line(last, 200),
         )

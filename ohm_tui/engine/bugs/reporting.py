@@ -100,7 +100,7 @@ class BugReporter:
                 description=_crash_description(newest, count, bool(st.given_up), st.attempts),
                 priority=self.tracker.priority_for(newest.error_type, count),
                 category="crash",
-                root_cause=newest.root_cause,
+                root_cause=_new_cause(newest),
                 related_files=newest.related_files,
                 reproduction_steps=[
                     "Start orchestrator",
@@ -146,11 +146,17 @@ class BugReporter:
         if self._frozen_reported:
             return []
         numbers: list[int] = []
+        # The heartbeat the sources read (era 2+: orchestrator_state in the database).
+        judged = next((i.details for i in frozen if i.details.get("heartbeat_path")), None)
+        path = self.ctx.config.work_loop_state_path
+        where = str(judged["heartbeat_path"]) if judged else str(path)
+        heartbeat = str(judged["heartbeat"]) if judged else f"last_update in {path.name}"
         outcome = self.tracker.report(
             issue_type="orchestrator_freeze",
-            fingerprint=f"orchestrator_freeze:{self.ctx.config.work_loop_state_path}",
+            fingerprint=f"orchestrator_freeze:{where}",
             title="Orchestrator loop frozen",
             description="\n".join(i.error for i in frozen)
+            + f"\nHeartbeat: {heartbeat} ({where})."
             + (
                 "\nA restart command is configured; ohm attempts a restart."
                 if self.ctx.config.orchestrator_restart_command
@@ -159,7 +165,7 @@ class BugReporter:
             priority="Critical",
             category="freeze",
             root_cause=frozen[0].error,
-            reproduction_steps=["Run the orchestrator", "Watch work_loop_state.json stop updating"],
+            reproduction_steps=["Run the orchestrator", f"Watch {heartbeat} stop advancing"],
         )
         self._frozen_reported = True
         n = self._done(outcome, numbers)
@@ -330,11 +336,28 @@ class BugReporter:
         return numbers
 
 
+def _new_cause(c: CrashRow) -> str | None:
+    """The root cause when it says more than the error does; None when it only
+    repeats ``Type: message`` (told once already, in the title and the description)."""
+    cause = " ".join((c.root_cause or "").split())
+    if not cause:
+        return None
+    etype = (c.error_type or "").strip()
+    message = " ".join((c.error_message or "").split())
+    return None if cause in (etype, message, f"{etype}: {message}") else c.root_cause
+
+
 def _crash_title(c: CrashRow) -> str:
+    """``architect agent crashes with ImportError: Missing SkillNames export in a.py``;
+    a cause that starts with the error type does not say the type twice."""
     what = c.error_type or "a crash"
     title = f"{c.agent_type} agent crashes with {what}"
-    if c.root_cause:
-        title += f": {c.root_cause}"
+    cause = _new_cause(c) or (c.root_cause and c.error_message) or ""  # the message once
+    cause = " ".join(cause.split())
+    if c.error_type and cause.startswith((f"{c.error_type}:", f"{c.error_type} ")):
+        title = f"{c.agent_type} agent crashes with {cause}"
+    elif cause:
+        title += f": {cause}"
     return title[:200]
 
 
@@ -345,8 +368,9 @@ def _crash_description(c: CrashRow, count: int, given_up: bool, attempts: int) -
     ]
     if c.error_type:
         lines.append(f"Error: {c.error_type}: {c.error_message or ''}".rstrip(": "))
-    if c.root_cause:
-        lines.append(f"Root cause: {c.root_cause}")
+    cause = _new_cause(c)
+    if cause:
+        lines.append(f"Root cause: {cause}")
     if given_up:
         lines.append(
             f"ohm gave up after {attempts} {plural(attempts, 'respawn')}; the agent stays down."

@@ -137,7 +137,10 @@ def orchestrator_issues(
     config: Config,
     now: float,
 ) -> tuple[list[Issue], float | None]:
-    """Liveness of the loop itself. Returns the issues and the last-poll age."""
+    """Liveness of the loop itself. Returns the issues and the last-poll age.
+
+    A freeze names the heartbeat it was judged by (``heartbeat``, ``heartbeat_path``):
+    ``work_loop_state.json`` exists in era 1 only."""
     issues: list[Issue] = []
     last_poll_age: float | None = None
     if loop is not None and loop.last_update is not None:
@@ -191,6 +194,13 @@ def orchestrator_issues(
                 details={"reason": "process_stopped", "pid": expected_pid},
             )
         )
+    if loop is not None:
+        where = {"heartbeat": loop.heartbeat, "heartbeat_path": str(loop.path)}
+        for issue in issues:
+            if issue.type == "orchestrator_freeze" and issue.details.get("reason") != (
+                "heartbeat_stale"  # the heartbeat log: a file of its own
+            ):
+                issue.details.update(where)
     if len(orchestrator_pids) > 1:
         issues.append(
             Issue(

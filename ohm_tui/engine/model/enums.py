@@ -50,6 +50,7 @@ class EventKind(StrEnum):
     # cancels the marker above, so a later real crash of that run is a crash.
     STOP_FAILED = "stop_failed"
     STOPPED = "stopped"
+    STATUS_CHANGED = "status_changed"  # once per change, whichever monitor saw it first
     CRASHED = "crashed"  # a run died with a failure (its crash row has the details)
     RESPAWNED = "respawned"
     RESPAWN_FAILED = "respawn_failed"

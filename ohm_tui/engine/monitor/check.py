@@ -12,7 +12,6 @@ from ohm_tui.engine.detect import acks, observe
 from ohm_tui.engine.detect import rules as detect
 from ohm_tui.engine.fmt import count
 from ohm_tui.engine.model import (
-    STATUS_ORDER,
     ActionResult,
     AgentRecord,
     CostSummary,
@@ -362,8 +361,6 @@ class Check(Watches):
         store = run.store
         if store is None or not run.record:
             return
-        if self._last_status is None:
-            self._last_status = self._recorded_status()
         try:
             report.check_id = store.record_health_check(
                 report,
@@ -428,28 +425,25 @@ class Check(Watches):
 
     def _note_status(self, status: Status, issues: list[Issue]) -> None:
         """A ``status_changed`` event (and an alert when critical) only when the status
-        differs from the last check's."""
-        if status != self._last_status:
-            causes = "; ".join(
-                i.error for i in issues if i.severity == "critical" and i.ack is None
-            )[:500]
-            if self._last_status is not None or status != "healthy":
-                # The event says what the alert says: a face may print only events.
-                message = f"status {status}" + (f": {causes}" if status == "critical" else "")
-                self.event("status_changed", message[:500], data={"status": status})
-            if status == "critical":
-                self.notifier.alert("critical", causes)
-            self._last_status = status
-
-    def _recorded_status(self) -> Status | None:
-        """The status of the last check on record, by any monitor: each ``ohm check``
-        is a fresh process, and the same status again is no change."""
-        try:
-            rows = self.store.list_health_checks(limit=1)
-        except StoreError:
-            return None
-        value = rows[0]["status"] if rows else None
-        return value if value in STATUS_ORDER else None
+        differs from the last one on record, whichever monitor recorded it: the store
+        compares and writes in one transaction, so each change is told once."""
+        causes = "; ".join(i.error for i in issues if i.severity == "critical" and i.ack is None)[
+            :500
+        ]
+        # The event says what the alert says: a face may print only events.
+        message = f"status {status}" + (f": {causes}" if status == "critical" else "")
+        changed: bool | None = None
+        if not self.read_only:  # a read-only monitor records nothing
+            try:
+                event = self.store.add_status_change(status, message[:500], quiet="healthy")
+                changed = event is not None
+            except StoreError as exc:
+                log.warning("could not record the status change: %s", exc)
+        if changed is None:  # only its own last status to go by: the alert still goes once
+            changed = status != self._last_status
+        if changed and status == "critical":
+            self.notifier.alert("critical", causes)
+        self._last_status = status
 
     def check_health(self) -> dict[str, Any]:
         """One check; the seed's result dict."""

@@ -261,7 +261,16 @@ class LifecycleSource(Source):
         return bool(rec.output and "Traceback (most recent call last)" in rec.output)
 
     def _heartbeat(self, conn: sqlite3.Connection, now: float) -> LoopState:
-        loop = LoopState(self.path, None, None, {}, None, None, None)
+        loop = LoopState(
+            self.path,
+            None,
+            None,
+            {},
+            None,
+            None,
+            None,
+            heartbeat=f"the newest orchestrator_state.updated_at in {self.path.name}",
+        )
         newest: float | None = None
         bad: list[str] = []
         for row in conn.execute("SELECT key, value, updated_at FROM orchestrator_state"):

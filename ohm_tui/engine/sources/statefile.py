@@ -79,7 +79,8 @@ class AgentStateView:
 
 @dataclass
 class LoopState:
-    """``work_loop_state.json``: when the orchestrator's loop last finished a cycle."""
+    """When the orchestrator's loop last finished a cycle: ``work_loop_state.json``
+    (era 1) or, with the same shape, ``orchestrator_state`` (era 2+)."""
 
     path: Path
     last_update: float | None
@@ -88,6 +89,12 @@ class LoopState:
     pid: int | None
     mtime: float | None
     problem: str | None
+    # What the heartbeat is, in words: a bug about a frozen loop names what to watch.
+    heartbeat: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.heartbeat:
+            self.heartbeat = f"last_update in {self.path.name}"
 
 
 # --------------------------------------------------------------------------- reading

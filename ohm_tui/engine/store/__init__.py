@@ -132,6 +132,7 @@ class Store:
         self.respawn_tally = self.respawns.respawn_tally
         # the timeline
         self.add_event = self.events.add_event
+        self.add_status_change = self.events.add_status_change
         self.list_events = self.events.list_events
         self.event_data = self.events.event_data
         self.last_event_ts = self.events.last_event_ts

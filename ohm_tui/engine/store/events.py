@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
-from ohm_tui.engine.model import Event
+from ohm_tui.engine.model import Event, EventKind
 from ohm_tui.engine.store.database import Repository
 from ohm_tui.engine.store.rows import _EVENT_COLS, _clip, _event_row, _json_dict, _opt_float
 from ohm_tui.engine.timeutil import now as _now
@@ -45,15 +45,7 @@ class EventRepository(Repository):
             json.dumps(data, default=str) if data else None,
         )
 
-        def run(conn: sqlite3.Connection) -> int:
-            cur = conn.execute(
-                "INSERT INTO ohm_events (ts, kind, message, agent_key, agent_pid, agent_type, "
-                "task_id, crash_id, bug_number, data) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                values,
-            )
-            return int(cur.lastrowid or 0)
-
-        event_id = self._write(run, "record an event")
+        event_id = self._write(lambda conn: _insert(conn, values), "record an event")
         return Event(
             event_id=event_id,
             ts=at,
@@ -66,6 +58,40 @@ class EventRepository(Repository):
             crash_id=crash_id,
             bug_number=bug_number,
         )
+
+    def add_status_change(self, status: str, message: str, *, quiet: str) -> Event | None:
+        """A ``status_changed`` event, only when ``status`` differs from the last one on
+        record (``ohm_meta`` key ``status``). It is read and set in the write transaction
+        of the insert, so two monitors on one database never both record one change.
+        With none on record, ``quiet`` (a first healthy check) is no change. None when
+        nothing was written."""
+        at = _now()
+        msg = _clip(message, 4096) or ""
+        kind = str(EventKind.STATUS_CHANGED)
+        values = (at, kind, msg, None, None, None, None, None, None, json.dumps({"status": status}))
+
+        def run(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT value FROM ohm_meta WHERE key='status'").fetchone()
+            last = row[0] if row else None
+            if row is None:  # a database from before ohm_meta kept it: the last event's
+                row = conn.execute(
+                    "SELECT data FROM ohm_events WHERE kind=? ORDER BY event_id DESC LIMIT 1",
+                    (kind,),
+                ).fetchone()
+                last = _json_dict(row[0]).get("status") if row else None
+            if status == (quiet if last is None else last):
+                return 0
+            conn.execute(
+                "INSERT INTO ohm_meta(key, value) VALUES ('status', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (status,),
+            )
+            return _insert(conn, values)
+
+        event_id = self._write(run, "record a status change")
+        if not event_id:
+            return None
+        return Event(event_id=event_id, ts=at, kind=kind, message=msg)
 
     def list_events(
         self, *, since: float | None = None, after_id: int | None = None, limit: int = 200
@@ -107,3 +133,12 @@ class EventRepository(Repository):
             action="count events",
         )
         return [(str(r[0]), int(r[1])) for r in rows]
+
+
+def _insert(conn: sqlite3.Connection, values: tuple[Any, ...]) -> int:
+    cur = conn.execute(
+        "INSERT INTO ohm_events (ts, kind, message, agent_key, agent_pid, agent_type, "
+        "task_id, crash_id, bug_number, data) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        values,
+    )
+    return int(cur.lastrowid or 0)

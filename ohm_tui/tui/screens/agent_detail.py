@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
-from ohm_tui.engine.model import AgentView, Event, EventKind, exit_code_text
+from ohm_tui.engine.model import AgentView, Event, EventKind, exit_code_text, is_process_id
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from ohm_tui.tui import text
 
@@ -49,10 +49,14 @@ def fresh_part(previous: str, current: str) -> str | None:
 
 
 def history_for(agent: AgentView, events: list[Event]) -> list[Event]:
-    """Events about this agent run or about its task (respawns replace the run key)."""
+    """Events about this agent run or about its task (respawns replace the run key).
+
+    A session's "pid" is a thread id, which Python hands to the next thread at once:
+    only its key names its run, or it would show another session's failures."""
+    by_pid = is_process_id(agent.pid)
     mine = []
     for event in events:
-        same_run = event.agent_key == agent.key or event.agent_pid == agent.pid
+        same_run = event.agent_key == agent.key or (by_pid and event.agent_pid == agent.pid)
         same_task = (
             agent.task_id is not None
             and event.task_id == agent.task_id
@@ -81,15 +85,26 @@ def session_log_text(agent: AgentView, events: list[Event]) -> list[str]:
     return lines
 
 
+def title_text(agent: AgentView) -> Text:
+    """``Agent 4242``; a session's thread id names no process: ``Session architect``."""
+    if agent.source == "session":
+        return Text("Session ").append_text(text.literal(agent.agent_type))
+    return Text(f"Agent {agent.pid}")
+
+
 def info_text(agent: AgentView) -> Text:
+    """What the run is. A session has no PID and is never respawned: neither is shown."""
+    session = agent.source == "session"
     out = Text()
-    out.append(f"PID {agent.pid}", style="bold")
+    out.append("session" if session else f"PID {agent.pid}", style="bold")
     out.append(" · ")
     out.append_text(text.literal(agent.agent_type))
     out.append(" · task ")
     out.append_text(text.literal(agent.task_id or "-"))
-    out.append(f" · {agent.status.replace('_', ' ')} · respawns {agent.respawns}")
-    out.append(f"/{agent.max_respawns} · source {agent.source}")
+    out.append(f" · {agent.status.replace('_', ' ')}")
+    if not session:
+        out.append(f" · respawns {agent.respawns}/{agent.max_respawns}")
+    out.append(f" · source {agent.source}")
     if agent.exit_code is not None:
         out.append(f" · exit code {exit_code_text(agent.exit_code)}")
     for label, value in (
@@ -165,7 +180,7 @@ class AgentDetailScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="agent-head", classes="detail-head") as head:
-            head.border_title = Text(f"Agent {self.agent.pid}")
+            head.border_title = title_text(self.agent)
             yield Static(info_text(self.agent), id="agent-info")
             yield Static(history_text([], session=self.is_session), id="agent-history")
         log = Log(id="agent-log", max_lines=5000)
@@ -174,7 +189,7 @@ class AgentDetailScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        if self.log_only:
+        if self.log_only or self.agent.source == "session":  # a session has no respawns
             self.query_one("#agent-history").display = False
         self.query_one("#agent-log", Log).focus()
         self._read_history()

@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, TextArea
 
 from ohm_tui.engine.config import PRIORITIES, Config
-from ohm_tui.engine.model import AgentView, CrashRow
+from ohm_tui.engine.model import AgentView, CrashRow, is_process_id
 from ohm_tui.tui import text
 
 
@@ -28,6 +28,14 @@ class BugDraft:
     related: dict[str, Any] = field(default_factory=dict)
 
 
+def _who(agent_type: str, pid: int, *, session: bool = False) -> str:
+    """``Agent architect (PID 4242)``; a session (era 3) has a thread id, no PID."""
+    kind = text.clean(agent_type)
+    if session or (pid and not is_process_id(pid)):
+        return f"Session {kind}"
+    return f"Agent {kind} (PID {pid})"
+
+
 def draft_from_crash(crash: CrashRow, config: Config) -> BugDraft:
     """A bug about one recorded crash: its error as title, its trace in the description."""
     error = text.clean(crash.error_type or f"exit code {crash.exit_code}")
@@ -36,7 +44,7 @@ def draft_from_crash(crash: CrashRow, config: Config) -> BugDraft:
     if message:
         title += f": {message}"
     lines = [
-        f"Agent {text.clean(crash.agent_type)} (PID {crash.agent_pid}) on task "
+        f"{_who(crash.agent_type, crash.agent_pid)} on task "
         f"{text.clean(crash.task_id or '-')} crashed.",
     ]
     if crash.command_text:
@@ -70,9 +78,11 @@ def draft_from_agent(agent: AgentView, config: Config) -> BugDraft:
     """A bug about one agent run, e.g. a stalled or looping one."""
     kind = text.clean(agent.agent_type)
     status = agent.status.replace("_", " ")
+    session = agent.source == "session"
     lines = [
-        f"Agent {kind} (PID {agent.pid}) on task {text.clean(agent.task_id or '-')} is {status}.",
-        f"Respawns: {agent.respawns}/{agent.max_respawns}.",
+        f"{_who(agent.agent_type, agent.pid, session=session)} on task "
+        f"{text.clean(agent.task_id or '-')} is {status}.",
+        *([] if session else [f"Respawns: {agent.respawns}/{agent.max_respawns}."]),
         f"Command: {text.clean(agent.command_text)}",
     ]
     if agent.last_log_line:
