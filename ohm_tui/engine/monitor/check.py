@@ -331,6 +331,10 @@ class Check(Watches):
             {} if run.cost is None else {"cost_last_hour_usd": run.cost.last_hour.cost_usd}
         )
         self._annotate_crash_issues(issues)
+        zombies = sum(
+            1 for i in issues if i.type == "zombie" and i.details.get("kind") != "stale_entries"
+        )
+        issues[:] = acks.merge(issues)  # each issue_id once: every face counts the same
         self._apply_acks(issues, run.now, run.store is not None)
         status: Status = acks.rollup(issues)  # acknowledged issues do not make the status
         active = sum(1 for o in run.observations if o.liveness == Liveness.ALIVE)
@@ -344,11 +348,7 @@ class Check(Watches):
             checked_at=run.now,
             sources=self._sources.describe(),
             extra_metrics={
-                "zombie_processes": sum(
-                    1
-                    for i in issues
-                    if i.type == "zombie" and i.details.get("kind") != "stale_entries"
-                ),
+                "zombie_processes": zombies,
                 "stale_entries": sum(
                     len(i.details.get("entries", [])) for i in issues if i.type == "zombie"
                 ),
