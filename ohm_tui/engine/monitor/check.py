@@ -113,7 +113,9 @@ class Check(Watches):
     def _check(self, record: bool) -> HealthReport:
         """The check as a pipeline: each step reads and adds to one ``CheckRun``."""
         with self._lock:
-            run = CheckRun(now=timeutil.now(), record=record)
+            # A read-only monitor only looks, whoever asks it to record: its store is
+            # read-only, and a write tried there is a storage error of its own making.
+            run = CheckRun(now=timeutil.now(), record=record and not self.read_only)
             self.loop_state.last_check_at = run.now
             self._open_history(run)
             self._gather_runs(run)

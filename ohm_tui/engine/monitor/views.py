@@ -113,7 +113,7 @@ class ReadModel:
                         agent.cost_usd = spent.cost_usd
                         agent.input_tokens = spent.input_tokens
                         agent.output_tokens = spent.output_tokens
-            if check.store_error:
+            if check.store_error and check.store_error not in errors:
                 errors.append(check.store_error)
             return Snapshot(
                 report=report,
