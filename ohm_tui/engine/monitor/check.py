@@ -222,7 +222,11 @@ class Check(Watches):
     def _forget_unlisted(self, run: CheckRun) -> None:
         """Per-run caches keep only the runs listed now (a daemon must not grow)."""
         listed = {r.key for r in run.records}
-        self._forget_deaths(listed, run.now)
+        view = self._last_view
+        # A run just closed by its orchestrator keeps the exit code its zombie showed:
+        # the cleanup books it with none, and its crash is recorded from the closed entry.
+        closed = {r.key for r in view.completed} if view is not None else set()
+        self._forget_deaths(listed | closed, run.now)
         self._create_times = {k: v for k, v in self._create_times.items() if k in listed}
         self._proc_cwds = {k: v for k, v in self._proc_cwds.items() if k in listed}
         self._operator_stopped = {k: v for k, v in self._operator_stopped.items() if k in listed}
@@ -272,6 +276,9 @@ class Check(Watches):
             for rec in new:
                 if not rec.log_file:
                     rec.log_file = self._logs.find(rec)
+                known = self._death_exits.get(rec.key)
+                if rec.exit_code is None and known is not None:
+                    rec.exit_code = known.exit_code  # read from its zombie before the reap
                 obs = observe.observe_closed(
                     rec, config=self.config, now=run.now, lookback=CLOSED_LOOKBACK
                 )
