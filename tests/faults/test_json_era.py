@@ -23,7 +23,14 @@ import psutil
 import pytest
 
 from ohm_tui import OrchestratorHealthMonitor
-from tests.faults.kit import REPO, MonitorFactory, crash_once_argv, event_kinds, python_env
+from tests.faults.kit import (
+    REPO,
+    MonitorFactory,
+    crash_argv,
+    crash_once_argv,
+    event_kinds,
+    python_env,
+)
 from tests.helpers import wait_until
 
 # Waits on stdin, then exits with the code given as $1.
@@ -263,3 +270,64 @@ def test_agent_blocked_writing_to_an_unread_pipe_is_reported(
     assert issue.details["pipes"] == ["stdout", "stderr"]
     assert "full pipe nobody reads" in issue.error and "log file" in issue.error
     assert report.status == "degraded" and quiet != pid
+
+
+# Era 1: the exit code read from an agent's zombie reaches its crash row, however the
+# crash was first recorded (the crash detail and the agents table agree).
+
+
+def _views(mon: OrchestratorHealthMonitor) -> dict[str, Any]:
+    return {a.key: a for a in mon.snapshot(record=False).agents}
+
+
+def test_background_crash_row_has_the_zombies_exit_code(
+    ohm: MonitorFactory, era1: Era1Driver
+) -> None:
+    pids = [era1.spawn(crash_argv(), agent_type="architect", task=f"spec-{i}") for i in range(3)]
+    mon = _monitor(ohm, era1, respawn_backoff_base=0.0, max_respawn_attempts=2)
+    mon.check()
+    keys = [_key(mon, p) for p in pids]
+    mon.start()
+    wait_until(lambda: set(pids) <= set(mon.watching()), message="agents watched")
+    for p in pids:
+        era1.release(p)
+    wait_until(
+        lambda: sum(e.kind == "gave_up" for e in mon.events(limit=1000)) >= 3,
+        timeout=30,
+        message="all given up",
+    )
+    mon.stop()
+    mon.check()
+    rows = {c.agent_key: c for c in mon.crashes()}
+    views = _views(mon)
+    for k in keys:
+        assert rows[k].exit_code == 1, (k, rows[k])
+    for c in rows.values():
+        assert c.exit_code == 1, c
+        v = views.get(c.agent_key)
+        if v is not None:
+            assert v.exit_code in (None, c.exit_code), (v, c)
+
+
+def test_zombie_seen_then_cleaned_before_recording_keeps_its_exit_code(
+    ohm: MonitorFactory, era1: Era1Driver
+) -> None:
+    """A look (``record=False``: ``ohm agents``, a face's first snapshot) reads the
+    zombie's exit status; the orchestrator then reaps it and its cleanup books the entry
+    ``completed`` with no exit code; the next recording check records the crash from the
+    closed entry: with the exit code read from the zombie, as the agents row showed."""
+    pid = era1.spawn(crash_argv(), agent_type="architect", task="spec-20")
+    mon = _monitor(ohm, era1, auto_fix=False)
+    mon.check()
+    key = _key(mon, pid)
+    era1.release(pid)
+    wait_until(lambda: _is_zombie(pid), message="a zombie")
+    mon.check(record=False)
+    assert _views(mon)[key].exit_code == 1
+    assert mon.crashes() == []
+    era1.spawn(["/bin/sh", "-c", "exec sleep 600"], task="impl-next")  # reaps the zombie
+    wait_until(lambda: not _is_zombie(pid), message="reaped")
+    assert era1.cleanup() == [pid]
+    mon.check()
+    (crash,) = [c for c in mon.crashes() if c.agent_key == key]
+    assert crash.exit_code == 1

@@ -116,6 +116,34 @@ def group(issues: list[Issue]) -> dict[str, list[Issue]]:
     return dict(by_id)
 
 
+def merge(issues: list[Issue]) -> list[Issue]:
+    """One issue per identity: a report lists each ``issue_id`` once, so that every face
+    counts the same. Of several (a task that crashed, ran again and crashed again), the
+    worst is kept, then the newest crash; ``details["occurrences"]`` says how many there
+    were, its text also names the others' when they differ, and the lists that name
+    what it covers (entries, pids) cover them all."""
+    merged: list[Issue] = []
+    for same in group(issues).values():
+        if len(same) == 1:
+            merged.append(same[0])
+            continue
+        keep = max(
+            enumerate(same),
+            key=lambda p: (STATUS_ORDER[p[1].severity], _crash_id(p[1]) or -1, p[0]),
+        )[1]
+        others = list(dict.fromkeys(i.error for i in same if i.error != keep.error))
+        if others:  # several findings under one id (bad entries of one file): all named
+            keep.error = "; also: ".join([keep.error, *others])
+        details = {**keep.details, "occurrences": len(same)}
+        for key in _LIST_KEYS:
+            lists = [i.details[key] for i in same if isinstance(i.details.get(key), list)]
+            if len(lists) > 1:
+                details[key] = [x for lst in lists for x in lst]
+        keep.details = details
+        merged.append(keep)
+    return merged
+
+
 @dataclass(slots=True)
 class Decision:
     """What to do with one open ack after a check."""

@@ -112,7 +112,9 @@ class Check(Watches):
     def _check(self, record: bool) -> HealthReport:
         """The check as a pipeline: each step reads and adds to one ``CheckRun``."""
         with self._lock:
-            run = CheckRun(now=timeutil.now(), record=record)
+            # A read-only monitor only looks, whoever asks it to record: its store is
+            # read-only, and a write tried there is a storage error of its own making.
+            run = CheckRun(now=timeutil.now(), record=record and not self.read_only)
             self.loop_state.last_check_at = run.now
             self._open_history(run)
             self._gather_runs(run)
@@ -219,7 +221,11 @@ class Check(Watches):
     def _forget_unlisted(self, run: CheckRun) -> None:
         """Per-run caches keep only the runs listed now (a daemon must not grow)."""
         listed = {r.key for r in run.records}
-        self._forget_deaths(listed, run.now)
+        view = self._last_view
+        # A run just closed by its orchestrator keeps the exit code its zombie showed:
+        # the cleanup books it with none, and its crash is recorded from the closed entry.
+        closed = {r.key for r in view.completed} if view is not None else set()
+        self._forget_deaths(listed | closed, run.now)
         self._create_times = {k: v for k, v in self._create_times.items() if k in listed}
         self._proc_cwds = {k: v for k, v in self._proc_cwds.items() if k in listed}
         self._operator_stopped = {k: v for k, v in self._operator_stopped.items() if k in listed}
@@ -269,6 +275,9 @@ class Check(Watches):
             for rec in new:
                 if not rec.log_file:
                     rec.log_file = self._logs.find(rec)
+                known = self._death_exits.get(rec.key)
+                if rec.exit_code is None and known is not None:
+                    rec.exit_code = known.exit_code  # read from its zombie before the reap
                 obs = observe.observe_closed(
                     rec, config=self.config, now=run.now, lookback=CLOSED_LOOKBACK
                 )
@@ -330,6 +339,10 @@ class Check(Watches):
             {} if run.cost is None else {"cost_last_hour_usd": run.cost.last_hour.cost_usd}
         )
         self._annotate_crash_issues(issues)
+        zombies = sum(
+            1 for i in issues if i.type == "zombie" and i.details.get("kind") != "stale_entries"
+        )
+        issues[:] = acks.merge(issues)  # each issue_id once: every face counts the same
         self._apply_acks(issues, run.now, run.store is not None)
         status: Status = acks.rollup(issues)  # acknowledged issues do not make the status
         active = sum(1 for o in run.observations if o.liveness == Liveness.ALIVE)
@@ -343,11 +356,7 @@ class Check(Watches):
             checked_at=run.now,
             sources=self._sources.describe(),
             extra_metrics={
-                "zombie_processes": sum(
-                    1
-                    for i in issues
-                    if i.type == "zombie" and i.details.get("kind") != "stale_entries"
-                ),
+                "zombie_processes": zombies,
                 "stale_entries": sum(
                     len(i.details.get("entries", [])) for i in issues if i.type == "zombie"
                 ),

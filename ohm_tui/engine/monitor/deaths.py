@@ -160,8 +160,9 @@ class Deaths(MonitorBase):
             )
 
     def _forget_deaths(self, listed: set[str], now: float) -> None:
-        """Bounded by the runs listed: only a listed run is observed again (its crash
-        was recorded by the check that read its zombie)."""
+        """Bounded by the runs listed (only a listed run is observed again) and the ones
+        its orchestrator just closed: a crash seen by a look that records nothing is
+        recorded from the closed entry, with the exit code read from its zombie."""
         self._death_exits = {k: v for k, v in self._death_exits.items() if k in listed}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterable
 
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.config import Config
@@ -27,6 +28,7 @@ from ohm_tui.engine.model import (
     parse_bug_number,
     shown_status,
     signal_name,
+    task_key,
 )
 from ohm_tui.engine.monitor.base import _opt_text, failure_reason
 from ohm_tui.engine.monitor.checkengine import CheckEngine
@@ -86,7 +88,11 @@ class ReadModel:
                 open_bugs = store.count_open_bugs()
             except StoreError as exc:
                 errors.append(str(exc))
-            agents = [self.agent_view(o) for o in check.observations.values()]
+            owners = phase_owners(check.observations.values())
+            agents = [
+                self.agent_view(o, task_phase=o.record.key in owners)
+                for o in check.observations.values()
+            ]
             agents += self._failed_respawn_views({a.key for a in agents})
             agents += check.fixer.given_up_views(agents, self._last_log_line)
             given_up = sum(
@@ -107,7 +113,7 @@ class ReadModel:
                         agent.cost_usd = spent.cost_usd
                         agent.input_tokens = spent.input_tokens
                         agent.output_tokens = spent.output_tokens
-            if check.store_error:
+            if check.store_error and check.store_error not in errors:
                 errors.append(check.store_error)
             return Snapshot(
                 report=report,
@@ -180,10 +186,14 @@ class ReadModel:
             )
         return views
 
-    def agent_view(self, obs: Observation) -> AgentView:
-        """One run as the faces show it: its status (with why), respawns, last log line."""
+    def agent_view(self, obs: Observation, *, task_phase: bool = True) -> AgentView:
+        """One run as the faces show it: its status (with why), respawns, last log line.
+        ``task_phase=False``: an older crashed run of a task that ran again; the task's
+        phase (respawning, given up) is its newest run's, this one shows ``crashed``."""
         rec = obs.record
         respawns, given_up, next_at = self._check.fixer.respawn_status(rec)
+        if not task_phase:
+            given_up, next_at = False, None
         reason: str | None = None
         alive = obs.liveness == Liveness.ALIVE
         stuck = rec.session is not None and rec.session.stuck_for is not None
@@ -286,3 +296,22 @@ class ReadModel:
         if not rec.log_file:
             return ""
         return logtail.sanitize(logtail.tail_text(rec.log_file, max_bytes))
+
+
+def phase_owners(observations: Iterable[Observation]) -> set[str]:
+    """The run that shows each task's phase: its newest crashed run. The state file may
+    list every crashed run of a task (era 1 never removed one); the older ones were
+    replaced, and show as what they are (``crashed``), not as more rows in the phase."""
+    newest: dict[str, Observation] = {}
+    for obs in observations:
+        if not obs.is_crash or obs.liveness in (Liveness.ALIVE, Liveness.ZOMBIE):
+            continue
+        tk = task_key(obs.record.agent_type, obs.record.task_id)
+        best = newest.get(tk)
+        if best is None or _age_key(obs) > _age_key(best):
+            newest[tk] = obs
+    return {o.record.key for o in newest.values()}
+
+
+def _age_key(obs: Observation) -> tuple[float, int]:
+    return (obs.record.started_at or 0.0, obs.record.pid)
