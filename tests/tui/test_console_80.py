@@ -1,0 +1,89 @@
+"""The console at 80x24, as a new operator first sees it (``ohm demo``): crashes are
+never hidden, the narrow panels stay readable, and every key answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ohm_tui.engine.monitor import OrchestratorHealthMonitor
+from ohm_tui.tui.agents_panel import AgentsPanel
+from ohm_tui.tui.agents_table import AgentsTable
+from ohm_tui.tui.app import OhmApp, make_app
+from tests.tui.conftest import StateDir, wait_for
+
+SIZE = (80, 24)
+
+
+def console(monitor: OrchestratorHealthMonitor, **kw: Any) -> OhmApp:
+    app = make_app(monitor, **kw)
+    app.refresh_interval = 0.2
+    return app
+
+
+def agents_table(app: OhmApp) -> AgentsTable:
+    return app.dashboard.query_one("#agents-table", AgentsTable)
+
+
+def visible_keys(table: AgentsTable) -> list[str]:
+    """Keys of the rows drawn on screen now."""
+    top = table.scroll_offset.y
+    view = table.size.height - table.header_height
+    return table.keys[top : top + view]
+
+
+def agents_title(app: OhmApp) -> str:
+    return str(app.dashboard.query_one(AgentsPanel).border_title)
+
+
+async def test_a_new_crash_is_in_view_when_the_table_was_at_the_top(
+    state_dir: StateDir,
+) -> None:
+    started = [state_dir.start_agent("architect", f"spec-{n}") for n in range(26)]
+    app = console(state_dir.monitor(max_respawn_attempts=0))
+    async with app.run_test(size=SIZE) as pilot:
+        table = agents_table(app)
+        keys = {a.key for a in started}
+        await wait_for(pilot, lambda: set(table.keys) == keys, message="rows")
+        view = table.size.height - table.header_height
+        assert len(keys) > view + 2, f"the table must scroll ({view} rows in view)"
+        table.focus()
+        await pilot.press("down")  # a running agent near the top
+        chosen = table.cursor_key
+        assert table.scroll_offset.y == 0 and table.cursor_row == 1
+        victim = next(a for a in started if table.keys.index(a.key) > view)
+        victim.crash()
+
+        def crashed() -> bool:
+            return victim.key in table.keys and table.cell_text(victim.key, "status") != "running"
+
+        await wait_for(pilot, crashed, message="the victim's row shows its crash")
+        await pilot.pause()
+        assert victim.key in visible_keys(table), "the crash is hidden above the view"
+        assert table.keys.index(victim.key) == 0
+        assert table.cursor_key == chosen  # the cursor stays on its agent, moved down
+        assert "above" not in agents_title(app)
+
+        # Scrolled down: the cursor keeps its line, and the title says what is above.
+        await pilot.press("pagedown", "pagedown")
+        assert table.scroll_offset.y > 0
+        await wait_for(pilot, lambda: "▲ 1 problem above" in agents_title(app), message="title")
+        line = table.cursor_row - table.scroll_offset.y
+        second = next(
+            a
+            for a in started
+            if a.key in visible_keys(table)[1:] and a.key not in (victim.key, table.cursor_key)
+        )
+        second.crash()
+
+        def second_crashed() -> bool:
+            return table.cell_text(second.key, "status") != "running"
+
+        await wait_for(pilot, second_crashed, message="second crash")
+        await wait_for(
+            pilot,
+            lambda: "▲ 2 problems above" in agents_title(app),
+            message="the title counts both crashes above the view",
+        )
+        assert table.cursor_row - table.scroll_offset.y == line
+        await pilot.press("home")
+        await wait_for(pilot, lambda: "above" not in agents_title(app), message="title clears")
