@@ -9,7 +9,10 @@ from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from ohm_tui.tui.agents_panel import AgentsPanel
 from ohm_tui.tui.agents_table import AgentsTable
 from ohm_tui.tui.app import OhmApp, make_app
+from ohm_tui.tui.messages import ActionDone
+from ohm_tui.tui.screens.confirm import ConfirmScreen
 from tests.tui.conftest import StateDir, wait_for
+from tests.tui.test_console import Recorder
 
 SIZE = (80, 24)
 
@@ -87,3 +90,31 @@ async def test_a_new_crash_is_in_view_when_the_table_was_at_the_top(
         assert table.cursor_row - table.scroll_offset.y == line
         await pilot.press("home")
         await wait_for(pilot, lambda: "above" not in agents_title(app), message="title clears")
+
+
+async def test_after_a_manual_respawn_the_cursor_is_on_the_new_run(state_dir: StateDir) -> None:
+    started = [state_dir.start_agent("architect", f"spec-{n}") for n in range(6)]
+    recorder = Recorder()
+    app = console(state_dir.monitor(max_respawn_attempts=0))
+    async with app.run_test(size=SIZE, message_hook=recorder) as pilot:
+        table = agents_table(app)
+        await wait_for(pilot, lambda: {a.key for a in started} <= set(table.keys), message="rows")
+        agent = started[3]
+        agent.crash()
+        await wait_for(
+            pilot, lambda: table.cell_text(agent.key, "status") != "running", message="crashed"
+        )
+        table.focus()
+        assert table.move_to_key(agent.key)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), message="confirm")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: recorder.of(ActionDone), message="respawn finished")
+        (done,) = recorder.of(ActionDone)
+        result = done.result
+        assert result.ok and result.agent_key is not None, result.message
+        await wait_for(pilot, lambda: result.agent_key in table.keys, message="new run's row")
+        frames = app.frames
+        await wait_for(pilot, lambda: app.frames >= frames + 2, message="two refreshes")
+        assert table.cursor_key == result.agent_key
+        assert table.cell_text(result.agent_key, "pid") == str(result.new_pid)
