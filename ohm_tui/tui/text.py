@@ -11,6 +11,7 @@ as a ``str``, ``[link=...]`` would become a link and ``[/]`` would raise
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from rich.style import Style
@@ -117,6 +118,14 @@ def duration(seconds: float | None) -> str:
     if seconds is not None and 0 <= seconds < COARSE_BELOW:
         return UNDER_A_MINUTE
     return fmt.duration(seconds)
+
+
+def moment(ts: float, now: float | None = None) -> str:
+    """When something happened, as a clock: ``"19:43:20"`` today, else
+    ``"2025-10-19 19:43:20"`` (local). Unlike "just now" it tells apart events a
+    few seconds apart, and it never ticks, so an idle table is not repainted."""
+    today = datetime.fromtimestamp(timeutil.now() if now is None else now).date()
+    return clock(ts) if datetime.fromtimestamp(ts).date() == today else local_time(ts)
 
 
 def set_border_title(widget: Any, title: str) -> None:

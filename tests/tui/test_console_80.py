@@ -3,16 +3,20 @@ never hidden, the narrow panels stay readable, and every key answers."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from ohm_tui.engine import fmt
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from ohm_tui.tui.agents_panel import AgentsPanel
 from ohm_tui.tui.agents_table import AgentsTable
 from ohm_tui.tui.app import OhmApp, make_app
+from ohm_tui.tui.keyed_table import KeyedTable
 from ohm_tui.tui.messages import ActionDone
 from ohm_tui.tui.screens.confirm import ConfirmScreen
+from ohm_tui.tui.timeline_panel import TimelinePanel
 from tests.tui.conftest import StateDir, wait_for
-from tests.tui.test_console import Recorder
+from tests.tui.test_console import Recorder, rendered
 
 SIZE = (80, 24)
 
@@ -118,3 +122,29 @@ async def test_after_a_manual_respawn_the_cursor_is_on_the_new_run(state_dir: St
         await wait_for(pilot, lambda: app.frames >= frames + 2, message="two refreshes")
         assert table.cursor_key == result.agent_key
         assert table.cell_text(result.agent_key, "pid") == str(result.new_pid)
+
+
+async def test_crash_timeline_at_80_columns_keeps_the_message_and_shows_clock_times(
+    state_dir: StateDir,
+) -> None:
+    agents = [state_dir.start_agent("code_developer", f"impl-06{n}") for n in range(2)]
+    app = console(state_dir.monitor(max_respawn_attempts=0))
+    async with app.run_test(size=SIZE) as pilot:
+        table = agents_table(app)
+        await wait_for(pilot, lambda: {a.key for a in agents} <= set(table.keys), message="rows")
+        for agent in agents:
+            agent.crash()
+        crashes = app.dashboard.query_one("#crashes-table", KeyedTable)
+        await wait_for(pilot, lambda: len(crashes.keys) == 2, message="two crash rows")
+        await pilot.pause()
+        panel = app.dashboard.query_one(TimelinePanel)
+        for key in crashes.keys:
+            crash = panel.crashes[key]
+            when = crashes.cell_text(key, "when")
+            # A clock time, not "just now": two crashes a moment apart can be told apart.
+            assert when == fmt.clock(crash.crashed_at), when
+            assert re.fullmatch(r"\d\d:\d\d:\d\d", when)
+        lines = rendered(crashes).splitlines()
+        assert "Message" in lines[0] and "Action" not in lines[0], "\n".join(lines)
+        assert any("cannot import name 'Skill" in line for line in lines[1:]), lines
+        assert all("code_devel" in line and "impl-06" in line for line in lines[1:3]), lines
