@@ -6,6 +6,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from rich.text import Text
+from textual.widgets import Static
+
 from ohm_tui.engine import fmt
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from ohm_tui.tui.agents_panel import AgentsPanel
@@ -14,6 +17,7 @@ from ohm_tui.tui.app import OhmApp, make_app
 from ohm_tui.tui.keyed_table import KeyedTable
 from ohm_tui.tui.messages import ActionDone
 from ohm_tui.tui.screens.confirm import ConfirmScreen
+from ohm_tui.tui.screens.issues import IssueDetailScreen, IssuesScreen
 from ohm_tui.tui.timeline_panel import TimelinePanel
 from tests.tui.conftest import StateDir, wait_for
 from tests.tui.test_console import Recorder, rendered
@@ -148,3 +152,53 @@ async def test_crash_timeline_at_80_columns_keeps_the_message_and_shows_clock_ti
         assert "Message" in lines[0] and "Action" not in lines[0], "\n".join(lines)
         assert any("cannot import name 'Skill" in line for line in lines[1:]), lines
         assert all("code_devel" in line and "impl-06" in line for line in lines[1:3]), lines
+
+
+async def test_issues_list_at_80_columns_reads_whole_and_enter_shows_the_full_issue(
+    state_dir: StateDir,
+) -> None:
+    agent = state_dir.start_agent("code_developer", "spec-22")
+    app = console(state_dir.monitor(max_respawn_attempts=0))
+    async with app.run_test(size=SIZE) as pilot:
+        table = agents_table(app)
+        await wait_for(pilot, lambda: agent.key in table.keys, message="agent row")
+        agent.crash()
+        await wait_for(
+            pilot,
+            lambda: (
+                any(i.task_id == "spec-22" for i in app.state.snapshot.report.issues)
+                if app.state.snapshot is not None
+                else False
+            ),
+            message="a crash issue",
+        )
+        await pilot.press("i")
+        await wait_for(pilot, lambda: isinstance(app.screen, IssuesScreen), message="issues")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, IssuesScreen)
+        issues = screen.query_one(KeyedTable)
+        lines = rendered(issues).splitlines()
+        assert "Id" not in lines[0].split(), lines[0]  # no column of ids for a person
+        (row,) = [line for line in lines[1:] if "spec-22" in line]
+        assert "spec-22 crashed: ImportError" in row and "…" not in row, row
+        # The dialog fits its rows: no screenful of empty lines.
+        dialog = screen.query_one("#issues-dialog")
+        assert dialog.size.height <= issues.row_count + 14, dialog.size
+        assert issues.size.height == issues.row_count + 1
+        # The highlighted issue in full, under the table.
+        issue = screen.selected
+        assert issue is not None and issue.task_id == "spec-22"
+        detail = str(screen.query_one("#issue-detail", Static).render())
+        assert "SkillNames" in detail
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, IssueDetailScreen), message="detail")
+        await pilot.pause()
+        body = app.screen.query_one("#issue-detail-body", Static).content
+        assert isinstance(body, Text)
+        full = body.plain
+        for part in (issue.error.strip(), str(issue.type), str(issue.severity), "spec-22"):
+            assert part in full, (part, full)
+        assert "not acknowledged" in full
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, IssuesScreen), message="back")
