@@ -16,6 +16,7 @@ from ohm_tui.tui.agents_table import AgentsTable
 from ohm_tui.tui.app import OhmApp, make_app
 from ohm_tui.tui.keyed_table import KeyedTable
 from ohm_tui.tui.messages import ActionDone
+from ohm_tui.tui.screens.bug_detail import BugDetailScreen
 from ohm_tui.tui.screens.confirm import ConfirmScreen
 from ohm_tui.tui.screens.issues import IssueDetailScreen, IssuesScreen
 from ohm_tui.tui.timeline_panel import TimelinePanel
@@ -202,3 +203,31 @@ async def test_issues_list_at_80_columns_reads_whole_and_enter_shows_the_full_is
         assert "not acknowledged" in full
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, IssuesScreen), message="back")
+
+
+async def test_read_only_bug_detail_says_why_every_change_key_does_nothing(
+    state_dir: StateDir,
+) -> None:
+    writer = state_dir.monitor()
+    bug = writer.file_bug("spec-22 keeps crashing", "High", "seen in the demo")
+    writer.close()
+    state_dir.monitors.remove(writer)
+    monitor = OrchestratorHealthMonitor(state_dir.config(), read_only=True)
+    state_dir.monitors.append(monitor)
+    app = console(monitor, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        bugs = app.dashboard.query_one("#bugs-table", KeyedTable)
+        await wait_for(pilot, lambda: str(bug.bug_number) in bugs.keys, message="bug row")
+        await pilot.press("3", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, BugDetailScreen), message="detail")
+        await pilot.pause()
+        for key in ("c", "plus", "o", "minus"):
+            app.clear_notifications()
+            await pilot.press(key)
+            await wait_for(
+                pilot,
+                lambda: any("read-only" in n.message for n in app._notifications),
+                message=f"a read-only toast for {key}",
+            )
+        assert monitor.bug(bug.bug_number).status == bug.status
+        assert monitor.bug(bug.bug_number).priority == "High"
