@@ -66,6 +66,19 @@ def one_line(text: str, max_len: int) -> str:
     return s
 
 
+def cut_words(text: str, max_len: int) -> str:
+    """``text`` cut to ``max_len`` characters at a word boundary, ending in ``…``: a
+    word is shown whole or not at all ("demo-3 crashed…", never "ClaudeTimeo…").
+    A first word longer than the room is cut, as nothing else would show."""
+    if len(text) <= max_len:
+        return text
+    room = max(0, max_len - 1)
+    head = text[: room + 1]
+    cut = head.rfind(" ")
+    kept = (head[:cut] if cut > 0 else text[:room]).rstrip(" :;,.-·")
+    return (kept or text[:room]) + "…"
+
+
 def _first_line(text: str) -> str:
     for line in text.splitlines():
         if line.strip():

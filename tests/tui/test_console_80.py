@@ -14,6 +14,7 @@ from ohm_tui.engine.monitor import OrchestratorHealthMonitor
 from ohm_tui.tui.agents_panel import AgentsPanel
 from ohm_tui.tui.agents_table import AgentsTable
 from ohm_tui.tui.app import OhmApp, make_app
+from ohm_tui.tui.header import HeaderStrip
 from ohm_tui.tui.keyed_table import KeyedTable
 from ohm_tui.tui.messages import ActionDone
 from ohm_tui.tui.screens.bug_detail import BugDetailScreen
@@ -231,3 +232,21 @@ async def test_read_only_bug_detail_says_why_every_change_key_does_nothing(
             )
         assert monitor.bug(bug.bug_number).status == bug.status
         assert monitor.bug(bug.bug_number).priority == "High"
+
+
+async def test_header_cuts_the_cause_at_a_word_boundary(state_dir: StateDir) -> None:
+    agent = state_dir.start_agent("code_developer", "spec-1234")
+    app = console(state_dir.monitor(max_respawn_attempts=0))
+    async with app.run_test(size=SIZE) as pilot:
+        table = agents_table(app)
+        await wait_for(pilot, lambda: agent.key in table.keys, message="agent row")
+        agent.crash()
+
+        def line() -> str:
+            return str(app.dashboard.query_one(HeaderStrip).content).splitlines()[0]
+
+        await wait_for(pilot, lambda: "spec-1234" in line(), message="the header names it")
+        cause = line().split(" · ")[1].strip()
+        # "spec-1234 crashed: ImportError" is past the cause's room: whole words only.
+        assert cause in ("spec-1234 crashed…", "spec-1234 crashed: ImportError"), cause
+        assert len(line()) <= 80
