@@ -67,6 +67,16 @@ STATUS_RANK: dict[str, int] = {
     Lifecycle.KILLED: 8,
 }
 LIVE_STATUSES = LIVE
+PROBLEMS: frozenset[str] = frozenset(
+    {
+        Lifecycle.CRASHED,
+        Lifecycle.GIVEN_UP,
+        Lifecycle.RESPAWN_FAILED,
+        Lifecycle.ZOMBIE,
+        Lifecycle.STALLED,
+    }
+)
+"""Statuses an operator must see: the table's title counts those scrolled above the view."""
 
 
 def status_label(agent: AgentView, now: float) -> str:

@@ -176,6 +176,9 @@ class AgentsPanel(Vertical):
         field.display = bool(self.filter_text)
         self.table.focus()
 
+    def on_agents_table_problems_above(self, event: AgentsTable.ProblemsAbove) -> None:
+        self._update_title()
+
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
         self.set_filter(event.value)
@@ -201,6 +204,10 @@ class AgentsPanel(Vertical):
         shown = len(frame.order) if frame is not None else 0
         count = f"{total}" if shown == total else f"{shown} of {total}"
         title = f"1 Agents ({count}) · sort: {self.sort_label}"
+        above = self.table.problems_above if self.is_mounted else 0
+        if above:  # never hide a crash: scrolled off the top, it is still named
+            title = f"1 Agents ({count}) · ▲ {above} problem{'s' if above > 1 else ''} above"
+            title += f" · sort: {self.sort_label}"
         if self.filter_text:
             title += f" · filter: {text.one_line(text.clean(self.filter_text), 30)}"
         # One title line, not a subtitle: at 24 lines panels have no bottom border.

@@ -5,9 +5,11 @@ all of them on the UI thread; at 5,000 agents a refresh or a re-sort took the UI
 thread for a good part of a second. ``AgentsTable`` holds an
 :class:`~ohm_tui.tui.agents_model.AgentsFrame` built in the snapshot worker and
 draws the few lines on screen from it (``render_line``). Applying a new frame
-keeps the cursor on the same agent (by key), keeps that agent on the same screen
-line, and repaints only the lines whose text changed, so an idle console writes
-almost nothing to the terminal.
+keeps the cursor on the same agent (by key); a view at the top stays at the top
+(a new crash sorted first is seen at once), a view scrolled down keeps the cursor's agent
+on its screen line; problem rows above the view are counted for the title
+(:attr:`AgentsTable.problems_above`). Only the lines whose text changed are
+repainted, so an idle console writes almost nothing to the terminal.
 
 Cells are plain strings already cleaned of escapes (``text.clean``) and drawn as
 ``Segment`` text, which is never parsed as markup.
@@ -32,6 +34,7 @@ from ohm_tui.tui.agents_model import (
     COLUMNS,
     KEYS,
     LAYOUT,
+    PROBLEMS,
     RIGHT,
     AgentRow,
     AgentsFrame,
@@ -126,6 +129,18 @@ class AgentsTable(ScrollView, can_focus=True):
         def control(self) -> AgentsTable:
             return self.table
 
+    class ProblemsAbove(Message):
+        """The number of problem rows scrolled above the view changed."""
+
+        def __init__(self, table: AgentsTable, count: int) -> None:
+            super().__init__()
+            self.table = table
+            self.count = count
+
+        @property
+        def control(self) -> AgentsTable:
+            return self.table
+
     show_header = True
     header_height = 1
 
@@ -137,6 +152,7 @@ class AgentsTable(ScrollView, can_focus=True):
         """Shown columns (index into ``COLUMNS``) and their widths, left to right."""
         self._layout_for: tuple[object, ...] | None = None
         self._tones: dict[tuple[str, str], Style] = {}
+        self._problems_above = 0
 
     # -- what tests and the panel read ------------------------------------------
     @property
@@ -166,6 +182,27 @@ class AgentsTable(ScrollView, can_focus=True):
         """Keys of the columns drawn now, left to right (narrow screens drop some)."""
         return [KEYS[i] for i in self._widths]
 
+    @property
+    def problems_above(self) -> int:
+        """Rows with a problem status (crashed, given up, ...) scrolled above the view."""
+        return self._problems_above
+
+    def _count_problems_above(self) -> None:
+        frame = self.frame
+        top = self.scroll_offset.y
+        count = 0
+        if frame is not None and top > 0:
+            rows = frame.rows
+            count = sum(1 for key in frame.order[:top] if rows[key].agent.status in PROBLEMS)
+        if count != self._problems_above:
+            self._problems_above = count
+            self.post_message(self.ProblemsAbove(self, count))
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if round(old_value) != round(new_value):
+            self._count_problems_above()
+
     def cell_text(self, key: str, column: str) -> str:
         """Plain text of one cell, drawn or not (for tests and for prefilling forms)."""
         if self.frame is None or key not in self.frame.rows:
@@ -181,9 +218,12 @@ class AgentsTable(ScrollView, can_focus=True):
 
     # -- applying a frame --------------------------------------------------------
     def show(self, frame: AgentsFrame) -> None:
-        """Show ``frame``: the cursor stays on its agent and on its screen line (or,
-        with the cursor scrolled away, the top row stays on top); only lines whose
-        text changed are drawn again."""
+        """Show ``frame``: the cursor stays on its agent. A view at the top stays at
+        the top, so rows sorted in above the cursor (a new crash, problems first)
+        are seen, not pushed off the top. Scrolled down (or on a new sort or
+        filter), the cursor's agent keeps its screen line (or, with the cursor
+        scrolled away, the top row stays on top), and the title counts the
+        problems above. Only lines whose text changed are drawn again."""
         old = self.frame
         old_key = self.cursor_key
         top = self.scroll_offset.y
@@ -193,8 +233,14 @@ class AgentsTable(ScrollView, can_focus=True):
             cursor = frame.index[old_key]
         else:  # its agent went: the cursor keeps its place
             cursor = min(self.cursor_row, max(0, count - 1))
-        follow_cursor = 0 <= self.cursor_row - top < view
-        if follow_cursor:
+        # At the top after a refresh, stay there: rows sorted in above the cursor (a
+        # new crash, problems first) must be seen, not pushed off the top. A new sort
+        # or filter keeps the cursor's line, so the next key acts on the row in sight.
+        at_top = top == 0 and old is not None and old.spec == frame.spec
+        follow_cursor = not at_top and 0 <= self.cursor_row - top < view
+        if at_top:
+            new_top = 0
+        elif follow_cursor:
             new_top = cursor - (self.cursor_row - top)
         elif old is not None and top < len(old.order):
             new_top = frame.index.get(old.order[top], top)
@@ -227,6 +273,7 @@ class AgentsTable(ScrollView, can_focus=True):
                     self.refresh(Region(x, self.header_height + line, width, 1))
         if self.cursor_key != old_key:
             self.post_message(self.Highlighted(self, self.cursor_key))
+        self._count_problems_above()
 
     def _drawn(self, frame: AgentsFrame | None, top: int, view: int) -> list[AgentRow | None]:
         if frame is None:

@@ -226,6 +226,9 @@ class DashboardScreen(Screen[None]):
         self.agents_model = AgentsModel()
         """The agents table's rows, built by the snapshot worker (``prepare``)."""
         self._prepared: tuple[Snapshot, AgentsFrame] | None = None
+        self._follow: tuple[str | None, int | None, int] | None = None
+        """(key, pid, frames left) of a run a manual respawn just started: the agents
+        table's cursor goes to it when its row arrives (a few frames at most)."""
 
     def compose(self) -> ComposeResult:
         yield HeaderStrip(id="header")
@@ -265,8 +268,25 @@ class DashboardScreen(Screen[None]):
         self.query_one(TimelinePanel).show_snapshot(snapshot, now)
         self.query_one(BugsPanel).show_bugs(snapshot.bugs, snapshot.open_bugs, now)
         self.query_one(Panes).fit()
+        self._follow_new_run()
         self.show_header()
         self._refresh_agent_keys()
+
+    def _follow_new_run(self) -> None:
+        """Put the agents table's cursor on the run a respawn started, once it is listed,
+        so the operator stays on the task they acted on (not on whatever row took the
+        old run's place)."""
+        if self._follow is None:
+            return
+        key, pid, left = self._follow
+        panel = self.query_one(AgentsPanel)
+        frame = panel.frame
+        if frame is not None and (key is None or key not in frame.index) and pid is not None:
+            key = next((k for k in frame.order if frame.rows[k].agent.pid == pid and k != key), key)
+        if key is not None and panel.table.move_to_key(key):
+            self._follow = None
+        else:
+            self._follow = (key, pid, left - 1) if left > 1 else None
 
     def _refresh_agent_keys(self) -> None:
         """Grey out or enable r / k / l when what they depend on changed, and only then:
@@ -616,4 +636,6 @@ class DashboardScreen(Screen[None]):
             severity="information" if result.ok else "error",
             markup=False,
         )
+        if result.ok and result.action in ("respawn", "restart") and result.new_pid is not None:
+            self._follow = (result.agent_key, result.new_pid, 10)
         self.post_message(RefreshRequested())

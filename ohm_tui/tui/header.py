@@ -10,6 +10,7 @@ strip reads the same with 16 colours or ``NO_COLOR``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -62,6 +63,20 @@ class Chip:
 Line = list[Chip]
 
 
+MORE = re.compile(r" \(\+\d+ more\)$")
+
+
+def cause_text(cause: str) -> str:
+    """The cause cut to its slot at a word boundary, keeping its "(+2 more)" whole:
+    ``demo-3 crashed… (+2 more)``, never ``demo-3 crashed: ClaudeTimeo…``."""
+    if len(cause) <= CAUSE_SLOT:
+        return cause
+    more = MORE.search(cause)
+    suffix = more.group(0) if more else ""
+    head = cause[: len(cause) - len(suffix)]
+    return text.cut_words(head, CAUSE_SLOT - len(suffix)) + suffix
+
+
 def _status_line(state: HeaderState) -> Line:
     """Line 1: the status, why, and the console's own modes."""
     snap = state.snapshot
@@ -74,7 +89,7 @@ def _status_line(state: HeaderState) -> Line:
         out.append(Chip(f" {report.status.upper()} ", BADGE_STYLES.get(report.status, "bold"), 10))
         cause = headline.headline(report)
         if cause:
-            cut = text.one_line(text.clean(cause), CAUSE_SLOT)
+            cut = cause_text(text.one_line(text.clean(cause), 200))
             out.append(Chip(cut, CAUSE_STYLES.get(report.status, ""), CAUSE_SLOT, True))
         acked = headline.acked_count(report)
         if acked:
@@ -161,8 +176,8 @@ def max_lines(state: HeaderState) -> int:
 
 def pack(lines: list[Line], width: int, max_lines: int = MAX_LINES) -> Content:
     """Lay each line's chips left to right in their slots; never wrap one into the next
-    line. A chip that does not fit ends its line: long text is cut to the room left
-    (unless under ``MIN_CUT``), a number or a word is left out whole."""
+    line. A chip that does not fit ends its line: long text is cut to the room left,
+    at a word boundary (unless under ``MIN_CUT``), a number or a word is left out whole."""
     width = max(20, width)
     assembled: list[str | tuple[str, str]] = []
     for number, line in enumerate(lines[:max_lines]):
@@ -179,7 +194,7 @@ def pack(lines: list[Line], width: int, max_lines: int = MAX_LINES) -> Content:
                 if len(shown) > room:
                     if room < MIN_CUT or not chip.cuttable:
                         break
-                    shown = shown[: room - 1] + "…"
+                    shown = text.cut_words(shown, room)
             if sep:
                 assembled.append((SEPARATOR, "$text-muted"))
             body = shown.rstrip()

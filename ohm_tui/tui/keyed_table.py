@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import ClassVar
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist
+
+from ohm_tui.cli.table import Column, layout
 
 Row = tuple[str, Sequence[Text]]
 MIN_WIDTH = 4  # a narrowed column keeps at least three letters and its "…"
@@ -42,20 +45,40 @@ class KeyedTable(DataTable[Text]):
         columns: Sequence[tuple[str, str]],
         *,
         cuttable: Mapping[str, int] | None = None,
+        priorities: Mapping[str, Column] | None = None,
         id: str | None = None,
         classes: str | None = None,
     ) -> None:
         """``cuttable``: text columns that may narrow (to the given width at least) so the
         table fits its width, first listed first; their text ends with ``…``. Other
-        columns (numbers, units, statuses) are never cut."""
+        columns (numbers, units, statuses) are never cut.
+
+        ``priorities`` (instead of ``cuttable``): each column's :class:`Column`, laid
+        out as the CLI and the agents table do (``cli.table.layout``): the least
+        important columns are left out first, then the long text is cut."""
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=True)
         self._column_spec = list(columns)
         self._cells: dict[str, tuple[Text, ...]] = {}
         keys = {key for _, key in self._column_spec}
         self._cuttable = {key: n for key, n in (cuttable or {}).items() if key in keys}
+        self._priorities = dict(priorities or {})
+        self._shown = [key for _, key in self._column_spec]
+        """Keys of the columns drawn, left to right (``priorities`` leaves some out)."""
         self._fitted_to: tuple[int, tuple[int, ...]] | None = None
         for label, key in self._column_spec:
             self.add_column(_label(label), key=key)
+
+    @property
+    def shown_columns(self) -> list[str]:
+        """Keys of the columns drawn now, left to right."""
+        return list(self._shown)
+
+    def _visible(self, cells: Sequence[Text]) -> list[Text]:
+        """The cells of the columns drawn, in their order."""
+        if len(self._shown) == len(self._column_spec):
+            return list(cells)
+        index = {key: n for n, (_, key) in enumerate(self._column_spec)}
+        return [cells[index[key]] for key in self._shown]
 
     @property
     def keys(self) -> list[str]:
@@ -83,6 +106,9 @@ class KeyedTable(DataTable[Text]):
 
     def set_column_label(self, key: str, label: str) -> None:
         """Relabel a column (a sort arrow); the column never narrows, so nothing jumps."""
+        self._column_spec = [(label if k == key else lb, k) for lb, k in self._column_spec]
+        if ColumnKey(key) not in self.columns:
+            return  # left out at this width: the label is used when it comes back
         column = self.columns[ColumnKey(key)]
         if column.label.plain == label:
             return
@@ -115,7 +141,7 @@ class KeyedTable(DataTable[Text]):
                 new = tuple(cells)
                 old = self._cells.get(key)
                 if old is None:
-                    self.add_row(*new, key=key)
+                    self.add_row(*self._visible(new), key=key)
                     self._cells[key] = new
                     continue
                 merged = list(old)
@@ -123,13 +149,15 @@ class KeyedTable(DataTable[Text]):
                     continue  # the very same cells: nothing to compare or draw
                 for index, (before, after) in enumerate(zip(old, new, strict=True)):
                     if before is not after and before != after:
+                        merged[index] = after
+                        if column_keys[index] not in self._shown:
+                            continue  # left out at this width: kept, not drawn
                         # Re-measuring a column walks all its cells: only do it when
                         # the new value is wider than the column (a crash storm
                         # otherwise blocks the UI thread for seconds).
                         column = self.columns[ColumnKey(column_keys[index])]
                         wider = _cell_width(after) > column.content_width
                         self.update_cell(key, column_keys[index], after, update_width=wider)
-                        merged[index] = after
                 self._cells[key] = tuple(merged)
             if self.keys != wanted:
                 self._reorder(wanted)
@@ -143,6 +171,60 @@ class KeyedTable(DataTable[Text]):
         self.fit_columns()
 
     def fit_columns(self) -> None:
+        """Fit the table to its width: by ``priorities`` when given (see
+        ``_fit_by_priority``), else by narrowing the ``cuttable`` columns."""
+        if self._priorities:
+            self._fit_by_priority()
+        else:
+            self._fit_cuttable()
+
+    def _fit_by_priority(self) -> None:
+        """Leave out the least important columns, then cut the long text, as the CLI
+        and the agents table do; a column left out or back rebuilds the columns (only
+        when the width or the widest cells change, never on an idle refresh)."""
+        available = self.scrollable_content_region.width
+        if available <= 0:
+            return
+        naturals = tuple(
+            max([cell_len(label)] + [cells[n].cell_len for cells in self._cells.values()])
+            for n, (label, _) in enumerate(self._column_spec)
+        )
+        if self._fitted_to == (available, naturals):
+            return
+        self._fitted_to = (available, naturals)
+        spec = [self._priorities.get(key, Column(label)) for label, key in self._column_spec]
+        # DataTable pads each column by a cell on both sides; the layout counts a
+        # two-cell gap between columns: the same, less the two outer cells.
+        padding = self.cell_padding
+        widths = layout(spec, naturals, available - 2 * padding)
+        shown = [self._column_spec[n][1] for n in sorted(widths)]
+        if shown != self._shown:
+            self._show_columns(shown)
+        width_of = {self._column_spec[n][1]: w for n, w in widths.items()}
+        for key in shown:
+            column = self.columns[ColumnKey(key)]
+            column.auto_width = False
+            column.width = width_of[key]
+        self._clear_caches()
+        self._require_update_dimensions = True
+        self.refresh()
+
+    def _show_columns(self, shown: list[str]) -> None:
+        """Draw only ``shown`` columns: rebuilt from the kept cells, the cursor kept."""
+        cursor_key = self.cursor_key
+        order = self.keys
+        labels = dict((key, label) for label, key in self._column_spec)
+        self._shown = shown
+        with self.app.batch_update():
+            self.clear(columns=True)
+            for key in shown:
+                self.add_column(_label(labels[key]), key=key)
+            for key in order:
+                self.add_row(*self._visible(self._cells[key]), key=key)
+            if cursor_key is not None:
+                self.move_to_key(cursor_key)
+
+    def _fit_cuttable(self) -> None:
         """Narrow the cuttable columns until the table fits its width, so that the
         edge of the screen never cuts a cell (a number, a unit, a word without ``…``);
         the text of a narrowed column ends with ``…`` (its cells overflow with an
@@ -180,7 +262,7 @@ class KeyedTable(DataTable[Text]):
     def _reorder(self, wanted: list[str]) -> None:
         # DataTable.sort hands the key function a row's cell values, not its key; the
         # first cell object of each row is ours and unique, so its identity names the row.
-        rank = {id(self._cells[key][0]): index for index, key in enumerate(wanted)}
+        rank = {id(self._visible(self._cells[key])[0]): index for index, key in enumerate(wanted)}
         self.sort(key=lambda values: rank[id(values[0])])
 
 

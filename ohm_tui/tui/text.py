@@ -11,6 +11,7 @@ as a ``str``, ``[link=...]`` would become a link and ``[/]`` would raise
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from rich.style import Style
@@ -65,6 +66,19 @@ def one_line(text: str, max_len: int) -> str:
     return s
 
 
+def cut_words(text: str, max_len: int) -> str:
+    """``text`` cut to ``max_len`` characters at a word boundary, ending in ``…``: a
+    word is shown whole or not at all ("demo-3 crashed…", never "ClaudeTimeo…").
+    A first word longer than the room is cut, as nothing else would show."""
+    if len(text) <= max_len:
+        return text
+    room = max(0, max_len - 1)
+    head = text[: room + 1]
+    cut = head.rfind(" ")
+    kept = (head[:cut] if cut > 0 else text[:room]).rstrip(" :;,.-·")
+    return (kept or text[:room]) + "…"
+
+
 def _first_line(text: str) -> str:
     for line in text.splitlines():
         if line.strip():
@@ -117,6 +131,14 @@ def duration(seconds: float | None) -> str:
     if seconds is not None and 0 <= seconds < COARSE_BELOW:
         return UNDER_A_MINUTE
     return fmt.duration(seconds)
+
+
+def moment(ts: float, now: float | None = None) -> str:
+    """When something happened, as a clock: ``"19:43:20"`` today, else
+    ``"2025-10-19 19:43:20"`` (local). Unlike "just now" it tells apart events a
+    few seconds apart, and it never ticks, so an idle table is not repainted."""
+    today = datetime.fromtimestamp(timeutil.now() if now is None else now).date()
+    return clock(ts) if datetime.fromtimestamp(ts).date() == today else local_time(ts)
 
 
 def set_border_title(widget: Any, title: str) -> None:

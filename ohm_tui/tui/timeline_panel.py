@@ -14,6 +14,7 @@ from textual.coordinate import Coordinate
 from textual.reactive import Reactive, var
 from textual.widgets import Sparkline, Static
 
+from ohm_tui.cli.table import Column
 from ohm_tui.engine.model import CrashRow, Snapshot
 from ohm_tui.tui import text
 from ohm_tui.tui.keyed_table import CellCache, KeyedTable, Row
@@ -24,12 +25,22 @@ COLUMNS: list[tuple[str, str]] = [
     ("Agent", "agent"),
     ("Task", "task"),
     ("Error", "error"),
-    ("Action", "action"),  # before the message: at 80 columns the message is what gets cut
+    ("Action", "action"),
     ("Message", "message"),
 ]
 
-# Text columns that narrow (to this width at least) so the table fits its panel.
-CUTTABLE = {"message": 12, "action": 14, "task": 8, "agent": 9}
+# How the columns fit (as the agents table and the CLI): at 80 columns the Action
+# (often one phrase repeated on every row, and on the detail screen) goes first, so
+# the message, what tells crashes apart, keeps the room.
+PRIORITIES: dict[str, Column] = {
+    "when": Column("When"),
+    "agent": Column("Agent", min_width=9),
+    "task": Column("Task", priority=1, min_width=8),
+    "error": Column("Error", min_width=12),
+    "action": Column("Action", priority=2, min_width=14),
+    # Its floor is high on purpose: below ~30 cells no message can be told apart.
+    "message": Column("Message", min_width=30, long=True),
+}
 
 
 def action_text(crash: CrashRow) -> str:
@@ -61,7 +72,7 @@ class CrashTable(KeyedTable):
     """The cursor stays on the newest crash as crashes arrive."""
 
     def __init__(self, columns: Sequence[tuple[str, str]], *, id: str | None = None) -> None:
-        super().__init__(columns, cuttable=CUTTABLE, id=id)
+        super().__init__(columns, priorities=PRIORITIES, id=id)
         self._syncing = False
 
     def sync(self, rows: Sequence[Row]) -> None:
@@ -142,13 +153,13 @@ class TimelinePanel(Vertical):
         self._show_title()
 
     def _cached_cells(self, crash: CrashRow, now: float) -> list[Text]:
-        signature = (crash, text.ago(crash.crashed_at, now))
+        signature = (crash, text.moment(crash.crashed_at, now))
         return self._cell_cache.get(str(crash.crash_id), signature, lambda: self._cells(crash, now))
 
     def _cells(self, crash: CrashRow, now: float) -> list[Text]:
         error_style = tone(self.app, "text-error", bold=True)
         return [
-            Text(text.ago(crash.crashed_at, now)),
+            Text(text.moment(crash.crashed_at, now)),
             text.literal(crash.agent_type, max_len=18),
             text.literal(crash.task_id or "-", max_len=18),
             text.literal(crash.error_type or f"exit {crash.exit_code}", error_style, max_len=24),

@@ -93,7 +93,24 @@ class BugDetailScreen(Screen[None]):
             id="bug.lower",
             tooltip="Lower the priority (towards Low)",
         ),
+        # Reached only when the key's own action above is greyed out (Textual tries the
+        # next binding of a key whose action is disabled): a toast says why, never silence.
+        *(
+            Binding(key, f"refuse('{action}')", show=False, system=True)
+            for key, action in (
+                ("c", "close_bug"),
+                ("o", "reopen_bug"),
+                ("plus,equals_sign", "priority"),
+                ("minus", "priority"),
+            )
+        ),
     ]
+    CHANGES = {
+        "close_bug": "closing bugs",
+        "reopen_bug": "reopening bugs",
+        "priority": "changing a bug's priority",
+    }
+    """What the read-only toast calls each change ("read-only: closing bugs is disabled")."""
 
     @dataclass
     class Changed(Message):
@@ -129,6 +146,22 @@ class BugDetailScreen(Screen[None]):
             if action == "reopen_bug" and self.bug.status not in CLOSED:
                 return None
         return True
+
+    def why_not(self, action: str) -> str | None:
+        """Why ``action`` cannot run now (its key is greyed out), or ``None`` if it can."""
+        if action in self.CHANGES and self.read_only:
+            return f"read-only: {self.CHANGES[action]} is disabled"
+        if action == "close_bug" and self.bug.status in CLOSED:
+            return f"{self.bug.label} is already {self.bug.status}"
+        if action == "reopen_bug" and self.bug.status not in CLOSED:
+            return f"{self.bug.label} is already open"
+        return None
+
+    def action_refuse(self, action: str) -> None:
+        """Say why a greyed-out key did nothing."""
+        reason = self.why_not(action)
+        if reason is not None:
+            self.notify(reason, severity="warning", timeout=3, markup=False)
 
     def action_back(self) -> None:
         self.dismiss(None)
