@@ -41,6 +41,7 @@ from bench.common import (
     rss_mb,
     thread_count,
     wait_until,
+    write_empty_state,
     write_ohm_toml,
 )
 
@@ -84,7 +85,7 @@ def run(work: Path, quick: bool, runs: int | None = None) -> Section:
     runs = runs or (10_000 if quick else 100_000)
     warm = runs // 10 if runs <= 10_000 else 10_000  # run 10,000 of 100,000
     data = work / "endure"
-    data.mkdir()
+    write_empty_state(data)
     cfg = write_ohm_toml(
         work / "endure-ohm.toml",
         data_dir=str(data),

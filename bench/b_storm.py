@@ -45,6 +45,7 @@ from bench.common import (
     rss_mb,
     stat_row,
     wait_until,
+    write_empty_state,
     write_ohm_toml,
 )
 from ohm_tui.engine.sources import statewrite as statefile
@@ -119,7 +120,7 @@ def storm(work: Path, sec: Section, *, fix: bool = True) -> None:
     that shows what acting on the crashes adds to crash -> recorded)."""
     name = "storm" if fix else "storm-nofix"
     data = work / name
-    (data / "orchestrator").mkdir(parents=True)
+    write_empty_state(data)
     cfg = write_ohm_toml(
         work / f"{name}-ohm.toml",
         data_dir=str(data),

@@ -372,6 +372,16 @@ def percentile(samples: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
+def write_empty_state(data: Path) -> None:
+    """An era-1 orchestrator's state before its first agent: ``ohm watch`` waits,
+    creating nothing, in a directory that holds no orchestrator state yet."""
+    orch = data / "orchestrator"
+    orch.mkdir(parents=True, exist_ok=True)
+    state = orch / "agent_state.json"
+    if not state.exists():
+        state.write_text(json.dumps({"active_agents": {}, "completed_agents": []}, indent=2))
+
+
 def write_ohm_toml(path: Path, **keys: object) -> Path:
     """An ``ohm.toml`` with top-level keys (numbers and strings only)."""
     lines = [f"{k} = {json.dumps(v)}" for k, v in keys.items()]
