@@ -23,6 +23,7 @@ import time
 import tracemalloc
 from collections import deque
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -352,5 +353,49 @@ def test_a_bug_pass_asks_the_database_a_constant_number_of_questions(data_dir: P
         many = statements_of_a_pass()
         assert many == few, (few, many)
         assert not mon.bugs("all")  # none of them is worth a bug
+    finally:
+        mon.close()
+
+
+def test_a_snapshot_asks_the_database_the_same_for_20_agents_as_for_400(data_dir: Path) -> None:
+    """The console takes a snapshot every refresh: one ledger read per agent was most
+    of the idle console's CPU at 5,000 agents. Entries in the real era-1 format."""
+
+    def write_state(n: int) -> None:
+        started = datetime.fromtimestamp(time.time() - 60).isoformat()
+        agents = {
+            str(4_194_400 + i): {
+                "pid": 4_194_400 + i,  # above pid_max: never a live process
+                "agent_type": "code_developer",
+                "task_id": f"impl-{i}",
+                "command": f"poetry run code-developer --task=impl-{i}",
+                "started_at": started,
+                "status": "running",
+            }
+            for i in range(n)
+        }
+        state = data_dir / "orchestrator" / "agent_state.json"
+        state.parent.mkdir(parents=True, exist_ok=True)
+        state.write_text(json.dumps({"active_agents": agents, "completed_agents": []}))
+
+    mon = OrchestratorHealthMonitor(base_config(data_dir), name="t")
+    try:
+
+        def statements_of_a_snapshot(n: int) -> int:
+            write_state(n)
+            mon.check()
+            seen: list[str] = []
+            conn = mon.store.db._connection()
+            conn.set_trace_callback(seen.append)
+            try:
+                snap = mon.snapshot()
+            finally:
+                conn.set_trace_callback(None)
+            assert len(snap.agents) == n
+            return len(seen)
+
+        few = statements_of_a_snapshot(20)
+        many = statements_of_a_snapshot(400)
+        assert many == few, (few, many)
     finally:
         mon.close()

@@ -891,3 +891,19 @@ def test_one_transaction_spans_repositories(store: Store) -> None:
     assert store.respawn_success_rate() is None
     row = store.get_crash(crash_id)
     assert row is not None and row.fix_state == "pending"
+
+
+def test_respawn_states_read_many_tasks_as_one_each_would(store: Store) -> None:
+    """A snapshot reads every listed task's ledger row at once: the same states as one
+    read per task, across the chunks a long IN list is cut into; unknown tasks absent."""
+    keys = [f"task:t-{i}" for i in range(1200)]
+    for i, key in enumerate(keys[::3]):
+        store.save_respawn_state(
+            RespawnState(
+                key, attempts=i % 4, given_up=i % 5 == 0, next_allowed_ts=NOW + i, last_start_ts=NOW
+            )
+        )
+    states = store.respawn_states([*keys, "task:never-ran"])
+    assert set(states) == set(keys[::3])
+    for key in keys:
+        assert states.get(key, RespawnState(key)) == store.get_respawn_state(key)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.actions.base import ActionBase
@@ -259,12 +259,19 @@ class RespawnLedger(ActionBase):
             if o.liveness != Liveness.ALIVE
         }
 
-    def respawn_status(self, rec: AgentRecord) -> tuple[int, bool, float | None]:
-        """(respawns so far, given up, next respawn time) for the console."""
-        try:
-            st = self.ctx.store.get_respawn_state(task_key(rec.agent_type, rec.task_id))
-        except StoreError:
-            return 0, False, None
+    def respawn_status(
+        self, rec: AgentRecord, states: Mapping[str, RespawnState] | None = None
+    ) -> tuple[int, bool, float | None]:
+        """(respawns so far, given up, next respawn time) for the console. ``states``:
+        the ledger rows already read for a whole snapshot (``store.respawn_states``)."""
+        tk = task_key(rec.agent_type, rec.task_id)
+        if states is not None:
+            st = states.get(tk) or RespawnState(tk)
+        else:
+            try:
+                st = self.ctx.store.get_respawn_state(tk)
+            except StoreError:
+                return 0, False, None
         nxt = (
             st.next_allowed_ts
             if st.next_allowed_ts and st.next_allowed_ts > timeutil.now()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ohm_tui.engine import timeutil
 from ohm_tui.engine.config import Config
@@ -24,6 +24,7 @@ from ohm_tui.engine.model import (
     Lifecycle,
     Liveness,
     Observation,
+    RespawnState,
     Snapshot,
     parse_bug_number,
     shown_status,
@@ -89,8 +90,9 @@ class ReadModel:
             except StoreError as exc:
                 errors.append(str(exc))
             owners = phase_owners(check.observations.values())
+            states = self._respawn_states(check.observations.values())
             agents = [
-                self.agent_view(o, task_phase=o.record.key in owners)
+                self.agent_view(o, task_phase=o.record.key in owners, states=states)
                 for o in check.observations.values()
             ]
             agents += self._failed_respawn_views({a.key for a in agents})
@@ -186,12 +188,29 @@ class ReadModel:
             )
         return views
 
-    def agent_view(self, obs: Observation, *, task_phase: bool = True) -> AgentView:
+    def _respawn_states(
+        self, observations: Iterable[Observation]
+    ) -> dict[str, RespawnState] | None:
+        """Every listed task's ledger row in a few queries; None (one query each, as
+        before) when the store cannot be read."""
+        keys = {task_key(o.record.agent_type, o.record.task_id) for o in observations}
+        try:
+            return self._check.store.respawn_states(keys)
+        except StoreError:
+            return None
+
+    def agent_view(
+        self,
+        obs: Observation,
+        *,
+        task_phase: bool = True,
+        states: Mapping[str, RespawnState] | None = None,
+    ) -> AgentView:
         """One run as the faces show it: its status (with why), respawns, last log line.
         ``task_phase=False``: an older crashed run of a task that ran again; the task's
         phase (respawning, given up) is its newest run's, this one shows ``crashed``."""
         rec = obs.record
-        respawns, given_up, next_at = self._check.fixer.respawn_status(rec)
+        respawns, given_up, next_at = self._check.fixer.respawn_status(rec, states)
         if not task_phase:
             given_up, next_at = False, None
         reason: str | None = None

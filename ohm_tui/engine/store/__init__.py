@@ -116,6 +116,7 @@ class Store:
         self.crash_tally = self.crashes.crash_tally
         # the respawn ledger, agents ohm spawned, runs seen
         self.get_respawn_state = self.respawns.get_respawn_state
+        self.respawn_states = self.respawns.respawn_states
         self.given_up_states = self.respawns.given_up_states
         self.save_respawn_state = self.respawns.save_respawn_state
         self.add_respawn = self.respawns.add_respawn

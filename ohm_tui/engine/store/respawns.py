@@ -10,28 +10,52 @@ from ohm_tui.engine.model import RespawnState
 from ohm_tui.engine.store.database import Repository
 from ohm_tui.engine.store.rows import _AGENT_COLS, _json_list, _opt_float, agent_dict
 
+_STATE_COLS = (
+    "attempts, last_attempt_ts, next_allowed_ts, given_up, given_up_ts, "
+    "last_start_ts, recent_fast_exits"
+)
+_IN_CHUNK = 500  # task keys per query (well under SQLite's variable limit)
+
+
+def _state(task_key: str, row: Sequence[Any]) -> RespawnState:
+    return RespawnState(
+        task_key=task_key,
+        attempts=int(row[0] or 0),
+        last_attempt_ts=_opt_float(row[1]),
+        next_allowed_ts=_opt_float(row[2]),
+        given_up=bool(row[3]),
+        given_up_ts=_opt_float(row[4]),
+        last_start_ts=_opt_float(row[5]),
+        recent_fast_exits=[float(x) for x in _json_list(row[6]) if isinstance(x, int | float)],
+    )
+
 
 class RespawnRepository(Repository):
     """A repository over the one ``Database`` it is given."""
 
     def get_respawn_state(self, task_key: str) -> RespawnState:
         row = self._one(
-            "SELECT attempts, last_attempt_ts, next_allowed_ts, given_up, given_up_ts, "
-            "last_start_ts, recent_fast_exits FROM ohm_respawn_state WHERE task_key=?",
-            (task_key,),
+            f"SELECT {_STATE_COLS} FROM ohm_respawn_state WHERE task_key=?", (task_key,)
         )
-        if row is None:
-            return RespawnState(task_key)
-        return RespawnState(
-            task_key=task_key,
-            attempts=int(row[0] or 0),
-            last_attempt_ts=_opt_float(row[1]),
-            next_allowed_ts=_opt_float(row[2]),
-            given_up=bool(row[3]),
-            given_up_ts=_opt_float(row[4]),
-            last_start_ts=_opt_float(row[5]),
-            recent_fast_exits=[float(x) for x in _json_list(row[6]) if isinstance(x, int | float)],
-        )
+        return RespawnState(task_key) if row is None else _state(task_key, row)
+
+    def respawn_states(self, task_keys: Iterable[str]) -> dict[str, RespawnState]:
+        """The ledger rows of many tasks in a few queries (a snapshot of 5,000 agents
+        read one row per agent every refresh: most of the idle console's cost). A task
+        without a row is absent from the result (its state is the default)."""
+        keys = sorted(set(task_keys))
+        out: dict[str, RespawnState] = {}
+        for i in range(0, len(keys), _IN_CHUNK):
+            chunk = keys[i : i + _IN_CHUNK]
+            rows = self._rows(
+                f"SELECT task_key, {_STATE_COLS} FROM ohm_respawn_state "
+                f"WHERE task_key IN ({','.join('?' * len(chunk))})",
+                tuple(chunk),
+                action="read respawn states",
+            )
+            for r in rows:
+                out[str(r[0])] = _state(str(r[0]), r[1:])
+        return out
 
     def given_up_states(self, since: float) -> list[RespawnState]:
         """Tasks ohm gave up on at or after ``since``, oldest first: they stay an issue
