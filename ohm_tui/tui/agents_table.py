@@ -105,41 +105,37 @@ class AgentsTable(ScrollView, can_focus=True):
     }
     """
 
-    class Highlighted(Message):
+    class _TableMessage(Message):
+        """A message about this table (``control`` is it, as Textual's own widgets do)."""
+
+        def __init__(self, table: AgentsTable) -> None:
+            super().__init__()
+            self.table = table
+
+        @property
+        def control(self) -> AgentsTable:
+            return self.table
+
+    class Highlighted(_TableMessage):
         """The cursor is on another agent (or on none)."""
 
         def __init__(self, table: AgentsTable, key: str | None) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.key = key
 
-        @property
-        def control(self) -> AgentsTable:
-            return self.table
-
-    class Selected(Message):
+    class Selected(_TableMessage):
         """Enter (or a click on the cursor's row) on an agent."""
 
         def __init__(self, table: AgentsTable, key: str) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.key = key
 
-        @property
-        def control(self) -> AgentsTable:
-            return self.table
-
-    class ProblemsAbove(Message):
+    class ProblemsAbove(_TableMessage):
         """The number of problem rows scrolled above the view changed."""
 
         def __init__(self, table: AgentsTable, count: int) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.count = count
-
-        @property
-        def control(self) -> AgentsTable:
-            return self.table
 
     show_header = True
     header_height = 1
