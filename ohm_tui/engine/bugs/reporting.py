@@ -75,7 +75,8 @@ class BugReporter:
         # Given-up tasks in one query, not a respawn state per task every pass: tasks
         # that crashed once stay groups all day, and a read each made a daemon's check
         # cost grow with its history.
-        given_up = {st.task_key: st for st in store.given_up_states(since)}
+        # Every task still given up, whenever that was (as the per-task read saw it).
+        given_up = {st.task_key: st for st in store.given_up_states(0.0)}
         for g in store.crash_groups(since, flagged=IMPORT_ERRORS):
             if not g.unbugged:
                 continue
