@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
-import threading
 from datetime import datetime
 from pathlib import Path
 
 import psutil
 
 from ohm_tui.engine.monitor import OrchestratorHealthMonitor
-from tests.functional.test_cli import clean_env, dead_pid, make_state_dir
+from tests.functional.test_cli import Watch, dead_pid, make_state_dir
 from tests.helpers import wait_until
 
 
@@ -72,26 +69,12 @@ def test_watch_started_while_degraded_says_so_first(tmp_path: Path) -> None:
     _add_dead_agent(data, "spec-8")
     with OrchestratorHealthMonitor({"data_dir": str(data), "auto_fix": False}) as mon:
         assert mon.check().status == "degraded"  # on record: no status_changed to come
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ohm_tui", "watch", "--no-fix", "--data-dir", str(data)],
-        cwd=tmp_path,
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    lines: list[str] = []
-    assert proc.stdout is not None
-    stdout = proc.stdout
-    reader = threading.Thread(target=lambda: lines.extend(stdout), daemon=True)
-    reader.start()
+    watch = Watch(data, tmp_path, "--no-fix")
     try:
-        wait_until(lambda: any("ohm watch: status" in x for x in lines), timeout=20)
+        wait_until(lambda: watch.has("ohm watch: status"), timeout=20)
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        reader.join(timeout=5)
+        watch.stop()
+    lines = list(watch.lines)
     (line,) = [x for x in lines if "ohm watch: status" in x]
     assert line.strip() == "ohm watch: status degraded: 1 stale entry", lines
     assert not any("status_changed" in x for x in lines), lines
