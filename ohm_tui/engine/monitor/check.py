@@ -158,6 +158,14 @@ class Check(Watches):
             except StoreError:
                 run.seen = set(self._seen_cache)
 
+    @staticmethod
+    def _awaits_exit_record(rec: AgentRecord, ex: ExitInfo | None) -> bool:
+        """One of ohm's own runs gone with no exit record yet: its runner writes one
+        within milliseconds of the end, so a check that comes in between waits for it
+        (one ``heartbeat_interval``, as for any death seen as it happens) instead of
+        calling a clean exit a crash (``ProcessGone``)."""
+        return rec.source == "ohm_spawned" and ex is None
+
     def _observe_runs(self, run: CheckRun) -> None:
         for rec in run.records:
             run.observations.append(self._observe_one(run, rec))
@@ -194,10 +202,15 @@ class Check(Watches):
                 # its grace, as on the event path.
                 dead_since=self._dead_since.get(
                     rec.key,
-                    now if self._watcher is not None and rec.key in self._alive_keys else None,
+                    now
+                    if (self._watcher is not None and rec.key in self._alive_keys)
+                    or self._awaits_exit_record(rec, ex)
+                    else None,
                 ),
                 watched=rec.key in self._alive_keys,
             )
+            if obs.liveness == Liveness.DEAD and self._awaits_exit_record(rec, ex):
+                self._dead_since.setdefault(rec.key, now)
             self._remember_death(obs)
         if obs.liveness == Liveness.ALIVE and obs.raw is not None:
             obs.cpu_percent = self._cpu.sample(obs.raw, time.monotonic())
